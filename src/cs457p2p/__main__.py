@@ -1,0 +1,7 @@
+"""``python -m cs457p2p``: the same as the ``cs457p2p`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,321 @@
+"""The ``cs457p2p`` command: ``tracker``, ``client`` and ``demo``.
+
+Errors are one line on stderr: exit 2 for usage and configuration errors (bad flags, a
+bad database), 1 for failures at run time (connection refused, a lying tracker...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from typing import NoReturn, TextIO
+
+from . import __version__
+from .client import ClientConfig, ClientError, FetchResult, fetch_message
+from .database import Database, DatabaseError
+from .tracker import Tracker, TrackerConfig, format_address
+
+__all__ = ["main", "parse_address"]
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (plus exit code 2), not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def parse_address(text: str, default_port: int = 7777) -> tuple[str, int]:
+    """``HOST:PORT``, ``[V6]:PORT``, ``HOST`` or ``:PORT`` -> ``(host, port)``."""
+    host, port_text = text, ""
+    if text.startswith("["):
+        close = text.find("]")
+        if close < 0:
+            raise ValueError(f"bad address {text!r}: missing ']'")
+        host, rest = text[1:close], text[close + 1 :]
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"bad address {text!r}")
+        port_text = rest[1:]
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    elif ":" in text:
+        raise ValueError(f"bad address {text!r}: write an IPv6 address as [ADDR]:PORT")
+    host = host or "localhost"
+    if not port_text:
+        return host, default_port
+    port = _port(port_text)
+    return host, port
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise ValueError(f"bad port {text!r}: not a number") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"bad port {port}: must be 0..65535")
+    return port
+
+
+def _address_arg(text: str) -> tuple[str, int]:
+    try:
+        return parse_address(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _port_arg(text: str) -> int:
+    try:
+        return _port(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="cs457p2p",
+        description="The cs457 P2P protocol: a safe, concurrent tracker and client.",
+    )
+    parser.add_argument("--version", action="version", version=f"cs457p2p {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    t = sub.add_parser(
+        "tracker",
+        help="serve a database of items",
+        description="Serve a shuffled database of items (Part 1).",
+    )
+    t.add_argument("--host", default="localhost", help="address to listen on (default: localhost)")
+    t.add_argument(
+        "--port", type=_port_arg, default=7777, help="port (default: 7777; 0 takes a free port)"
+    )
+    src = t.add_mutually_exclusive_group()
+    src.add_argument(
+        "--db",
+        metavar="FILE",
+        help="database file: .txt, .json or .csv (default: the built-in 16 items)",
+    )
+    src.add_argument("--message", metavar="TEXT", help="serve TEXT, word k as SEQNUM k")
+    t.add_argument(
+        "--shuffle-seed", type=int, metavar="INT", help="make the stored order reproducible"
+    )
+    t.add_argument(
+        "--idle-timeout",
+        type=_positive_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="close a connection silent this long (default: 60)",
+    )
+
+    c = sub.add_parser(
+        "client",
+        help="collect every item and print the message",
+        description="Register, collect every item and print the assembled message.",
+    )
+    c.add_argument(
+        "--tracker",
+        type=_address_arg,
+        default=("localhost", 7777),
+        metavar="HOST:PORT",
+        help="tracker address (default: localhost:7777)",
+    )
+    c.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="give up when a connection or an answer takes longer (default: 10)",
+    )
+    c.add_argument("--bind", metavar="ADDR", help="local address to connect from, e.g. 127.0.0.2")
+    c.add_argument(
+        "--max-items",
+        type=_positive_int,
+        default=10_000_000,
+        metavar="N",
+        help="refuse a database larger than N items (default: 10000000)",
+    )
+    c.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    c.add_argument(
+        "--verbose", "-v", action="store_true", help="print connection statistics on stderr"
+    )
+
+    sub.add_parser(
+        "demo",
+        help="run a tracker and a client in one process",
+        description="Start a tracker with the built-in database on a free port and run"
+        " the client against it.",
+    )
+    return parser
+
+
+# ------------------------------------------------------------------------- progress
+
+
+class _ProgressReporter:
+    """A progress bar on a terminal; elsewhere a line every few seconds of a long fetch."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.start = time.monotonic()
+        self.last = self.start
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if self.tty:
+            if now - self.last < 0.1 and done < total:
+                return
+            self.last = now
+            width = 30
+            filled = width * done // total if total else width
+            self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} items")
+            self.stream.flush()
+            self.shown = True
+        elif now - self.last >= 2.0:
+            self.last = now
+            self.stream.write(f"fetched {done}/{total} items\n")
+            self.stream.flush()
+
+    def finish(self) -> None:
+        if self.tty and self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# ------------------------------------------------------------------------- commands
+
+
+def _fail(prog: str, message: str, code: int = EXIT_FAILURE) -> int:
+    sys.stderr.write(f"{prog}: error: {message}\n")
+    sys.stderr.flush()
+    return code
+
+
+def _load_db(args: argparse.Namespace) -> Database:
+    if args.db is not None:
+        return Database.from_file(args.db, args.shuffle_seed)
+    if args.message is not None:
+        return Database.from_message(args.message, args.shuffle_seed)
+    return Database.default(args.shuffle_seed)
+
+
+async def _serve(tracker: Tracker, host: str) -> None:
+    await tracker.start()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    sys.stderr.write(
+        f"listening on {format_address(host, tracker.port)} ({len(tracker.db)} items)\n"
+    )
+    sys.stderr.flush()
+    try:
+        await stop.wait()
+    finally:
+        await tracker.close()
+
+
+def run_tracker(args: argparse.Namespace) -> int:
+    prog = "cs457p2p tracker"
+    try:
+        db = _load_db(args)
+    except DatabaseError as e:
+        return _fail(prog, str(e), EXIT_USAGE)
+    config = TrackerConfig(host=args.host, port=args.port, idle_timeout=args.idle_timeout)
+    tracker = Tracker(db, config)
+    try:
+        asyncio.run(_serve(tracker, args.host))
+    except OSError as e:
+        return _fail(
+            prog, f"cannot listen on {format_address(args.host, args.port)}: {e.strerror or e}"
+        )
+    return EXIT_OK
+
+
+def _report(result: FetchResult, verbose: bool) -> None:
+    if verbose:
+        style = "one request per connection" if result.reference_style else "pipelined"
+        sys.stderr.write(
+            f"fetched {result.n} items over {result.connections} connections ({style})\n"
+        )
+    sys.stdout.write(result.message + "\n")
+    sys.stdout.flush()
+
+
+def run_client(args: argparse.Namespace) -> int:
+    host, port = args.tracker
+    config = ClientConfig(
+        host=host, port=port, timeout=args.timeout, bind=args.bind, max_items=args.max_items
+    )
+    progress = None if args.quiet else _ProgressReporter(sys.stderr)
+    try:
+        result = asyncio.run(fetch_message(config, progress))
+    except ClientError as e:
+        if progress is not None:
+            progress.finish()
+        return _fail("cs457p2p client", str(e))
+    if progress is not None:
+        progress.finish()
+    _report(result, args.verbose)
+    return EXIT_OK
+
+
+async def _demo() -> FetchResult:
+    tracker = Tracker(Database.default(), TrackerConfig(host="127.0.0.1", port=0))
+    await tracker.start()
+    try:
+        sys.stderr.write(
+            f"demo: tracker listening on 127.0.0.1:{tracker.port} ({len(tracker.db)} items)\n"
+        )
+        return await fetch_message(ClientConfig(host="127.0.0.1", port=tracker.port))
+    finally:
+        await tracker.close()
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    try:
+        result = asyncio.run(_demo())
+    except (ClientError, OSError) as e:
+        return _fail("cs457p2p demo", str(e))
+    _report(result, verbose=True)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"tracker": run_tracker, "client": run_client, "demo": run_demo}
+    with contextlib.suppress(KeyboardInterrupt):
+        return handlers[args.command](args)
+    return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

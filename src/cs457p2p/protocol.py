@@ -1,0 +1,377 @@
+"""The Part 1 wire protocol, sans I/O: message encoding, the incremental stream parsers,
+and the checks that turn decoded answers into facts.
+
+Bytes (see ``shared/spec/WIRE.md``):
+
+* register: the 8 raw bytes ``REGISTER`` -> pickled N;
+* item: pickled position ``i`` (or ASCII digits, which we accept too) -> pickled
+  ``(SEQNUM, VALUE)``;
+* anything else -> pickled ``'Bad request'``.
+
+Nothing here touches a socket or a clock. The transports feed bytes in and write out
+the bytes these functions return.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from .decoder import DecodeError, Incomplete, Value, _py2_text, decode_prefix
+
+__all__ = [
+    "ANSWER_PROTOCOL",
+    "BAD_REQUEST",
+    "BAD_REQUEST_TEXT",
+    "MAX_ANSWER",
+    "MAX_REQUEST",
+    "REGISTER",
+    "AnswerParser",
+    "BadRequest",
+    "Position",
+    "ProtocolError",
+    "Register",
+    "Request",
+    "RequestParser",
+    "encode",
+    "encode_count",
+    "encode_item",
+    "encode_position",
+    "interpret_count",
+    "interpret_item",
+]
+
+#: The raw registration request (not pickled, no newline).
+REGISTER = b"REGISTER"
+#: The reference tracker does a single ``recv(1024)``: no request may be longer.
+MAX_REQUEST = 1024
+#: Longest answer a client accepts (one item); bounds what a hostile tracker can make
+#: a client buffer for one message.
+MAX_ANSWER = 1 << 20
+#: Pickle protocol of everything we send: the newest that Python 2 peers can read.
+ANSWER_PROTOCOL = 2
+BAD_REQUEST_TEXT = "Bad request"
+
+_PACK_I4 = struct.Struct("<i").pack
+_PACK_U4 = struct.Struct("<I").pack
+_PACK_U2 = struct.Struct("<H").pack
+_PACK_F8 = struct.Struct(">d").pack
+_TUPLE_END = (b")", b"\x85", b"\x86", b"\x87")  # EMPTY_TUPLE, TUPLE1, TUPLE2, TUPLE3
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def _encode_body(value: Value, out: list[bytes]) -> bool:
+    """Append the opcodes for ``value`` to ``out``; return True if bytes were used."""
+    if value is None:
+        out.append(b"N")
+    elif value is True:
+        out.append(b"\x88")
+    elif value is False:
+        out.append(b"\x89")
+    elif isinstance(value, int):
+        if 0 <= value < 256:
+            out.append(b"K" + bytes((value,)))
+        elif 0 <= value < 65536:
+            out.append(b"M" + _PACK_U2(value))
+        elif -(2**31) <= value < 2**31:
+            out.append(b"J" + _PACK_I4(value))
+        else:
+            raw = value.to_bytes((value.bit_length() + 8) // 8, "little", signed=True)
+            if len(raw) < 256:
+                out.append(b"\x8a" + bytes((len(raw),)) + raw)
+            else:
+                out.append(b"\x8b" + _PACK_I4(len(raw)) + raw)
+    elif isinstance(value, float):
+        out.append(b"G" + _PACK_F8(value))
+    elif isinstance(value, str):
+        raw = value.encode("utf-8", "surrogatepass")
+        out.append(b"X" + _PACK_U4(len(raw)) + raw)
+    elif isinstance(value, bytes):
+        if len(value) < 256:
+            out.append(b"C" + bytes((len(value),)) + value)
+        else:
+            out.append(b"B" + _PACK_U4(len(value)) + value)
+        return True
+    elif isinstance(value, tuple):
+        used = False
+        if len(value) > 3:
+            out.append(b"(")
+        for item in value:
+            used |= _encode_body(item, out)
+        out.append(_TUPLE_END[len(value)] if len(value) <= 3 else b"t")
+        return used
+    elif isinstance(value, list):
+        used = False
+        out.append(b"]")
+        if value:
+            out.append(b"(")
+            for item in value:
+                used |= _encode_body(item, out)
+            out.append(b"e")
+        return used
+    else:
+        raise TypeError(f"cannot encode {type(value).__name__}")
+    return False
+
+
+def encode(value: Value) -> bytes:
+    """Pickle ``value`` (allowed types only) as protocol 2, without memo opcodes.
+
+    ``pickle.loads`` reads the result as ``value``. Values containing ``bytes`` need the
+    protocol 3 BINBYTES opcodes and so get a protocol 3 header (Python 2 cannot read them;
+    Part 1 never sends bytes).
+    """
+    out: list[bytes] = []
+    used_bytes = _encode_body(value, out)
+    return (b"\x80\x03" if used_bytes else b"\x80\x02") + b"".join(out) + b"."
+
+
+def encode_count(n: int) -> bytes:
+    """The tracker's answer to REGISTER."""
+    return encode(n)
+
+
+def encode_item(seqnum: int, value: str) -> bytes:
+    """The tracker's answer to a position request."""
+    return encode((seqnum, value))
+
+
+def encode_position(index: int) -> bytes:
+    """The client's request for the item at ``index``."""
+    return encode(index)
+
+
+BAD_REQUEST = encode(BAD_REQUEST_TEXT)
+
+
+# --------------------------------------------------------------------- request parser
+
+
+@dataclass(frozen=True, slots=True)
+class Register:
+    """A registration request."""
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A request for the item stored at position ``index`` (not yet range-checked)."""
+
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class BadRequest:
+    """A request the tracker must answer with ``'Bad request'``.
+
+    ``fatal`` means the stream cannot be resynchronised after it (the end of the bad
+    message is unknown): the connection is closed after the answer.
+    """
+
+    reason: str
+    fatal: bool
+
+
+Request = Register | Position | BadRequest
+
+_DIGITS = frozenset(b"0123456789")
+_SEPARATORS = b" \t\r\n"
+_MAX_DIGITS = 20  # longer ASCII positions cannot be in range of any database
+
+
+def _request_from_value(value: Value) -> Request:
+    if isinstance(value, bool):
+        return BadRequest("a bool is not a position", fatal=False)
+    if isinstance(value, int):
+        return Position(value)
+    if value in ("REGISTER", b"REGISTER"):
+        return Register()
+    return BadRequest(f"a pickled {type(value).__name__} is not a request", fatal=False)
+
+
+class RequestParser:
+    """Splits the bytes a client sends into requests, however they are cut.
+
+    Messages: the raw ``REGISTER``; a pickle of any protocol (self-delimiting, decoded by
+    the restricted decoder: an int is a position, the string ``'REGISTER'`` registers);
+    or ASCII digits, ended by a space, tab, CR or LF, or by any byte that is not a digit.
+    Separators between messages are skipped. A digit run at the end of the bytes so far
+    is held back until more bytes show where it ends, or until the transport calls
+    :meth:`flush` (the peer went quiet or closed), because ``b"1"`` then ``b"2"`` is the
+    position 12.
+
+    After a fatal :class:`BadRequest` the parser is finished and ignores further input.
+    """
+
+    __slots__ = ("_buf", "_needed", "finished", "max_request")
+
+    def __init__(self, max_request: int = MAX_REQUEST) -> None:
+        self._buf = b""
+        self._needed = 0
+        self.max_request = max_request
+        self.finished = False
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet part of a complete message."""
+        return len(self._buf)
+
+    @property
+    def holds_digits(self) -> bool:
+        """True when the buffer ends in a digit run that :meth:`flush` would complete."""
+        return bool(self._buf) and self._buf[0] in _DIGITS and not self.finished
+
+    def feed(self, data: bytes) -> list[Request]:
+        """Add bytes; return the requests they complete, in order."""
+        if self.finished:
+            return []
+        buf = self._buf + data if self._buf else data
+        self._buf = buf
+        if len(buf) < self._needed:
+            return []
+        return self._parse(final=False)
+
+    def flush(self) -> list[Request]:
+        """The peer is quiet or gone: complete a pending digit run, if any."""
+        if self.finished or not self._buf:
+            return []
+        return self._parse(final=True)
+
+    def _fail(self, reason: str, out: list[Request]) -> list[Request]:
+        out.append(BadRequest(reason, fatal=True))
+        self.finished = True
+        self._buf = b""
+        return out
+
+    def _parse(self, final: bool) -> list[Request]:
+        buf = self._buf
+        n = len(buf)
+        pos = 0
+        out: list[Request] = []
+        self._needed = 0
+        while pos < n:
+            first = buf[pos]
+            if first in _SEPARATORS:
+                pos += 1
+                continue
+            if first == 0x52:  # 'R': REGISTER (R is also REDUCE, refused in a pickle)
+                have = buf[pos : pos + 8]
+                if have == REGISTER:
+                    out.append(Register())
+                    pos += 8
+                    continue
+                if REGISTER.startswith(have):
+                    self._needed = 8
+                    break
+                return self._fail("not REGISTER, a pickle or ASCII digits", out)
+            if first in _DIGITS:
+                end = pos + 1
+                while end < n and buf[end] in _DIGITS:
+                    end += 1
+                if end - pos > _MAX_DIGITS:
+                    return self._fail("ASCII position too long", out)
+                if end == n and not final:
+                    break  # the run may continue in the next piece
+                out.append(Position(int(buf[pos:end])))
+                pos = end
+                continue
+            try:
+                value, end = decode_prefix(buf, pos, max_size=self.max_request)
+            except Incomplete as e:
+                self._needed = e.needed
+                break
+            except DecodeError as e:
+                return self._fail(f"refused pickle: {e}", out)
+            out.append(_request_from_value(value))
+            pos = end
+        self._buf = buf[pos:]
+        if final and self._buf:
+            # The peer stopped in the middle of a message.
+            return self._fail("incomplete request", out)
+        return out
+
+
+# ---------------------------------------------------------------------- answer parser
+
+
+class AnswerParser:
+    """Splits the bytes a tracker sends into decoded answers (pickles only).
+
+    Raises :class:`~cs457p2p.decoder.DecodeError` for a refused or oversized answer.
+    """
+
+    __slots__ = ("_buf", "_needed", "max_answer")
+
+    def __init__(self, max_answer: int = MAX_ANSWER) -> None:
+        self._buf = b""
+        self._needed = 0
+        self.max_answer = max_answer
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[Value]:
+        buf = self._buf + data if self._buf else data
+        self._buf = buf
+        n = len(buf)
+        if n < self._needed:
+            return []
+        pos = 0
+        out: list[Value] = []
+        self._needed = 0
+        while pos < n:
+            try:
+                value, end = decode_prefix(buf, pos, max_size=self.max_answer)
+            except Incomplete as e:
+                self._needed = e.needed
+                break
+            out.append(value)
+            pos = end
+        self._buf = buf[pos:]
+        return out
+
+
+# -------------------------------------------------------------- answer interpretation
+
+
+class ProtocolError(Exception):
+    """The tracker answered something the protocol does not allow."""
+
+
+def _describe(value: Value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def interpret_count(value: Value) -> int:
+    """The N of a REGISTER answer, or :class:`ProtocolError`."""
+    if value == BAD_REQUEST_TEXT:
+        raise ProtocolError("tracker answered 'Bad request' to REGISTER")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ProtocolError(f"REGISTER answer is not an integer: {_describe(value)}")
+    if value < 0:
+        raise ProtocolError(f"REGISTER answer is negative: {value}")
+    return value
+
+
+def interpret_item(value: Value, n: int) -> tuple[int, str]:
+    """The ``(SEQNUM, VALUE)`` of an item answer, or :class:`ProtocolError`.
+
+    VALUE must be text; Python 3 ``bytes`` are read as Python 2 strings are.
+    """
+    if value == BAD_REQUEST_TEXT:
+        raise ProtocolError("tracker answered 'Bad request' to an item request")
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise ProtocolError(f"item answer is not a (SEQNUM, VALUE) pair: {_describe(value)}")
+    seq, text = value
+    if isinstance(seq, bool) or not isinstance(seq, int):
+        raise ProtocolError(f"SEQNUM is not an integer: {_describe(seq)}")
+    if not 0 <= seq < n:
+        raise ProtocolError(f"SEQNUM {seq} is out of range 0..{n - 1}")
+    if isinstance(text, bytes):
+        text = _py2_text(text)
+    if not isinstance(text, str):
+        raise ProtocolError(f"VALUE of SEQNUM {seq} is not text: {_describe(text)}")
+    return seq, text
