@@ -87,6 +87,8 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._last = self._loop.time()
+        if self.requests and not self.persistent:
+            self.persistent = True  # bytes after the first request: a pipelining client
         if self._digit_timer is not None:
             self._digit_timer.cancel()
             self._digit_timer = None
@@ -157,7 +159,19 @@ class _Connection(asyncio.Protocol):
             if self.requests > 1 or self.parser.buffered:
                 self.persistent = True
             elif before == 0 and not at_eof:
-                t.close()  # reference style: one request, its answer, EOF
+                # Reference style: one request, its answer, EOF. The answer is written
+                # now; the EOF waits two loop iterations, so that a pipelining client's
+                # second request, sent back to back but landing a moment later, is seen.
+                self._loop.call_soon(self._close_if_alone, 2)
+
+    def _close_if_alone(self, hops: int) -> None:
+        t = self.transport
+        if self.persistent or t is None or t.is_closing():
+            return
+        if hops > 1:
+            self._loop.call_soon(self._close_if_alone, hops - 1)
+        else:
+            t.close()
 
 
 class Tracker:
