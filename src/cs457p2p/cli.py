@@ -18,6 +18,7 @@ from typing import NoReturn, TextIO
 from . import __version__
 from .client import ClientConfig, ClientError, FetchResult, fetch_message
 from .database import Database, DatabaseError
+from .faults import FaultConfig, parse_delay
 from .tracker import Tracker, TrackerConfig, format_address
 
 __all__ = ["main", "parse_address"]
@@ -88,6 +89,23 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a probability in 0..1")
+    return value
+
+
+def _delay(text: str) -> tuple[float, float]:
+    try:
+        return parse_delay(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -127,6 +145,73 @@ def build_parser() -> argparse.ArgumentParser:
         "--shuffle-seed", type=int, metavar="INT", help="make the stored order reproducible"
     )
     t.add_argument(
+        "--transport",
+        choices=("tcp", "udp", "both"),
+        default="both",
+        help="serve over TCP, UDP or both, on the same port (default: both)",
+    )
+    limits = t.add_argument_group("limits")
+    limits.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=1024,
+        metavar="N",
+        help="TCP connections open at once; more are closed at once (default: 1024)",
+    )
+    limits.add_argument(
+        "--request-timeout",
+        type=_positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="drop a connection whose request takes longer to arrive (default: 10)",
+    )
+    faults = t.add_argument_group("fault injection (all off by default)")
+    faults.add_argument(
+        "--loss",
+        type=_probability,
+        default=0.0,
+        metavar="P",
+        help="drop a request or an answer with probability P (UDP)",
+    )
+    faults.add_argument(
+        "--duplicate",
+        type=_probability,
+        default=0.0,
+        metavar="P",
+        help="send an answer twice (UDP)",
+    )
+    faults.add_argument(
+        "--reorder",
+        type=_probability,
+        default=0.0,
+        metavar="P",
+        help="hold an answer back behind later ones (UDP)",
+    )
+    faults.add_argument(
+        "--delay",
+        type=_delay,
+        default=(0.0, 0.0),
+        metavar="MS[:JITTER_MS]",
+        help="delay each answer by MS +/- JITTER_MS milliseconds (both)",
+    )
+    faults.add_argument(
+        "--chunk",
+        type=_positive_int,
+        default=0,
+        metavar="BYTES",
+        help="write each TCP answer in pieces of at most BYTES, 1 ms apart",
+    )
+    faults.add_argument(
+        "--reset",
+        type=_probability,
+        default=0.0,
+        metavar="P",
+        help="abort a TCP connection instead of answering, with probability P",
+    )
+    faults.add_argument(
+        "--fault-seed", type=int, metavar="INT", help="make the faults reproducible"
+    )
+    t.add_argument(
         "--idle-timeout",
         type=_positive_float,
         default=60.0,
@@ -145,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=("localhost", 7777),
         metavar="HOST:PORT",
         help="tracker address (default: localhost:7777)",
+    )
+    c.add_argument(
+        "--transport",
+        choices=("tcp", "udp"),
+        default="tcp",
+        help="fetch over TCP or UDP (default: tcp)",
     )
     c.add_argument(
         "--timeout",
@@ -233,8 +324,10 @@ async def _serve(tracker: Tracker, host: str) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    faults = tracker.config.faults.describe()
+    extra = f"; faults: {faults}" if faults else ""
     sys.stderr.write(
-        f"listening on {format_address(host, tracker.port)} ({len(tracker.db)} items)\n"
+        f"listening on {format_address(host, tracker.port)} ({len(tracker.db)} items{extra})\n"
     )
     sys.stderr.flush()
     try:
@@ -249,7 +342,28 @@ def run_tracker(args: argparse.Namespace) -> int:
         db = _load_db(args)
     except DatabaseError as e:
         return _fail(prog, str(e), EXIT_USAGE)
-    config = TrackerConfig(host=args.host, port=args.port, idle_timeout=args.idle_timeout)
+    try:
+        faults = FaultConfig(
+            loss=args.loss,
+            duplicate=args.duplicate,
+            reorder=args.reorder,
+            delay_ms=args.delay[0],
+            jitter_ms=args.delay[1],
+            chunk=args.chunk,
+            reset=args.reset,
+            seed=args.fault_seed,
+        )
+    except ValueError as e:
+        return _fail(prog, str(e), EXIT_USAGE)
+    config = TrackerConfig(
+        host=args.host,
+        port=args.port,
+        transport=args.transport,
+        idle_timeout=args.idle_timeout,
+        request_timeout=args.request_timeout,
+        max_connections=args.max_connections,
+        faults=faults,
+    )
     tracker = Tracker(db, config)
     try:
         asyncio.run(_serve(tracker, args.host))
@@ -264,7 +378,7 @@ def _report(result: FetchResult, verbose: bool) -> None:
     if verbose:
         style = "one request per connection" if result.reference_style else "pipelined"
         sys.stderr.write(
-            f"fetched {result.n} items over {result.connections} connections ({style})\n"
+            f"fetched {result.n} items over {result.connections} connections or sockets ({style})\n"
         )
     sys.stdout.write(result.message + "\n")
     sys.stdout.flush()
@@ -273,7 +387,12 @@ def _report(result: FetchResult, verbose: bool) -> None:
 def run_client(args: argparse.Namespace) -> int:
     host, port = args.tracker
     config = ClientConfig(
-        host=host, port=port, timeout=args.timeout, bind=args.bind, max_items=args.max_items
+        host=host,
+        port=port,
+        transport=args.transport,
+        timeout=args.timeout,
+        bind=args.bind,
+        max_items=args.max_items,
     )
     progress = None if args.quiet else _ProgressReporter(sys.stderr)
     try:

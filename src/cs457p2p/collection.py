@@ -45,13 +45,18 @@ class Collection:
         return len(self._queue)
 
     def take(self, k: int) -> list[int]:
-        """Up to ``k`` positions to request next (removed from the queue)."""
+        """Up to ``k`` unanswered positions to request next (removed from the queue)."""
         q = self._queue
-        if k >= len(q):
-            out = list(q)
-            q.clear()
-            return out
-        return [q.popleft() for _ in range(k)]
+        answered = self._by_position
+        out: list[int] = []
+        while q and len(out) < k:
+            p = q.popleft()
+            if answered[p] < 0:
+                out.append(p)
+        return out
+
+    def is_answered(self, position: int) -> bool:
+        return self._by_position[position] >= 0
 
     def give_back(self, positions: Iterable[int]) -> None:
         """Requests for these positions went unanswered: ask for them again first."""
@@ -79,6 +84,10 @@ class Collection:
             )
         self._by_position[position] = seqnum
         self.answered += 1
+
+    def has(self, seqnum: int) -> bool:
+        """True once some answer has filled ``seqnum``."""
+        return self._values[seqnum] is not None
 
     def missing(self) -> list[int]:
         """SEQNUMs that no answer has filled."""

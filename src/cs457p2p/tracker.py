@@ -1,7 +1,8 @@
-"""The asyncio TCP tracker: a thin transport over :class:`~cs457p2p.protocol.RequestParser`
-and the pre-encoded answers of a :class:`~cs457p2p.database.Database`.
+"""The asyncio tracker, over TCP and UDP: a thin transport over
+:class:`~cs457p2p.protocol.RequestParser` and the pre-encoded answers of a
+:class:`~cs457p2p.database.Database`.
 
-Connection rules (see the README):
+TCP connection rules (see the README):
 
 * a connection whose first request was alone (nothing else received by the time it is
   answered) is reference-style: it gets its answer, then EOF at once;
@@ -11,17 +12,28 @@ Connection rules (see the README):
   closed);
 * an unterminated ASCII digit run is taken as complete after ``digit_wait`` seconds of
   silence (``b"1"`` then ``b"2"`` is position 12).
+
+UDP: one datagram is one request (or several, back to back); the answer is one datagram
+holding the same bytes TCP would send, cut after the last whole answer that fits.
+
+Limits: a request is at most ``max_request`` bytes and must arrive within
+``request_timeout`` seconds of its first byte; at most ``max_connections`` TCP
+connections are open (others are closed at once); a client that does not read its
+answers stops being read, then is dropped after ``idle_timeout``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import resource
 import socket
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 from .database import Database
+from .faults import FaultConfig, Faults, TcpFaultWriter, UdpFaultSender
 from .protocol import (
     BAD_REQUEST,
     MAX_REQUEST,
@@ -32,18 +44,34 @@ from .protocol import (
     RequestParser,
 )
 
-__all__ = ["Tracker", "TrackerConfig", "format_address"]
+__all__ = ["MAX_DATAGRAM", "Tracker", "TrackerConfig", "format_address"]
+
+Address = tuple[Any, ...]
+
+#: Largest answer datagram: the UDP payload limit over IPv4.
+MAX_DATAGRAM = 65507
+TRANSPORTS = ("tcp", "udp", "both")
 
 
 @dataclass(frozen=True)
 class TrackerConfig:
     host: str = "localhost"
     port: int = 7777
+    transport: str = "both"
     idle_timeout: float = 60.0
+    request_timeout: float = 10.0
+    max_connections: int = 1024
     digit_wait: float = 0.010
     max_request: int = MAX_REQUEST
+    #: bytes of answers queued for one TCP client before its requests stop being read
+    write_buffer: int = 256 * 1024
     #: seconds a shutdown waits for answers in flight before aborting connections
     drain_timeout: float = 5.0
+    faults: FaultConfig = field(default_factory=FaultConfig)
+
+    def __post_init__(self) -> None:
+        if self.transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}")
 
 
 def format_address(host: str, port: int) -> str:
@@ -51,19 +79,26 @@ def format_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+class _PlainWriter:
+    """Output without faults: straight to the transport."""
+
+    __slots__ = ("transport",)
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+
+    def write_answers(self, answers: list[bytes]) -> None:
+        self.transport.write(answers[0] if len(answers) == 1 else b"".join(answers))
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def cancel(self) -> None:
+        pass
+
+
 class _Connection(asyncio.Protocol):
-    __slots__ = (
-        "_digit_timer",
-        "_idle_timer",
-        "_last",
-        "_loop",
-        "_paused",
-        "parser",
-        "persistent",
-        "requests",
-        "tracker",
-        "transport",
-    )
+    """One TCP connection."""
 
     def __init__(self, tracker: Tracker) -> None:
         self.tracker = tracker
@@ -71,8 +106,10 @@ class _Connection(asyncio.Protocol):
         self.requests = 0
         self.persistent = False
         self.transport: asyncio.Transport | None = None
+        self.out: _PlainWriter | TcpFaultWriter | None = None
         self._loop = asyncio.get_running_loop()
         self._last = self._loop.time()
+        self._partial_since: float | None = None
         self._digit_timer: asyncio.TimerHandle | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
         self._paused = False
@@ -82,38 +119,60 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        self.tracker._connections.add(self)
-        self._idle_timer = self._loop.call_later(self.tracker.config.idle_timeout, self._check_idle)
+        tracker = self.tracker
+        if len(tracker._connections) >= tracker.config.max_connections or tracker._closing:
+            tracker.refused += 1
+            transport.abort()
+            return
+        tracker._connections.add(self)
+        tracker.accepted += 1
+        transport.set_write_buffer_limits(high=tracker.config.write_buffer)
+        faults = tracker.faults
+        self.out = (
+            TcpFaultWriter(faults, transport)
+            if faults is not None and faults.config.tcp_active
+            else _PlainWriter(transport)
+        )
+        self._idle_timer = self._loop.call_later(
+            min(tracker.config.idle_timeout, tracker.config.request_timeout), self._check_idle
+        )
 
     def data_received(self, data: bytes) -> None:
-        self._last = self._loop.time()
+        self._last = now = self._loop.time()
         if self.requests and not self.persistent:
             self.persistent = True  # bytes after the first request: a pipelining client
         if self._digit_timer is not None:
             self._digit_timer.cancel()
             self._digit_timer = None
         self._answer(self.parser.feed(data))
-        if (
-            self.parser.holds_digits
-            and self.transport is not None
-            and not self.transport.is_closing()
-        ):
-            self._digit_timer = self._loop.call_later(
-                self.tracker.config.digit_wait, self._flush_digits
-            )
+        if self.parser.buffered:
+            if self._partial_since is None:
+                self._partial_since = now
+            if self.parser.holds_digits and not self._closing():
+                self._digit_timer = self._loop.call_later(
+                    self.tracker.config.digit_wait, self._flush_digits
+                )
+        else:
+            self._partial_since = None
 
     def eof_received(self) -> bool:
-        # The client will send nothing more: answer a trailing digit run, then close
-        # once the answers are written (returning False closes after the buffer drains).
+        # The client will send nothing more: answer a trailing digit run (or refuse a
+        # cut-off request), then close once the answers are written.
         self._answer(self.parser.flush(), at_eof=True)
-        return False
+        if self.out is not None and not self._closing():
+            self.out.close()
+        return True  # keep the transport until the writer closes it
 
     def connection_lost(self, exc: Exception | None) -> None:
         for timer in (self._digit_timer, self._idle_timer):
             if timer is not None:
                 timer.cancel()
-        self.tracker._connections.discard(self)
-        self.tracker._closed_one()
+        if self.out is not None:
+            self.out.cancel()
+        tracker = self.tracker
+        if self in tracker._connections:
+            tracker._connections.discard(self)
+            tracker._closed_one()
 
     def pause_writing(self) -> None:
         # The client is not reading its answers: stop reading its requests until it does.
@@ -129,32 +188,43 @@ class _Connection(asyncio.Protocol):
 
     # -------------------------------------------------------------------- internals
 
+    def _closing(self) -> bool:
+        return self.transport is None or self.transport.is_closing()
+
     def _flush_digits(self) -> None:
         self._digit_timer = None
         self._answer(self.parser.flush())
+        if not self.parser.buffered:
+            self._partial_since = None
 
     def _check_idle(self) -> None:
         t = self.transport
         if t is None or t.is_closing():
             return
-        idle = self.tracker.config.idle_timeout
-        quiet = self._loop.time() - self._last
-        if quiet >= idle:  # silent, or not reading its answers, for too long
-            t.close()
-        else:
-            self._idle_timer = self._loop.call_later(max(idle - quiet, 0.01), self._check_idle)
+        cfg = self.tracker.config
+        now = self._loop.time()
+        quiet = now - self._last
+        if quiet >= cfg.idle_timeout:
+            self.tracker.dropped_idle += 1
+            t.abort()  # silent, or not reading its answers, for too long
+            return
+        if self._partial_since is not None and now - self._partial_since >= cfg.request_timeout:
+            self.tracker.dropped_slow += 1
+            t.abort()  # a request trickling in too slowly
+            return
+        self._idle_timer = self._loop.call_later(
+            max(min(cfg.idle_timeout - quiet, cfg.request_timeout / 2), 0.01), self._check_idle
+        )
 
     def _answer(self, requests: list[Request], at_eof: bool = False) -> None:
-        t = self.transport
-        if not requests or t is None or t.is_closing():
+        out = self.out
+        if not requests or out is None or self._closing():
             return
-        tracker = self.tracker
-        answers = tracker.answer_many(requests)
         before = self.requests
         self.requests = before + len(requests)
-        t.write(answers)
+        out.write_answers(self.tracker.answers_for(requests))
         if self.parser.finished:  # fatal bad request: the stream cannot be resynchronised
-            t.close()
+            out.close()
         elif not self.persistent:
             if self.requests > 1 or self.parser.buffered:
                 self.persistent = True
@@ -165,27 +235,93 @@ class _Connection(asyncio.Protocol):
                 self._loop.call_soon(self._close_if_alone, 2)
 
     def _close_if_alone(self, hops: int) -> None:
-        t = self.transport
-        if self.persistent or t is None or t.is_closing():
+        if self.persistent or self._closing() or self.out is None:
             return
         if hops > 1:
             self._loop.call_soon(self._close_if_alone, hops - 1)
         else:
-            t.close()
+            self.out.close()
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    """The UDP endpoint: each datagram is parsed on its own and answered with one."""
+
+    def __init__(self, tracker: Tracker) -> None:
+        self.tracker = tracker
+        self.transport: asyncio.DatagramTransport | None = None
+        self.sender: UdpFaultSender | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # (the selector loop's datagram transport does not subclass DatagramTransport)
+        self.transport = cast(asyncio.DatagramTransport, transport)
+        faults = self.tracker.faults
+        if faults is not None and faults.config.active:
+            self.sender = UdpFaultSender(faults, self._send)
+
+    def _send(self, data: bytes, addr: Address) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.sendto(data, addr)
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        tracker = self.tracker
+        tracker.datagrams += 1
+        faults = tracker.faults
+        if faults is not None and faults.drop():
+            return  # the request is lost on the way in
+        parser = RequestParser(tracker.config.max_request)
+        requests = parser.feed(data) + parser.flush() if data else []
+        if not requests:
+            requests = [BadRequest("empty datagram", fatal=True)]
+        answers = tracker.answers_for(requests)
+        size = 0
+        for k, answer in enumerate(answers):
+            size += len(answer)
+            if size > MAX_DATAGRAM:
+                answers = answers[: max(k, 1)]  # the client asks again for the rest
+                break
+        payload = answers[0] if len(answers) == 1 else b"".join(answers)
+        if self.sender is not None:
+            self.sender.sendto(payload, addr)
+        else:
+            self._send(payload, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        pass  # e.g. ICMP port unreachable from a client that left: nothing to do
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.sender is not None:
+            self.sender.close()
+
+
+def _raise_fd_limit() -> None:
+    """Allow as many open files as the hard limit permits (each connection is one)."""
+    with contextlib.suppress(ValueError, OSError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 class Tracker:
-    """Serves one database over TCP. Use :meth:`start`, then :meth:`close`."""
+    """Serves one database over TCP and/or UDP. Use :meth:`start`, then :meth:`close`."""
 
     def __init__(self, db: Database, config: TrackerConfig | None = None) -> None:
         self.db = db
         self.config = config or TrackerConfig()
+        self.faults = Faults(self.config.faults) if self.config.faults.active else None
         self._connections: set[_Connection] = set()
         self._servers: list[asyncio.Server] = []
+        self._udp: list[asyncio.DatagramTransport] = []
         self._all_closed: asyncio.Event | None = None
+        self._closing = False
         self.addresses: list[tuple[str, int]] = []
         self._answers = db.answers
         self._count_answer = db.count_answer
+        # counters
+        self.accepted = 0
+        self.refused = 0
+        self.dropped_idle = 0
+        self.dropped_slow = 0
+        self.datagrams = 0
 
     # ------------------------------------------------------------------- answering
 
@@ -200,10 +336,8 @@ class Tracker:
         assert isinstance(request, BadRequest)
         return BAD_REQUEST
 
-    def answer_many(self, requests: Sequence[Request]) -> bytes:
-        if len(requests) == 1:
-            return self.answer(requests[0])
-        return b"".join(map(self.answer, requests))
+    def answers_for(self, requests: Sequence[Request]) -> list[bytes]:
+        return [self.answer(r) for r in requests]
 
     # ------------------------------------------------------------------- lifecycle
 
@@ -211,75 +345,115 @@ class Tracker:
     def port(self) -> int:
         return self.addresses[0][1]
 
+    @property
+    def open_connections(self) -> int:
+        return len(self._connections)
+
+    def _bind_all(
+        self, unique: list[tuple[int, tuple[Any, ...]]], port: int
+    ) -> list[tuple[socket.socket, socket.socket | None]]:
+        """Bind a TCP and (if asked) a UDP socket on each address, all on one port."""
+        cfg = self.config
+        bound: list[tuple[socket.socket, socket.socket | None]] = []
+        pair: list[socket.socket] = []
+        try:
+            for family, addr in unique:
+                pair = []
+                kinds = [socket.SOCK_STREAM] if cfg.transport != "udp" else []
+                if cfg.transport != "tcp":
+                    kinds.append(socket.SOCK_DGRAM)
+                for kind in kinds:
+                    s = socket.socket(family, kind)
+                    pair.append(s)
+                    if kind == socket.SOCK_STREAM:
+                        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    if family == socket.AF_INET6:
+                        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                    s.bind((addr[0], port, *addr[2:]))
+                    port = s.getsockname()[1]
+                if cfg.transport == "udp":
+                    bound.append((pair[0], None))
+                else:
+                    bound.append((pair[0], pair[1] if len(pair) > 1 else None))
+        except OSError:
+            for stream, dgram in bound:
+                stream.close()
+                if dgram is not None:
+                    dgram.close()
+            for s in pair:
+                s.close()
+            raise
+        return bound
+
     async def start(self) -> None:
         """Bind every address of ``config.host`` on one port (``port=0``: a free port,
-        the same for all addresses) and start accepting."""
+        the same for all addresses and both transports) and start serving."""
+        _raise_fd_limit()
         loop = asyncio.get_running_loop()
         cfg = self.config
         infos = await loop.getaddrinfo(
             cfg.host, cfg.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )
-        seen: list[tuple[int, str]] = []
-        unique = []
-        for family, type_, proto, _, addr in infos:
-            key = (family, str(addr[0]))
-            if key not in seen:
-                seen.append(key)
-                unique.append((family, type_, proto, addr))
+        unique: list[tuple[int, tuple[Any, ...]]] = []
+        for family, _, _, _, addr in infos:
+            if all((family, addr[0]) != (f, a[0]) for f, a in unique):
+                unique.append((family, addr))
         last_error: OSError | None = None
         for _attempt in range(20 if cfg.port == 0 else 1):
-            socks: list[socket.socket] = []
-            port = cfg.port
             try:
-                for family, type_, proto, addr in unique:
-                    s = socket.socket(family, type_, proto)
-                    socks.append(s)
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    if family == socket.AF_INET6:
-                        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                    s.bind((addr[0], port, *addr[2:]))
-                    port = s.getsockname()[1]
-                    s.listen(1024)
-                    s.setblocking(False)
+                bound = self._bind_all(unique, cfg.port)
+                break
             except OSError as e:
-                for s in socks:
-                    s.close()
                 last_error = e
-                continue
-            break
         else:
             assert last_error is not None
             raise last_error
         self._all_closed = asyncio.Event()
-        for s in socks:
-            server = await loop.create_server(lambda: _Connection(self), sock=s)
-            self._servers.append(server)
-            host, sport = s.getsockname()[:2]
-            self.addresses.append((str(host), int(sport)))
+        for first, second in bound:
+            if cfg.transport == "udp":
+                await self._start_udp(first)
+                sockname = first.getsockname()
+            else:
+                first.listen(1024)
+                first.setblocking(False)
+                server = await loop.create_server(lambda: _Connection(self), sock=first)
+                self._servers.append(server)
+                sockname = first.getsockname()
+                if second is not None:
+                    await self._start_udp(second)
+            self.addresses.append((str(sockname[0]), int(sockname[1])))
+
+    async def _start_udp(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        sock.setblocking(False)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+        transport, _ = await loop.create_datagram_endpoint(lambda: _Datagrams(self), sock=sock)
+        self._udp.append(transport)
 
     def _closed_one(self) -> None:
         if not self._connections and self._all_closed is not None:
             self._all_closed.set()
 
-    @property
-    def open_connections(self) -> int:
-        return len(self._connections)
-
     async def close(self) -> None:
         """Stop accepting, let answers already written drain, then close everything."""
+        self._closing = True
         for server in self._servers:
             server.close()
+        for transport in self._udp:
+            transport.close()
         for conn in list(self._connections):
-            if conn.transport is not None:
-                conn.transport.close()  # flushes what was written, then closes
+            if conn.out is not None and not conn._closing():
+                conn.out.close()  # after what was queued, then closes
         if self._connections and self._all_closed is not None:
             self._all_closed.clear()
-            if self._connections:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._all_closed.wait(), self.config.drain_timeout)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._all_closed.wait(), self.config.drain_timeout)
         for conn in list(self._connections):
             if conn.transport is not None:
                 conn.transport.abort()
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
+        self._udp.clear()
