@@ -8,6 +8,7 @@ a list lookup.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import random
 from collections.abc import Iterable, Sequence
@@ -192,7 +193,7 @@ def _parse_json(text: str, name: str) -> list[tuple[int, str]]:
 def _parse_csv(text: str, name: str) -> tuple[list[tuple[int, str]], list[str]]:
     pairs: list[tuple[int, str]] = []
     labels: list[str] = []
-    reader = csv.reader(text.splitlines())
+    reader = csv.reader(io.StringIO(text, newline=""))
     for row in reader:
         line = reader.line_num
         if not row or (len(row) == 1 and not row[0].strip()):

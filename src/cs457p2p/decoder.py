@@ -18,6 +18,7 @@ the stream parsers; it raises :class:`Incomplete` when the pickle runs past the 
 from __future__ import annotations
 
 import struct
+import warnings
 from _codecs import escape_decode
 from typing import TypeAlias
 
@@ -94,7 +95,7 @@ class Malformed(DecodeError):
 
 class Incomplete(Exception):
     """The pickle continues past the end of the buffer; ``needed`` is a lower bound on
-    the total buffer length (from the start of the buffer) before retrying is useful."""
+    the number of bytes, counted from the pickle's start, before retrying is useful."""
 
     def __init__(self, needed: int) -> None:
         super().__init__(f"incomplete pickle: need at least {needed} bytes")
@@ -144,12 +145,29 @@ def _py2_text(raw: bytes) -> str:
         return raw.decode("latin-1")
 
 
+def _unescape(quoted: bytes, at: int) -> bytes:
+    """The bytes of a Python 2 string literal's body (``\\n``, ``\\xNN``, ``\\'``...).
+
+    An escape Python does not know is refused rather than passed on as a warning.
+    """
+    if b"\\" not in quoted:
+        return quoted
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            return escape_decode(quoted)[0]
+        except (ValueError, Warning):
+            raise Malformed("bad escape in STRING", at) from None
+
+
 def decode(data: bytes, *, max_size: int | None = None) -> Value:
     """Decode one whole pickle; trailing bytes after STOP are refused."""
     if max_size is not None and len(data) > max_size:
         raise TooLarge(f"{len(data)} bytes is more than the limit of {max_size}")
     try:
-        value, end = decode_prefix(data, 0, max_size=len(data))
+        # One byte of slack: a pickle cut short (no STOP) is Incomplete -> Malformed,
+        # while a length that claims more than is present is still TooLarge.
+        value, end = decode_prefix(data, 0, max_size=len(data) + 1)
     except Incomplete:
         raise Malformed("truncated pickle: a length or opcode runs past the end") from None
     if end != len(data):
@@ -181,10 +199,13 @@ def decode_prefix(buf: bytes, start: int = 0, *, max_size: int) -> tuple[Value, 
             raise Incomplete(end - start)
         return end
 
-    def line(at: int) -> tuple[bytes, int]:
-        """The text up to the next newline, and the position after it."""
+    def line(at: int, max_len: int = 0) -> tuple[bytes, int]:
+        """The text up to the next newline, and the position after it. With
+        ``max_len``, a text already longer than that is refused without waiting."""
         nl = buf.find(b"\n", at, min(n, limit))
         if nl < 0:
+            if max_len and min(n, limit) - at > max_len:
+                raise TooLarge(f"literal longer than {max_len} characters", at)
             if n >= limit:
                 raise TooLarge(f"text argument runs past the size limit of {max_size}", at)
             raise Incomplete(n - start + 1)
@@ -301,7 +322,7 @@ def decode_prefix(buf: bytes, start: int = 0, *, max_size: int) -> tuple[Value, 
             stack.append(int.from_bytes(buf[end:end2], "little", signed=True))
             pos = end2
         elif op == 0x49:  # INT 'I'
-            text, pos = line(pos)
+            text, pos = line(pos, MAX_DIGITS)
             if text == b"00":
                 stack.append(False)
             elif text == b"01":
@@ -309,10 +330,10 @@ def decode_prefix(buf: bytes, start: int = 0, *, max_size: int) -> tuple[Value, 
             else:
                 stack.append(parse_int(text, at))
         elif op == 0x4C:  # LONG 'L'
-            text, pos = line(pos)
+            text, pos = line(pos, MAX_DIGITS + 1)
             stack.append(parse_int(text[:-1] if text.endswith(b"L") else text, at))
         elif op == 0x46:  # FLOAT 'F'
-            text, pos = line(pos)
+            text, pos = line(pos, MAX_DIGITS)
             if len(text) > MAX_DIGITS:
                 raise TooLarge("float literal too long", at)
             try:
@@ -333,11 +354,7 @@ def decode_prefix(buf: bytes, start: int = 0, *, max_size: int) -> tuple[Value, 
             text, pos = line(pos)
             if len(text) < 2 or text[0] != text[-1] or text[:1] not in (b"'", b'"'):
                 raise Malformed("STRING argument is not quoted", at)
-            try:
-                raw = escape_decode(text[1:-1])[0]
-            except ValueError:
-                raise Malformed("bad escape in STRING", at) from None
-            stack.append(_py2_text(raw))
+            stack.append(_py2_text(_unescape(text[1:-1], at)))
         elif op in (0x54, 0x55):  # BINSTRING 'T', SHORT_BINSTRING 'U' (Python 2 str)
             width = 4 if op == 0x54 else 1
             end = need(width, pos)
@@ -417,7 +434,7 @@ def decode_prefix(buf: bytes, start: int = 0, *, max_size: int) -> tuple[Value, 
                 raise SharedReference("DUP of a container", at)
             stack.extend((top, top))
         elif op == 0x70:  # PUT 'p'
-            text, pos = line(pos)
+            text, pos = line(pos, MAX_DIGITS)
             put(parse_int(text, at), at)
         elif op == 0x71:  # BINPUT 'q'
             end = need(1, pos)
@@ -430,7 +447,7 @@ def decode_prefix(buf: bytes, start: int = 0, *, max_size: int) -> tuple[Value, 
         elif op == 0x94:  # MEMOIZE
             put(len(memo), at)
         elif op == 0x67:  # GET 'g'
-            text, pos = line(pos)
+            text, pos = line(pos, MAX_DIGITS)
             get(parse_int(text, at), at)
         elif op == 0x68:  # BINGET 'h'
             end = need(1, pos)

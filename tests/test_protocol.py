@@ -1,0 +1,566 @@
+"""Tests for the Part 1 wire protocol: encoding, stream parsers, answer checks."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import pickletools
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cs457p2p.decoder import DecodeError, RefusedCode, TooLarge, decode
+from cs457p2p.protocol import (
+    BAD_REQUEST,
+    BAD_REQUEST_TEXT,
+    MAX_REQUEST,
+    REGISTER,
+    AnswerParser,
+    BadRequest,
+    Position,
+    ProtocolError,
+    Register,
+    Request,
+    RequestParser,
+    encode,
+    encode_count,
+    encode_item,
+    encode_position,
+    interpret_count,
+    interpret_item,
+)
+
+PROTOCOLS = list(range(6))
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equality that also checks types (bool vs int, tuple vs list) and float signs."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        if math.isnan(a):
+            return math.isnan(b)
+        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+    if isinstance(a, (tuple, list)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def max_proto(data: bytes) -> int:
+    return max(op.proto for op, _arg, _pos in pickletools.genops(data))
+
+
+# ------------------------------------------------------------------------ encoding
+
+_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(2**3000), max_value=2**3000)
+    | st.floats()
+    | st.text(max_size=30)
+    | st.binary(max_size=300)
+)
+_values: st.SearchStrategy[Any] = st.recursive(
+    _leaves,
+    lambda sub: st.lists(sub, max_size=6) | st.lists(sub, max_size=6).map(tuple),
+    max_leaves=20,
+)
+
+
+def _has_bytes(v: Any) -> bool:
+    if isinstance(v, bytes):
+        return True
+    if isinstance(v, (tuple, list)):
+        return any(_has_bytes(x) for x in v)
+    return False
+
+
+def _depth(v: Any) -> int:
+    if isinstance(v, (tuple, list)):
+        return 1 + max((_depth(x) for x in v), default=0)
+    return 0
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=_values)
+def test_encode_read_back_by_pickle_and_decoder(value: Any) -> None:
+    data = encode(value)
+    assert same(pickle.loads(data), value)
+    if _depth(value) <= 16:
+        assert same(decode(data), value)
+    assert data.endswith(b".")
+    if _has_bytes(value):
+        assert data.startswith(b"\x80\x03")
+    else:
+        assert data.startswith(b"\x80\x02")
+        assert max_proto(data) <= 2  # readable by Python 2
+    names = {op.name for op, _a, _p in pickletools.genops(data)}
+    assert not names & {"PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE", "GET", "BINGET"}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        0,
+        255,
+        256,
+        65535,
+        65536,
+        -1,
+        2**31 - 1,
+        2**31,
+        -(2**31),
+        -(2**31) - 1,
+        2**2047,
+        -(2**2048),
+        2**3000,
+        (),
+        (1,),
+        (1, 2),
+        (1, 2, 3),
+        (1, 2, 3, 4),
+        [],
+        [1],
+        [[], [()]],
+        "",
+        "\ud800",
+        b"",
+        b"x" * 255,
+        b"x" * 256,
+    ],
+    ids=lambda v: repr(v)[:20],
+)
+def test_encode_boundaries(value: Any) -> None:
+    data = encode(value)
+    assert same(pickle.loads(data), value)
+    assert same(decode(data), value)
+
+
+@pytest.mark.parametrize("value", [{}, {1}, bytearray(b"x"), object(), (1, {}), [1, 2j]])
+def test_encode_refuses_other_types(value: Any) -> None:
+    with pytest.raises(TypeError):
+        encode(value)
+
+
+def test_part1_answers_exact_bytes() -> None:
+    assert encode_count(16) == b"\x80\x02K\x10."
+    assert encode_count(0) == b"\x80\x02K\x00."
+    assert encode_item(12, "of") == b"\x80\x02K\x0cX\x02\x00\x00\x00of\x86."
+    assert encode_position(5) == b"\x80\x02K\x05."
+    assert encode_position(300) == b"\x80\x02M\x2c\x01."
+    assert BAD_REQUEST == b"\x80\x02X\x0b\x00\x00\x00Bad request."
+    assert pickle.loads(BAD_REQUEST) == BAD_REQUEST_TEXT == "Bad request"
+
+
+@given(n=st.integers(0, 10**12), word=st.text(max_size=40))
+@FAST
+def test_part1_answers_protocol2(n: int, word: str) -> None:
+    for data, expected in (
+        (encode_count(n), n),
+        (encode_position(n), n),
+        (encode_item(n, word), (n, word)),
+    ):
+        assert data.startswith(b"\x80\x02")
+        assert max_proto(data) <= 2
+        assert same(pickle.loads(data), expected)
+        assert same(decode(data), expected)
+
+
+# ------------------------------------------------------------------ request parser
+
+
+def feed_all(chunks: list[bytes], flush: bool = True) -> list[Request]:
+    p = RequestParser()
+    out: list[Request] = []
+    for c in chunks:
+        out += p.feed(c)
+    if flush:
+        out += p.flush()
+    return out
+
+
+def test_register_raw() -> None:
+    p = RequestParser()
+    assert p.feed(b"REGISTER") == [Register()]
+    assert p.buffered == 0 and not p.finished
+
+
+@pytest.mark.parametrize("proto", PROTOCOLS)
+@pytest.mark.parametrize("index", [0, 5, 15, 255, 256, 70_000, 2**40, 10**30])
+def test_pickled_positions_every_protocol(index: int, proto: int) -> None:
+    p = RequestParser()
+    assert p.feed(pickle.dumps(index, protocol=proto)) == [Position(index)]
+    assert p.buffered == 0
+
+
+@pytest.mark.parametrize("proto", PROTOCOLS)
+def test_pickled_register_string(proto: int) -> None:
+    assert feed_all([pickle.dumps("REGISTER", protocol=proto)]) == [Register()]
+
+
+def test_py2_style_requests() -> None:
+    assert feed_all([b"I5\n."]) == [Position(5)]
+    assert feed_all([b"S'REGISTER'\np0\n."]) == [Register()]
+
+
+@pytest.mark.parametrize("term", [b"\n", b"\r\n", b" ", b"\t"])
+def test_ascii_digits_with_terminators(term: bytes) -> None:
+    p = RequestParser()
+    assert p.feed(b"5" + term) == [Position(5)]
+    assert p.feed(b"12" + term + b"007" + term) == [Position(12), Position(7)]
+    assert not p.holds_digits
+
+
+def test_digits_followed_directly_by_pickle_or_register() -> None:
+    assert feed_all([b"7" + encode_position(3)]) == [Position(7), Position(3)]
+    assert feed_all([b"7I3\n."]) == [Position(7), Position(3)]
+    assert feed_all([b"9REGISTER"]) == [Position(9), Register()]
+
+
+def test_unterminated_digits_held_until_flush() -> None:
+    p = RequestParser()
+    assert p.feed(b"1") == []
+    assert p.holds_digits
+    assert p.feed(b"2") == []
+    assert p.buffered == 2
+    assert p.flush() == [Position(12)]
+    assert not p.holds_digits and p.buffered == 0 and not p.finished
+    assert p.flush() == []
+
+
+def test_digits_completed_by_next_piece() -> None:
+    p = RequestParser()
+    assert p.feed(b"3") == []
+    assert p.feed(b"4\n") == [Position(34)]
+
+
+def test_separators_skipped() -> None:
+    data = b"\r\n \tREGISTER\n\n  5\n\t" + encode_position(6) + b"\r\n"
+    assert feed_all([data]) == [Register(), Position(5), Position(6)]
+
+
+def test_partial_register_waits() -> None:
+    p = RequestParser()
+    assert p.feed(b"REG") == []
+    assert p.feed(b"IST") == []
+    assert p.feed(b"ER") == [Register()]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"HELLO",
+        b"RESET",
+        b"REGISTRY",
+        b"register",
+        b"GET / HTTP/1.0\r\n\r\n",
+        b"\x00",
+        b"-5\n",
+        b"1" * 21 + b"\n",  # ASCII position longer than any database
+        pickle.dumps({"a": 1}, protocol=2),
+        pickle.dumps(b"REGISTER", protocol=2),  # bytes at protocol 2 need a global
+        b"cos\nsystem\n(S'echo pwned'\ntR.",
+        b"\x80\x02]2\x86.",
+        b"\x80\x02K\x01K\x02.",
+    ],
+)
+def test_bad_input_is_fatal(data: bytes) -> None:
+    p = RequestParser()
+    out = p.feed(data) + p.flush()
+    assert len(out) == 1
+    bad = out[0]
+    assert isinstance(bad, BadRequest) and bad.fatal
+    assert p.finished
+    assert p.feed(b"REGISTER") == [] and p.flush() == []
+    assert not p.holds_digits
+
+
+def test_requests_before_a_fatal_one_are_kept() -> None:
+    p = RequestParser()
+    out = p.feed(b"REGISTER 4\nHELLO")
+    assert out[:2] == [Register(), Position(4)]
+    assert len(out) == 3 and isinstance(out[2], BadRequest) and out[2].fatal
+    assert p.finished
+
+
+def test_long_digit_run_in_pieces_is_fatal() -> None:
+    p = RequestParser()
+    assert p.feed(b"1" * 15) == []
+    out = p.feed(b"1" * 10)
+    assert len(out) == 1 and isinstance(out[0], BadRequest) and out[0].fatal
+
+
+@pytest.mark.parametrize("proto", PROTOCOLS)
+@pytest.mark.parametrize("value", ["hello", True, False, 1.5, None, (1, 2), [3], ""], ids=repr)
+def test_wrong_but_wellformed_values_not_fatal(value: Any, proto: int) -> None:
+    p = RequestParser()
+    out = p.feed(pickle.dumps(value, protocol=proto) + b"REGISTER")
+    assert len(out) == 2
+    assert isinstance(out[0], BadRequest) and not out[0].fatal
+    assert out[1] == Register()
+    assert not p.finished
+
+
+@pytest.mark.parametrize("proto", PROTOCOLS)
+def test_negative_int_is_a_position_left_for_range_check(proto: int) -> None:
+    # Position is documented as "not yet range-checked": the tracker rejects -1.
+    p = RequestParser()
+    assert p.feed(pickle.dumps(-1, protocol=proto) + b"REGISTER") == [Position(-1), Register()]
+    assert not p.finished
+
+
+def _pickled_str_of_size(total: int) -> bytes:
+    data = encode("x" * (total - 8))
+    assert len(data) == total
+    return data
+
+
+def test_request_size_limit() -> None:
+    assert MAX_REQUEST == 1024
+    ok = _pickled_str_of_size(1024)
+    out = feed_all([ok])
+    assert len(out) == 1 and isinstance(out[0], BadRequest) and not out[0].fatal
+    too_big = _pickled_str_of_size(1025)
+    p = RequestParser()
+    assert p.feed(too_big[:1000]) == []  # the declared string length still fits
+    out = p.feed(too_big[1000:])  # 1024 bytes and no STOP: over the limit
+    assert len(out) == 1 and isinstance(out[0], BadRequest) and out[0].fatal
+    assert p.finished
+    p = RequestParser()
+    out = p.feed(encode("x" * 2000)[:100])  # refused as soon as the length is seen
+    assert len(out) == 1 and isinstance(out[0], BadRequest) and out[0].fatal
+
+
+def test_request_size_limit_many_small_opcodes() -> None:
+    data = b"\x80\x02]" + b"(" + b"N" * 1100 + b"e."
+    p = RequestParser()
+    out = p.feed(data[:600]) + p.feed(data[600:])
+    assert len(out) == 1 and isinstance(out[0], BadRequest) and out[0].fatal
+
+
+def test_huge_declared_length_refused_without_waiting() -> None:
+    p = RequestParser()
+    out = p.feed(b"\x80\x02X\xff\xff\xff\x7f")
+    assert len(out) == 1 and isinstance(out[0], BadRequest) and out[0].fatal
+
+
+@pytest.mark.parametrize("tail", [b"\x80\x02K", b"\x80\x02X\x05\x00\x00\x00ab", b"REGI", b"I5\n"])
+def test_flush_with_incomplete_message_is_fatal(tail: bytes) -> None:
+    p = RequestParser()
+    assert p.feed(b"REGISTER" + tail) == [Register()]
+    out = p.flush()
+    assert len(out) == 1 and isinstance(out[0], BadRequest) and out[0].fatal
+    assert p.finished
+
+
+def test_custom_max_request() -> None:
+    p = RequestParser(max_request=4)
+    out = p.feed(encode_position(5))  # 5 bytes
+    assert len(out) == 1 and isinstance(out[0], BadRequest) and out[0].fatal
+
+
+# A random stream of valid requests, cut anywhere, gives the same requests.
+
+_message = st.one_of(
+    st.just(("reg", 0, 0, b"")),
+    st.tuples(st.just("pickle"), st.integers(0, 2**70), st.integers(0, 5), st.just(b"")),
+    st.tuples(
+        st.just("digits"),
+        st.integers(0, 10**9),
+        st.integers(0, 2),  # leading zeros
+        st.sampled_from([b"\n", b"\r\n", b" ", b"\t"]),
+    ),
+)
+
+
+def _build(
+    messages: list[tuple[str, int, int, bytes]], seps: list[bytes]
+) -> tuple[bytes, list[Request]]:
+    parts: list[bytes] = []
+    expected: list[Request] = []
+    for k, (kind, n, extra, term) in enumerate(messages):
+        if kind == "reg":
+            parts.append(REGISTER)
+            expected.append(Register())
+        elif kind == "pickle":
+            parts.append(pickle.dumps(n, protocol=extra))
+            expected.append(Position(n))
+        else:
+            parts.append(b"0" * extra + str(n).encode() + term)
+            expected.append(Position(n))
+        parts.append(seps[k % len(seps)])
+    return b"".join(parts), expected
+
+
+def _cut(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    chunks = []
+    prev = 0
+    for c in [*points, len(data)]:
+        chunks.append(data[prev:c])
+        prev = c
+    return chunks
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    messages=st.lists(_message, max_size=12),
+    seps=st.lists(st.sampled_from([b"", b"", b" ", b"\n", b"\r\n "]), min_size=1, max_size=4),
+    cuts=st.lists(st.integers(0, 10_000), max_size=15),
+)
+def test_any_chunking_gives_same_requests(
+    messages: list[tuple[str, int, int, bytes]], seps: list[bytes], cuts: list[int]
+) -> None:
+    data, expected = _build(messages, seps)
+    whole = feed_all([data])
+    assert whole == expected
+    chunks = _cut(data, cuts)
+    assert b"".join(chunks) == data
+    assert feed_all(chunks) == expected
+    assert feed_all([data[i : i + 1] for i in range(len(data))]) == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(messages=st.lists(_message, min_size=1, max_size=6))
+def test_requests_come_out_as_soon_as_complete(messages: list[tuple[str, int, int, bytes]]) -> None:
+    # Every terminated message is returned by feed() itself, before any flush().
+    data, expected = _build(messages, [b"\n"])
+    p = RequestParser()
+    got: list[Request] = []
+    for i in range(len(data)):
+        got += p.feed(data[i : i + 1])
+    assert got == expected
+    assert p.flush() == []
+
+
+# ------------------------------------------------------------------- answer parser
+
+_answers = st.lists(
+    st.one_of(
+        st.integers(0, 10**6).map(lambda n: (n, encode_count(n))),
+        st.tuples(st.integers(0, 100), st.text(max_size=20)).map(lambda t: (t, encode_item(*t))),
+        st.just((BAD_REQUEST_TEXT, BAD_REQUEST)),
+        st.tuples(st.integers(0, 100), st.text(max_size=20), st.integers(0, 5)).map(
+            lambda t: ((t[0], t[1]), pickle.dumps((t[0], t[1]), protocol=t[2]))
+        ),
+        st.just((16, b"I16\n.")),
+        st.just(((12, "of"), b"(I12\nS'of'\np0\ntp1\n.")),
+    ),
+    max_size=10,
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(answers=_answers, cuts=st.lists(st.integers(0, 10_000), max_size=10))
+def test_answer_parser_any_chunking(answers: list[tuple[Any, bytes]], cuts: list[int]) -> None:
+    data = b"".join(b for _v, b in answers)
+    expected = [v for v, _b in answers]
+    for chunks in (_cut(data, cuts), [data[i : i + 1] for i in range(len(data))]):
+        p = AnswerParser()
+        got: list[Any] = []
+        for c in chunks:
+            got += p.feed(c)
+        assert same(got, expected)
+        assert p.buffered == 0
+
+
+def test_answer_parser_holds_partial() -> None:
+    p = AnswerParser()
+    data = encode_item(3, "time")
+    assert p.feed(data[:5]) == []
+    assert p.buffered == 5
+    assert p.feed(data[5:]) == [(3, "time")]
+
+
+def test_answer_parser_refused() -> None:
+    p = AnswerParser()
+    with pytest.raises(RefusedCode):
+        p.feed(b"cos\nsystem\n(S'echo pwned'\ntR.")
+    with pytest.raises(DecodeError):
+        AnswerParser().feed(pickle.dumps({"a": 1}))
+
+
+def test_answer_parser_oversize() -> None:
+    with pytest.raises(TooLarge):
+        AnswerParser(max_answer=100).feed(encode("x" * 200)[:50])
+    with pytest.raises(TooLarge):
+        AnswerParser().feed(b"\x80\x02X\xff\xff\xff\xff")
+
+
+# -------------------------------------------------------------- interpretation
+
+
+@pytest.mark.parametrize("n", [0, 1, 16, 10**6])
+def test_interpret_count_valid(n: int) -> None:
+    assert interpret_count(n) == n
+    assert interpret_count(decode(encode_count(n))) == n
+
+
+@pytest.mark.parametrize(
+    "value", ["Bad request", -1, True, False, 1.0, "16", b"16", None, (16,), [16]]
+)
+def test_interpret_count_invalid(value: Any) -> None:
+    with pytest.raises(ProtocolError):
+        interpret_count(value)
+
+
+def test_interpret_count_bad_request_message() -> None:
+    with pytest.raises(ProtocolError, match="Bad request"):
+        interpret_count(decode(BAD_REQUEST))
+
+
+def test_interpret_item_valid() -> None:
+    assert interpret_item((12, "of"), 16) == (12, "of")
+    assert interpret_item(decode(b"(I12\nS'of'\np0\ntp1\n."), 16) == (12, "of")
+    assert interpret_item((0, ""), 1) == (0, "")
+    assert interpret_item((15, "python."), 16) == (15, "python.")
+    assert interpret_item([3, "time"], 16) == (3, "time")
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [(b"of", "of"), (b"caf\xc3\xa9", "caf\u00e9"), (b"caf\xe9", "caf\u00e9"), (b"", "")],
+)
+def test_interpret_item_bytes_value_decoded_as_text(raw: bytes, text: str) -> None:
+    seq, value = interpret_item((2, raw), 16)
+    assert seq == 2 and value == text and type(value) is str
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Bad request",
+        None,
+        12,
+        "of",
+        (12,),
+        (12, "of", "x"),
+        (),
+        (True, "of"),
+        (False, "of"),
+        ("12", "of"),
+        (12.0, "of"),
+        (None, "of"),
+        (16, "of"),  # SEQNUM == N
+        (-1, "of"),
+        (10**20, "of"),
+        (12, 5),
+        (12, None),
+        (12, ("of",)),
+        (12, ["of"]),
+        (12, 1.5),
+    ],
+    ids=repr,
+)
+def test_interpret_item_invalid(value: Any) -> None:
+    with pytest.raises(ProtocolError):
+        interpret_item(value, 16)
+
+
+def test_interpret_item_n_zero_has_no_valid_seqnum() -> None:
+    with pytest.raises(ProtocolError):
+        interpret_item((0, "x"), 0)
