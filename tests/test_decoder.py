@@ -588,12 +588,23 @@ def test_huge_declared_length_incomplete_with_big_limit_does_not_allocate() -> N
 
 @pytest.mark.parametrize("op", [b"I", b"L", b"F", b"p", b"g"])
 def test_giant_protocol0_literals_too_large(op: bytes) -> None:
+    # A GET with an empty memo is refused as Malformed before its argument is read,
+    # so give the memo an entry first.
+    head = b"Np0\n" + op if op == b"g" else op
     t0 = time.perf_counter()
     with pytest.raises(TooLarge):
-        decode(op + b"9" * 1_000_000 + b"\n.")
+        decode(head + b"9" * 1_000_000 + b"\n.")
     with pytest.raises(TooLarge):
-        decode(op + b"9" * 5000)  # no newline at all
+        decode(head + b"9" * 5000)  # no newline at all
     assert time.perf_counter() - t0 < 1.0
+
+
+@pytest.mark.parametrize("data", [b"g", b"h", b"j", b"junk", b"h\x00"])
+def test_get_before_any_put_is_refused_without_waiting(data: bytes) -> None:
+    # No pickle can start with a memo GET: refuse at once instead of waiting for
+    # the index bytes (a reference-style client sending garbage gets its answer).
+    with pytest.raises(Malformed):
+        decode_prefix(data, 0, max_size=1024)
 
 
 def test_literal_digit_limit_boundary() -> None:

@@ -13,7 +13,6 @@ and :class:`~cs457p2p.protocol.AnswerParser`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 from collections import deque
 from collections.abc import Callable
@@ -96,6 +95,7 @@ class Client:
         self.connections = 0
         self.mode = _UNKNOWN
         self._failures = 0
+        self._stopped = False
         self._wake = asyncio.Event()
 
     @property
@@ -182,16 +182,20 @@ class Client:
                 try:
                     await asyncio.gather(*tasks)
                 finally:
+                    # Workers also stop by themselves once told (a cancellation can be
+                    # lost when it races with a completing wait on Python 3.11).
+                    self._stopped = True
+                    self._wake.set()
                     for t in tasks:
                         t.cancel()
-                    await asyncio.gather(*tasks, return_exceptions=True)
+                    await asyncio.wait(tasks, timeout=self.config.timeout)
             message = coll.message()
         except CollectionError as e:
             raise ClientError(str(e)) from None
         return FetchResult(message, n, self.connections, self.mode == _REFERENCE)
 
     async def _worker(self, coll: Collection) -> None:
-        while not coll.complete:
+        while not coll.complete and not self._stopped:
             if coll.queued == 0:
                 self._wake.clear()
                 await self._wake.wait()
@@ -202,29 +206,26 @@ class Client:
     async def _session(self, coll: Collection, probe: bool) -> None:
         """One connection: ask, read answers in order, place them; on a drop give the
         unanswered positions back. Raises :class:`ClientError` on any fatal fault."""
+        window = 2 if probe else (self.config.window if self.mode == _PERSISTENT else 1)
+        outstanding: deque[int] = deque(coll.take(window))
+        if not outstanding:
+            return  # another connection took what was left: open nothing
         try:
             reader, writer = await self._connect()
         except ClientError:
-            if self.connections == 0 or self._failures >= self.config.max_retries:
+            coll.give_back(outstanding)
+            self._wake.set()
+            if self._failures >= self.config.max_retries:
                 raise
             self._failures += 1
             await asyncio.sleep(0.05 * 2**self._failures)
             return
         parser = AnswerParser()
-        outstanding: deque[int] = deque()
         answered = 0
-        window = 2 if probe else (self.config.window if self.mode == _PERSISTENT else 1)
-
-        def refill() -> None:
-            positions = coll.take(window - len(outstanding))
-            if positions:
-                outstanding.extend(positions)
-                writer.write(b"".join(map(encode_position, positions)))
-
+        sent = len(outstanding)
+        writer.write(b"".join(map(encode_position, outstanding)))
         try:
-            refill()
-            sent = len(outstanding)
-            while outstanding:
+            while outstanding and not self._stopped:
                 data = await self._read(reader, f"item {outstanding[0]}")
                 if not data:
                     break
@@ -241,15 +242,16 @@ class Client:
                     self.mode = _PERSISTENT
                     break
                 if self.mode == _PERSISTENT and not probe:
-                    refill()
+                    more = coll.take(window - len(outstanding))
+                    if more:
+                        outstanding.extend(more)
+                        writer.write(b"".join(map(encode_position, more)))
         except DecodeError as e:
             raise ClientError(f"refused an answer from the tracker: {e}") from None
         except ProtocolError as e:
             raise ClientError(str(e)) from None
         finally:
             writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
         if outstanding:
             if probe and answered == 1 and sent >= 2:
                 self.mode = _REFERENCE  # one answer, then EOF: one request per connection

@@ -256,7 +256,7 @@ def decode_prefix(buf: bytes, start: int = 0, *, max_size: int) -> tuple[Value, 
         memo[index] = stack[-1]
 
     def get(index: int, at: int) -> None:
-        if index not in memo:
+        if index not in memo:  # (an empty memo is refused before reading the index)
             raise Malformed(f"memo GET of unknown index {index}", at)
         v = memo[index]
         if isinstance(v, (tuple, list)) and v != ():
@@ -447,13 +447,19 @@ def decode_prefix(buf: bytes, start: int = 0, *, max_size: int) -> tuple[Value, 
         elif op == 0x94:  # MEMOIZE
             put(len(memo), at)
         elif op == 0x67:  # GET 'g'
+            if not memo:
+                raise Malformed("memo GET before any PUT", at)
             text, pos = line(pos, MAX_DIGITS)
             get(parse_int(text, at), at)
         elif op == 0x68:  # BINGET 'h'
+            if not memo:
+                raise Malformed("memo GET before any PUT", at)
             end = need(1, pos)
             get(buf[pos], at)
             pos = end
         elif op == 0x6A:  # LONG_BINGET 'j'
+            if not memo:
+                raise Malformed("memo GET before any PUT", at)
             end = need(4, pos)
             get(_UNPACK_U4(buf, pos)[0], at)
             pos = end

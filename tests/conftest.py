@@ -1,0 +1,258 @@
+"""Fixtures: real ``cs457p2p tracker`` processes and ``cs457p2p client`` runs.
+
+Everything listens on loopback only, every wait is bounded, and every process a test
+starts is stopped (SIGTERM, then SIGKILL) when the test ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import pytest
+
+#: The command line of the package, in whatever venv runs the tests.
+CLI = [sys.executable, "-m", "cs457p2p"]
+LISTENING = re.compile(r"^listening on (?P<address>.+):(?P<port>\d+) \((?P<n>\d+) items\)$")
+STARTUP_TIMEOUT = 10.0
+STOP_TIMEOUT = 5.0
+RUN_TIMEOUT = 20.0
+
+
+@dataclass
+class TrackerProcess:
+    """A running ``cs457p2p tracker``; its stderr is collected line by line."""
+
+    proc: subprocess.Popen[str]
+    host: str
+    port: int = 0
+    n: int = 0
+    first_line: str = ""
+    _lines: queue.Queue[str | None] = field(default_factory=queue.Queue)
+    _seen: list[str] = field(default_factory=list)
+    _reader: threading.Thread | None = None
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def next_line(self, timeout: float) -> str | None:
+        """The next stderr line (None at EOF); raises queue.Empty past ``timeout``."""
+        line = self._lines.get(timeout=timeout)
+        if line is not None:
+            self._seen.append(line)
+        return line
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT) -> int:
+        """Send ``sig``; return the exit code (SIGKILL and fail if it takes too long)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise AssertionError(
+                    f"tracker did not exit within {timeout} s of {sig!r}"
+                ) from None
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(STOP_TIMEOUT)
+
+    def stderr(self) -> str:
+        """All stderr so far (everything, once the process has exited)."""
+        if self.proc.poll() is not None and self._reader is not None:
+            self._reader.join(STOP_TIMEOUT)
+        while True:
+            try:
+                line = self._lines.get_nowait()
+            except queue.Empty:
+                break
+            if line is not None:
+                self._seen.append(line)
+        return "".join(self._seen)
+
+    def close(self) -> None:
+        try:
+            self.stop()
+        except AssertionError:
+            pass
+        finally:
+            self.kill()
+            if self._reader is not None:
+                self._reader.join(STOP_TIMEOUT)
+            if self.proc.stderr is not None:
+                self.proc.stderr.close()
+
+
+def start_tracker_process(*args: str, host: str = "127.0.0.1") -> TrackerProcess:
+    """Start ``cs457p2p tracker --host HOST --port 0 ARGS`` and wait for its
+    ``listening on HOST:PORT (N items)`` line."""
+    assert host in ("127.0.0.1", "::1") or host.startswith("127."), host
+    proc = subprocess.Popen(
+        [*CLI, "tracker", "--host", host, "--port", "0", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    tp = TrackerProcess(proc, host)
+    tp._reader = threading.Thread(target=tp._read_stderr, daemon=True)
+    tp._reader.start()
+    try:
+        line = tp.next_line(STARTUP_TIMEOUT)
+    except queue.Empty:
+        tp.close()
+        raise AssertionError(f"tracker printed nothing within {STARTUP_TIMEOUT} s") from None
+    m = LISTENING.match((line or "").rstrip("\n"))
+    if m is None:
+        tp.close()
+        raise AssertionError(f"tracker did not start: {tp.stderr()!r}")
+    expected = f"[{host}]" if ":" in host else host
+    assert m["address"] == expected, line
+    tp.port, tp.n, tp.first_line = int(m["port"]), int(m["n"]), line
+    return tp
+
+
+class TrackerFactory(Protocol):
+    def __call__(self, *args: str, host: str = "127.0.0.1") -> TrackerProcess: ...
+
+
+class CliRunner(Protocol):
+    def __call__(
+        self, *args: str, timeout: float = RUN_TIMEOUT
+    ) -> subprocess.CompletedProcess[str]: ...
+
+
+class ClientRunner(Protocol):
+    def __call__(
+        self, address: str, *args: str, timeout: float = RUN_TIMEOUT
+    ) -> subprocess.CompletedProcess[str]: ...
+
+
+@contextlib.contextmanager
+def _tracker_pool() -> Iterator[TrackerFactory]:
+    started: list[TrackerProcess] = []
+
+    def start(*args: str, host: str = "127.0.0.1") -> TrackerProcess:
+        tp = start_tracker_process(*args, host=host)
+        started.append(tp)
+        return tp
+
+    try:
+        yield start
+    finally:
+        for tp in started:
+            tp.close()
+
+
+@pytest.fixture
+def start_tracker() -> Iterator[TrackerFactory]:
+    """Start real tracker processes: ``start_tracker("--message", "a b")``."""
+    with _tracker_pool() as start:
+        yield start
+
+
+@pytest.fixture
+def tracker(start_tracker: TrackerFactory) -> TrackerProcess:
+    """A real tracker process serving the built-in 16 items, for this test alone."""
+    return start_tracker()
+
+
+@pytest.fixture(scope="module")
+def shared_tracker() -> Iterator[TrackerProcess]:
+    """A real tracker process with the built-in database, shared by a module's tests
+    (only for tests that do not stop or disturb it)."""
+    with _tracker_pool() as start:
+        yield start()
+
+
+def run_cli_process(
+    args: Sequence[str], timeout: float = RUN_TIMEOUT
+) -> subprocess.CompletedProcess[str]:
+    """Run ``cs457p2p ARGS`` to completion; fail the test if it has not exited within
+    ``timeout`` seconds (it is killed)."""
+    try:
+        return subprocess.run(
+            [*CLI, *args],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(
+            f"`cs457p2p {' '.join(args)}` did not exit within {timeout} s (killed);"
+            f" stderr so far: {e.stderr!r}",
+            pytrace=False,
+        )
+
+
+@pytest.fixture
+def run_cli() -> CliRunner:
+    """``run_cli("demo")``: run the command, return the CompletedProcess."""
+
+    def run(*args: str, timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess[str]:
+        return run_cli_process(args, timeout)
+
+    return run
+
+
+@pytest.fixture
+def run_client() -> ClientRunner:
+    """``run_client("127.0.0.1:7777", "--quiet")``: run a real client process."""
+
+    def run(
+        address: str, *args: str, timeout: float = RUN_TIMEOUT
+    ) -> subprocess.CompletedProcess[str]:
+        return run_cli_process(["client", "--tracker", address, *args], timeout)
+
+    return run
+
+
+class ClientSpawner(Protocol):
+    def __call__(self, address: str, *args: str) -> subprocess.Popen[str]: ...
+
+
+@pytest.fixture
+def spawn_client() -> Iterator[ClientSpawner]:
+    """Start client processes without waiting; any still running at the end is killed."""
+    procs: list[subprocess.Popen[str]] = []
+
+    def spawn(address: str, *args: str) -> subprocess.Popen[str]:
+        p = subprocess.Popen(
+            [*CLI, "client", "--tracker", address, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        procs.append(p)
+        return p
+
+    yield spawn
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired, ValueError):
+            p.communicate(timeout=STOP_TIMEOUT)

@@ -1,0 +1,132 @@
+"""The ``cs457p2p`` command line, and many clients at once against one tracker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ClientSpawner, CliRunner, TrackerFactory
+from cs457p2p import __version__
+from cs457p2p.client import ClientConfig, FetchResult, fetch_message
+from standins import REFERENCE_MESSAGE, error_line, reference_fetch
+
+
+def test_demo_prints_the_message(run_cli: CliRunner) -> None:
+    r = run_cli("demo", timeout=15)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == REFERENCE_MESSAGE + "\n"
+    assert "Traceback" not in r.stderr
+
+
+def test_python_dash_m_runs_the_command() -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "cs457p2p", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=15,
+        check=False,
+    )
+    assert (r.returncode, r.stdout.strip()) == (0, f"cs457p2p {__version__}")
+
+
+def test_console_script_runs_the_command() -> None:
+    bindir = Path(sys.executable).parent
+    script = shutil.which("cs457p2p", path=str(bindir)) or shutil.which("cs457p2p")
+    if script is None:
+        pytest.skip("the cs457p2p console script is not installed in this environment")
+    r = subprocess.run([script, "demo"], capture_output=True, text=True, timeout=15, check=False)
+    assert (r.returncode, r.stdout) == (0, REFERENCE_MESSAGE + "\n"), r.stderr
+
+
+@pytest.mark.parametrize("args", [["--help"], ["tracker", "--help"], ["client", "--help"]])
+def test_help(run_cli: CliRunner, args: list[str]) -> None:
+    r = run_cli(*args, timeout=15)
+    assert r.returncode == 0
+    assert r.stdout.startswith("usage: cs457p2p")
+    assert r.stderr == ""
+    if args == ["--help"]:
+        for command in ("tracker", "client", "demo"):
+            assert command in r.stdout
+    else:
+        assert "--" in r.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["frobnicate"], [], ["--frobnicate"], ["demo", "extra"], ["tracker", "--port"]],
+    ids=["unknown-command", "no-command", "unknown-option", "extra-argument", "missing-value"],
+)
+def test_usage_error_is_one_line_exit_2(run_cli: CliRunner, args: list[str]) -> None:
+    r = run_cli(*args, timeout=15)
+    assert r.returncode == 2
+    assert r.stdout == ""
+    line = error_line(r.stderr)
+    assert line.startswith("cs457p2p") and "error" in line
+
+
+def test_200_concurrent_clients_against_one_tracker(
+    start_tracker: TrackerFactory, spawn_client: ClientSpawner
+) -> None:
+    words = [f"word{i}" for i in range(120)]
+    message = " ".join(words)
+    t = start_tracker("--message", message)
+    assert t.n == len(words)
+
+    # a handful of real client processes, started first so they overlap the rest
+    procs = [spawn_client(t.address, "--quiet") for _ in range(5)]
+    # some reference-style clients (one connection per request) in threads
+    reference_results: list[str | BaseException] = []
+
+    def reference_client() -> None:
+        try:
+            reference_results.append(reference_fetch("127.0.0.1", t.port, protocol=0))
+        except BaseException as e:  # reported below
+            reference_results.append(e)
+
+    threads = [threading.Thread(target=reference_client, daemon=True) for _ in range(4)]
+    for th in threads:
+        th.start()
+
+    async def sessions() -> list[FetchResult | BaseException]:
+        config = ClientConfig(host="127.0.0.1", port=t.port, timeout=15)
+        tasks = [fetch_message(config) for _ in range(200)]
+        return await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 40)
+
+    start = time.monotonic()
+    results = asyncio.run(sessions())
+    elapsed = time.monotonic() - start
+    failures = [r for r in results if not isinstance(r, FetchResult)]
+    assert not failures, failures[:3]
+    assert all(r.message == message for r in results if isinstance(r, FetchResult))
+    assert all(not r.reference_style for r in results if isinstance(r, FetchResult))
+
+    for th in threads:
+        th.join(20)
+    assert reference_results == [message] * 4
+    for p in procs:
+        out, err = p.communicate(timeout=20)
+        assert (p.returncode, out, err) == (0, message + "\n", "")
+    assert t.alive()
+    assert elapsed < 30, elapsed
+
+
+def test_cli_works_from_any_directory(tmp_path: Path) -> None:
+    """The command does not depend on the current directory (nothing read from it)."""
+    r = subprocess.run(
+        [sys.executable, "-m", "cs457p2p", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=15,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        check=False,
+    )
+    assert (r.returncode, r.stdout) == (0, REFERENCE_MESSAGE + "\n"), r.stderr

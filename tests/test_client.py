@@ -1,0 +1,308 @@
+"""Real ``cs457p2p client`` processes against our tracker, the reference-style stand-in,
+lying and dropping stand-ins; and the stand-in reference client against our tracker."""
+
+from __future__ import annotations
+
+import pickle
+import random
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ClientRunner, ClientSpawner, TrackerFactory, TrackerProcess
+from standins import (
+    BAD_REQUEST_P0,
+    LIE_ITEMS,
+    LIE_MESSAGE,
+    LIES,
+    REFERENCE_ITEMS,
+    REFERENCE_MESSAGE,
+    REGISTER,
+    CountingProxy,
+    DroppingTracker,
+    LyingTracker,
+    ReferenceTracker,
+    decode,
+    dumps_p0,
+    error_line,
+    exchange,
+    free_port,
+    ipv6_loopback_available,
+    py2_repr,
+    reference_fetch,
+    touch_command,
+)
+
+HOST = "127.0.0.1"
+ERROR_PREFIX = "cs457p2p client: error: "
+STATS = re.compile(r"^fetched (\d+) items over (\d+) connections \((.+)\)$")
+
+
+def stats(stderr: str) -> tuple[int, int, str]:
+    """(items, connections, style) from the client's ``-v`` line (with --quiet, the only
+    stderr line)."""
+    lines = stderr.splitlines()
+    assert len(lines) == 1, lines
+    m = STATS.match(lines[0])
+    assert m is not None, lines[0]
+    return int(m[1]), int(m[2]), m[3]
+
+
+def shuffled_items(n: int, seed: int) -> list[tuple[int, str]]:
+    items = [(seq, f"v{seq}") for seq in range(n)]
+    random.Random(seed).shuffle(items)
+    return items
+
+
+def message_of(items: list[tuple[int, str]]) -> str:
+    return " ".join(v for _, v in sorted(items))
+
+
+# ------------------------------------------------------------- the stand-ins themselves
+
+
+def test_standin_writes_the_reference_bytes_of_wire_md() -> None:
+    assert dumps_p0(16) == b"I16\n."
+    assert dumps_p0((12, "of")) == b"(I12\nS'of'\np0\ntp1\n."
+    assert BAD_REQUEST_P0 == b"S'Bad request'\np0\n."
+    assert py2_repr(b"it's") == b'"it\'s"'
+    assert py2_repr(b"a'b\"c\\\n\t\x00\xe9") == b"'a\\'b\"c\\\\\\n\\t\\x00\\xe9'"
+    # a stock Python 3 unpickler and the restricted decoder read them alike
+    for value in (16, (12, "of"), "Bad request", (3, "it's"), (0, 'say "hi"'), (1, "héllo")):
+        data = dumps_p0(value)
+        assert pickle.loads(data, encoding="utf-8") == value
+        assert decode(data) == value
+
+
+def test_reference_standin_answers_like_the_reference() -> None:
+    with ReferenceTracker() as ref:
+        assert exchange(HOST, ref.port, REGISTER) == b"I16\n."
+        assert exchange(HOST, ref.port, pickle.dumps(0, protocol=2)) == dumps_p0(REFERENCE_ITEMS[0])
+        assert exchange(HOST, ref.port, b"5") == BAD_REQUEST_P0
+        assert exchange(HOST, ref.port, pickle.dumps(16, protocol=2)) == BAD_REQUEST_P0
+        assert reference_fetch(HOST, ref.port) == REFERENCE_MESSAGE
+        assert ref.connections == 4 + 17
+
+
+# ------------------------------------------------------------------ our own tracker
+
+
+def test_client_prints_the_message(tracker: TrackerProcess, run_client: ClientRunner) -> None:
+    r = run_client(tracker.address, "--quiet")
+    assert (r.returncode, r.stdout, r.stderr) == (0, REFERENCE_MESSAGE + "\n", "")
+
+
+def test_client_progress_output_does_not_touch_stdout(
+    tracker: TrackerProcess, run_client: ClientRunner
+) -> None:
+    r = run_client(tracker.address)
+    assert r.returncode == 0
+    assert r.stdout == REFERENCE_MESSAGE + "\n"
+    assert "Traceback" not in r.stderr
+
+
+def test_large_database_uses_few_connections(
+    start_tracker: TrackerFactory, run_client: ClientRunner
+) -> None:
+    words = [f"w{i}" for i in range(2000)]
+    t = start_tracker("--message", " ".join(words))
+    assert t.n == 2000
+    with CountingProxy((HOST, t.port)) as proxy:
+        start = time.monotonic()
+        r = run_client(proxy.address, "--quiet", "-v")
+        elapsed = time.monotonic() - start
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == " ".join(words) + "\n"
+    n, connections, style = stats(r.stderr)
+    assert (n, style) == (2000, "pipelined")
+    assert connections == proxy.connections
+    assert proxy.connections <= 8, proxy.connections
+    assert elapsed < 10
+
+
+def test_stand_in_reference_client_gets_the_message_from_our_tracker(
+    start_tracker: TrackerFactory,
+) -> None:
+    t = start_tracker()
+    assert reference_fetch(HOST, t.port, protocol=2) == REFERENCE_MESSAGE
+    assert reference_fetch(HOST, t.port, protocol=0) == REFERENCE_MESSAGE
+    words = " ".join(f"word{i}" for i in range(300))
+    t2 = start_tracker("--message", words)
+    assert reference_fetch(HOST, t2.port, protocol=0) == words
+
+
+def test_empty_database_prints_an_empty_line(
+    start_tracker: TrackerFactory, run_client: ClientRunner
+) -> None:
+    t = start_tracker("--message", "")
+    assert t.n == 0
+    r = run_client(t.address, "--quiet")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "\n", "")
+    with ReferenceTracker(items=()) as ref:
+        r = run_client(ref.address, "--quiet")
+        assert (r.returncode, r.stdout, r.stderr) == (0, "\n", "")
+        assert ref.connections == 1
+
+
+def test_client_bound_to_127_0_0_2(tracker: TrackerProcess, run_client: ClientRunner) -> None:
+    r = run_client(tracker.address, "--quiet", "--bind", "127.0.0.2")
+    assert (r.returncode, r.stdout) == (0, REFERENCE_MESSAGE + "\n"), r.stderr
+    with ReferenceTracker() as ref:
+        r = run_client(ref.address, "--quiet", "--bind", "127.0.0.2")
+        assert (r.returncode, r.stdout) == (0, REFERENCE_MESSAGE + "\n"), r.stderr
+        assert set(ref.peers) == {"127.0.0.2"}
+
+
+@pytest.mark.skipif(not ipv6_loopback_available(), reason="no IPv6 loopback")
+def test_bind_address_of_the_wrong_family_is_one_line_exit_1(run_client: ClientRunner) -> None:
+    with ReferenceTracker(host="::1") as ref:
+        r = run_client(ref.address, "--quiet", "--bind", "127.0.0.2")
+    assert (r.returncode, r.stdout) == (1, "")
+    assert error_line(r.stderr).startswith(ERROR_PREFIX)
+
+
+def test_max_items_refuses_a_larger_database(
+    tracker: TrackerProcess, run_client: ClientRunner
+) -> None:
+    r = run_client(tracker.address, "--quiet", "--max-items", "15")
+    assert r.returncode == 1
+    assert r.stdout == ""
+    assert error_line(r.stderr).startswith(ERROR_PREFIX)
+    r = run_client(tracker.address, "--quiet", "--max-items", "16")
+    assert (r.returncode, r.stdout) == (0, REFERENCE_MESSAGE + "\n")
+
+
+@pytest.mark.skipif(not ipv6_loopback_available(), reason="no IPv6 loopback")
+def test_client_over_ipv6_loopback(start_tracker: TrackerFactory, run_client: ClientRunner) -> None:
+    t = start_tracker(host="::1")
+    r = run_client(f"[::1]:{t.port}", "--quiet")
+    assert (r.returncode, r.stdout, r.stderr) == (0, REFERENCE_MESSAGE + "\n", "")
+    with ReferenceTracker(host="::1") as ref:
+        r = run_client(ref.address, "--quiet")
+        assert (r.returncode, r.stdout) == (0, REFERENCE_MESSAGE + "\n")
+        assert set(ref.peers) == {"::1"}
+
+
+# ---------------------------------------------------- the reference-style stand-in
+
+
+@pytest.mark.parametrize("n", [16, 100])
+def test_client_detects_a_reference_style_tracker(run_client: ClientRunner, n: int) -> None:
+    items = list(REFERENCE_ITEMS) if n == 16 else shuffled_items(n, seed=n)
+    with ReferenceTracker(items) as ref:
+        r = run_client(ref.address, "--quiet", "-v")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == message_of(items) + "\n"
+        got_n, connections, style = stats(r.stderr)
+        assert (got_n, style) == (n, "one request per connection")
+        assert connections == ref.connections
+        empty = ref.requests.count(b"")
+        assert empty == 0, f"{empty} connection(s) opened that sent no request at all"
+        # REGISTER, then exactly one connection per item: no extra requests were sent
+        # on a connection the reference would have closed
+        assert ref.connections == n + 1
+    assert ref.requests[0] == REGISTER
+    assert all(len(req) <= 1024 for req in ref.requests)
+
+
+# ------------------------------------------------------------------- lying trackers
+
+
+@pytest.mark.parametrize("lie", list(LIES))
+def test_client_refuses_every_lie(run_client: ClientRunner, tmp_path: Path, lie: str) -> None:
+    marker = tmp_path / "pwned"
+    hangs = lie.startswith("hang_")
+    with LyingTracker(lie, touch_command(marker)) as liar:
+        start = time.monotonic()
+        r = run_client(liar.address, "--quiet", "--timeout", "1" if hangs else "2", timeout=5)
+        elapsed = time.monotonic() - start
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert r.stdout == ""
+    line = error_line(r.stderr)
+    assert line.startswith(ERROR_PREFIX), line
+    assert re.search(LIES[lie][2], line, re.IGNORECASE), line
+    assert not marker.exists(), "the client ran code from a pickle"
+    assert elapsed < (4 if hangs else 3), elapsed
+
+
+@pytest.mark.parametrize("lie", ["seqnum_str", "three_tuple"])
+def test_client_always_exits_promptly_after_refusing_an_answer(
+    spawn_client: ClientSpawner, lie: str
+) -> None:
+    """The same refused answer, 20 client runs in a row: every one must exit (code 1)
+    in well under its --timeout; not one may hang."""
+    with LyingTracker(lie) as liar:
+        for run in range(20):
+            p = spawn_client(liar.address, "--quiet", "--timeout", "2")
+            try:
+                out, err = p.communicate(timeout=4)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"run {run}: client still running 4 s after start (--timeout 2)")
+            assert (p.returncode, out) == (1, ""), err
+            error_line(err)
+
+
+def test_lying_tracker_tells_the_truth_elsewhere(run_client: ClientRunner) -> None:
+    """Control: the lies are the only thing wrong with the lying tracker's database."""
+    with ReferenceTracker(LIE_ITEMS) as honest:
+        r = run_client(honest.address, "--quiet")
+    assert (r.returncode, r.stdout) == (0, LIE_MESSAGE + "\n")
+
+
+def test_connection_refused_is_one_line_exit_1(run_client: ClientRunner) -> None:
+    port = free_port()
+    start = time.monotonic()
+    r = run_client(f"{HOST}:{port}", "--quiet")
+    assert r.returncode == 1
+    assert r.stdout == ""
+    line = error_line(r.stderr)
+    assert line.startswith(ERROR_PREFIX) and "refused" in line
+    assert time.monotonic() - start < 5
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--tracker", "localhost:notaport"],
+        ["--tracker", f"{HOST}:70000"],
+        ["--tracker", f"{HOST}:-1"],
+        ["--tracker", "[::1"],
+        ["--tracker", "[::1]x"],
+        ["--tracker", "::1:7777"],
+        ["--timeout", "0"],
+        ["--timeout", "-1"],
+        ["--timeout", "soon"],
+        ["--timeout", "nan"],
+        ["--timeout", "inf"],
+        ["--max-items", "0"],
+        ["--max-items", "many"],
+        ["--frobnicate"],
+    ],
+)
+def test_client_usage_error_is_one_line_exit_2(run_client: ClientRunner, args: list[str]) -> None:
+    r = run_client(f"{HOST}:{free_port()}", *args, "--quiet", timeout=10)
+    assert r.returncode == 2, r
+    assert r.stdout == ""
+    assert "error" in error_line(r.stderr)
+
+
+# --------------------------------------------------------------- dropped connections
+
+
+@pytest.mark.parametrize(("n", "k"), [(40, 1), (40, 2), (40, 3), (300, 7)])
+def test_client_reconnects_when_a_persistent_tracker_drops(
+    run_client: ClientRunner, n: int, k: int
+) -> None:
+    items = shuffled_items(n, seed=k)
+    with DroppingTracker(items, k) as dropper:
+        r = run_client(dropper.address, "--quiet", "-v")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == message_of(items) + "\n"
+        _, connections, _ = stats(r.stderr)
+        assert connections == dropper.connections
+        # every connection but REGISTER's was cut short at least once: reconnections
+        assert dropper.connections >= 1 + -(-n // k)
+        assert max(dropper.answers_per_connection) == k
