@@ -21,7 +21,9 @@ import pytest
 
 #: The command line of the package, in whatever venv runs the tests.
 CLI = [sys.executable, "-m", "cs457p2p"]
-LISTENING = re.compile(r"^listening on (?P<address>.+):(?P<port>\d+) \((?P<n>\d+) items\)$")
+LISTENING = re.compile(
+    r"^listening on (?P<address>.+):(?P<port>\d+) \((?P<n>\d+) items(?:; faults: [^)]+)?\)$"
+)
 STARTUP_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
 RUN_TIMEOUT = 20.0

@@ -376,10 +376,12 @@ def run_tracker(args: argparse.Namespace) -> int:
 
 def _report(result: FetchResult, verbose: bool) -> None:
     if verbose:
-        style = "one request per connection" if result.reference_style else "pipelined"
-        sys.stderr.write(
-            f"fetched {result.n} items over {result.connections} connections or sockets ({style})\n"
-        )
+        if result.transport == "udp":
+            what = f"UDP from {result.connections} sockets"
+        else:
+            style = "one request per connection" if result.reference_style else "pipelined"
+            what = f"{result.connections} connections ({style})"
+        sys.stderr.write(f"fetched {result.n} items over {what}\n")
     sys.stdout.write(result.message + "\n")
     sys.stdout.flush()
 

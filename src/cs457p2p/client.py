@@ -13,6 +13,7 @@ and :class:`~cs457p2p.protocol.AnswerParser`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections import deque
 from collections.abc import Callable
@@ -77,8 +78,9 @@ class ClientConfig:
 class FetchResult:
     message: str
     n: int
-    connections: int
+    connections: int  # TCP connections, or UDP sockets, opened
     reference_style: bool
+    transport: str = "tcp"
 
 
 _UNKNOWN, _PERSISTENT, _REFERENCE = "unknown", "persistent", "reference"
@@ -501,7 +503,7 @@ class UdpClient:
         finally:
             for sock in list(self._live) + list(self._retired):
                 sock.close()
-        return FetchResult(message, n, self.sockets, reference_style=False)
+        return FetchResult(message, n, self.sockets, reference_style=False, transport="udp")
 
 
 async def fetch_message(config: ClientConfig, progress: Progress | None = None) -> FetchResult:

@@ -9,7 +9,10 @@ makes the same decisions for the same sequence of requests.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+import socket
+import struct
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -120,6 +123,15 @@ class Faults:
         return max(ms, 0.0) / 1000.0
 
 
+def _reset(transport: asyncio.Transport) -> None:
+    """Abort with a TCP RST (linger 0), not an orderly FIN."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
 class TcpFaultWriter:
     """One connection's output with delay, chunking and resets; answers stay in order.
 
@@ -174,7 +186,7 @@ class TcpFaultWriter:
                 continue
             if not data:
                 self.queue.clear()
-                t.abort()
+                _reset(t)
                 return
             if chunk and len(data) > chunk:
                 t.write(data[:chunk])

@@ -209,8 +209,14 @@ class _Connection(asyncio.Protocol):
             t.abort()  # silent, or not reading its answers, for too long
             return
         if self._partial_since is not None and now - self._partial_since >= cfg.request_timeout:
+            # A request trickling in too slowly (or one that never ends, like b"I5"):
+            # answer it as the reference would answer a cut-off request, then close.
             self.tracker.dropped_slow += 1
-            t.abort()  # a request trickling in too slowly
+            if self.out is not None and not t.get_write_buffer_size():
+                self.out.write_answers([BAD_REQUEST])
+                self.out.close()
+            else:
+                t.abort()
             return
         self._idle_timer = self._loop.call_later(
             max(min(cfg.idle_timeout - quiet, cfg.request_timeout / 2), 0.01), self._check_idle
