@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from .checker import CheckResult, ClientCommandError, Report, check_client, check_tracker
 from .client import Client, ClientConfig, ClientError, FetchResult, fetch_message
 from .collection import Collection, CollectionError
 from .database import Database, DatabaseError
@@ -46,7 +47,9 @@ __all__ = [
     "REGISTER",
     "AnswerParser",
     "BadRequest",
+    "CheckResult",
     "Client",
+    "ClientCommandError",
     "ClientConfig",
     "ClientError",
     "Collection",
@@ -62,6 +65,7 @@ __all__ = [
     "RefusedCode",
     "RefusedType",
     "Register",
+    "Report",
     "Request",
     "RequestParser",
     "SharedReference",
@@ -71,6 +75,8 @@ __all__ = [
     "TrackerConfig",
     "Value",
     "__version__",
+    "check_client",
+    "check_tracker",
     "decode",
     "decode_prefix",
     "encode",
