@@ -1,4 +1,4 @@
-"""The ``cs457p2p`` command: ``tracker``, ``client`` and ``demo``.
+"""The ``cs457p2p`` command: ``tracker``, ``client``, ``demo`` and ``check``.
 
 Errors are one line on stderr: exit 2 for usage and configuration errors (bad flags, a
 bad database), 1 for failures at run time (connection refused, a lying tracker...).
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import shlex
 import signal
 import sys
 import time
@@ -16,6 +17,13 @@ from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
 from . import __version__
+from .checker import (
+    CLIENT_SCENARIOS,
+    ClientCommandError,
+    Report,
+    run_client_checks,
+    run_tracker_checks,
+)
 from .client import ClientConfig, ClientError, FetchResult, fetch_message
 from .database import Database, DatabaseError
 from .faults import FaultConfig, parse_delay
@@ -263,6 +271,84 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start a tracker with the built-in database on a free port and run"
         " the client against it.",
     )
+
+    k = sub.add_parser(
+        "check",
+        help="check someone else's tracker or client (conformance, grading)",
+        description="Run named conformance checks against a tracker, or run a client"
+        " against trackers started here. Exit 0 when every required check passes, 1 when"
+        " one fails, 2 for a usage error.",
+    )
+    ksub = k.add_subparsers(dest="check_command", metavar="WHAT", parser_class=_Parser)
+    ksub.required = True
+    kt = ksub.add_parser(
+        "tracker",
+        help="check a running tracker",
+        description="Talk to the tracker at HOST:PORT as clients would and report each"
+        " property of the protocol as a named check.",
+    )
+    kt.add_argument("address", type=_address_arg, metavar="HOST:PORT", help="the tracker")
+    kt.add_argument(
+        "--transport",
+        choices=("tcp", "udp"),
+        default="tcp",
+        help="run the checks over TCP or UDP (default: tcp)",
+    )
+    kt.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=5.0,
+        metavar="SECONDS",
+        help="longest wait for one answer (default: 5)",
+    )
+    kt.add_argument("--json", action="store_true", help="print one JSON object, not a table")
+    kc = ksub.add_parser(
+        "client",
+        help="run a client against trackers started here",
+        usage="cs457p2p check client [-h] [--transport {tcp,udp}] [--timeout SECONDS] [--json]\n"
+        "                             [--scenario NAME] [--seed INT] -- COMMAND [ARGS...]",
+        description="Run COMMAND (no shell) once per scenario against a tracker started on a\n"
+        "free port of 127.0.0.1, with {host}, {port} and {transport} in its arguments\n"
+        "replaced. It passes a scenario when its stdout holds that scenario's random\n"
+        "message (a fresh one each time) and it exits within the timeout.",
+        epilog="scenarios:\n"
+        + "\n".join(
+            f"  {s.name:<20} {s.description}"
+            + ("" if len(s.transports) > 1 else f" ({s.transports[0].upper()} only)")
+            for s in CLIENT_SCENARIOS
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    kc.add_argument(
+        "--transport",
+        choices=("tcp", "udp"),
+        default="tcp",
+        help="the scenarios for a TCP or a UDP client (default: tcp)",
+    )
+    kc.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=20.0,
+        metavar="SECONDS",
+        help="longest run of the client in one scenario (default: 20)",
+    )
+    kc.add_argument("--json", action="store_true", help="print one JSON object, not a table")
+    kc.add_argument(
+        "--scenario",
+        action="append",
+        choices=[s.name for s in CLIENT_SCENARIOS],
+        metavar="NAME",
+        help="run only this scenario (repeatable; default: all for the transport)",
+    )
+    kc.add_argument(
+        "--seed", type=int, metavar="INT", help="make the secrets, shuffles and faults reproducible"
+    )
+    kc.add_argument(
+        "client_command",
+        nargs="*",
+        metavar="COMMAND",
+        help="after --: the client to run, e.g. -- python3 client.py {host} {port}",
+    )
     return parser
 
 
@@ -430,9 +516,70 @@ def run_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _print_report(report: Report, as_json: bool) -> int:
+    sys.stdout.write((report.json_text() if as_json else report.table()) + "\n")
+    sys.stdout.flush()
+    return report.exit_code
+
+
+def run_check(args: argparse.Namespace) -> int:
+    if args.check_command == "tracker":
+        prog = "cs457p2p check tracker"
+        host, port = args.address
+        if port == 0:
+            return _fail(prog, "port 0 is not a tracker's port", EXIT_USAGE)
+        report = asyncio.run(
+            run_tracker_checks(host, port, transport=args.transport, timeout=args.timeout)
+        )
+        return _print_report(report, args.json)
+    prog = "cs457p2p check client"
+    if args.scenario:
+        wrong = [
+            name
+            for name in args.scenario
+            if args.transport not in next(s for s in CLIENT_SCENARIOS if s.name == name).transports
+        ]
+        if wrong:
+            return _fail(
+                prog, f"scenario {wrong[0]!r} is not run over {args.transport}", EXIT_USAGE
+            )
+    try:
+        report = asyncio.run(
+            run_client_checks(
+                args.client_command,
+                transport=args.transport,
+                timeout=args.timeout,
+                scenarios=args.scenario,
+                seed=args.seed,
+            )
+        )
+    except ClientCommandError as e:
+        return _fail(prog, str(e), EXIT_USAGE)
+    return _print_report(report, args.json)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    handlers = {"tracker": run_tracker, "client": run_client, "demo": run_demo}
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after the first "--" is the COMMAND of "check client", whatever it
+    # looks like (its own options included), on every Python version.
+    after: list[str] | None = None
+    if "--" in argv:
+        k = argv.index("--")
+        argv, after = argv[:k], argv[k + 1 :]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if after is not None:
+        if args.command == "check" and args.check_command == "client":
+            args.client_command = [*args.client_command, *after]
+        elif after:
+            parser.error(f"unrecognized arguments after --: {shlex.join(after)}")
+    if args.command == "check" and args.check_command == "client" and not args.client_command:
+        return _fail(
+            "cs457p2p check client",
+            "missing COMMAND: write the client's command line after --",
+            EXIT_USAGE,
+        )
+    handlers = {"tracker": run_tracker, "client": run_client, "demo": run_demo, "check": run_check}
     with contextlib.suppress(KeyboardInterrupt):
         return handlers[args.command](args)
     return 130
