@@ -840,6 +840,8 @@ async def run_tracker_checks(
     # -- pickled
     if observer.not_pickled is not None:
         checks.append(CheckResult("pickled", True, False, observer.not_pickled))
+    elif not observer.answers:
+        checks.append(_not_run("pickled", "no answer to look at"))
     else:
         checks.append(
             CheckResult(

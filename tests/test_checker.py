@@ -1,0 +1,603 @@
+"""``cs457p2p check tracker`` and ``cs457p2p check client``: against our own tracker and
+client, against reference-style stand-ins written from WIRE.md, and against broken ones,
+each of which must fail with the check that names its fault."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import pickletools
+import re
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import CliRunner, TrackerFactory
+from cs457p2p import checker
+from cs457p2p.checker import (
+    CheckResult,
+    ReferenceStyleTracker,
+    Report,
+    protocol0_count,
+    protocol0_item,
+    secret_words,
+    substitute,
+)
+from cs457p2p.database import Database
+from cs457p2p.decoder import decode
+from standins import (
+    BAD_REQUEST_P0,
+    REFERENCE_ITEMS,
+    REFERENCE_MESSAGE,
+    REGISTER,
+    LyingTracker,
+    OneShotServer,
+    ReferenceTracker,
+    dumps_p0,
+    error_line,
+    first_pickle_end,
+    free_port,
+)
+
+OUR_CLIENT = [sys.executable, "-m", "cs457p2p", "client", "--tracker", "{host}:{port}", "--quiet"]
+TRACKER_REQUIRED = [
+    "register",
+    "items",
+    "pickled",
+    "permutation",
+    "message",
+    "second-client",
+    "out-of-range",
+    "garbage",
+    "concurrent",
+]
+TRACKER_INFO = ["ascii-positions", "pipelining", "udp", "latency", "pickle-protocol"]
+TCP_SCENARIOS = [
+    "reference-db",
+    "empty-db",
+    "large-db",
+    "closes-after-answer",
+    "chunked-answers",
+    "delayed-answers",
+]
+UDP_SCENARIOS = [
+    "reference-db",
+    "empty-db",
+    "large-db",
+    "delayed-answers",
+    "udp-loss",
+    "udp-duplicate",
+    "udp-reorder",
+]
+
+#: A student-style client, written from WIRE.md: REGISTER, then one connection per
+#: position, each answer read until EOF, VALUE placed at index SEQNUM. It encodes with
+#: pickle.dumps and decodes with the restricted decoder. Its third argument breaks it.
+STUDENT_CLIENT = """\
+import pickle
+import socket
+import sys
+import time
+
+from cs457p2p.decoder import decode
+
+host, port = sys.argv[1], int(sys.argv[2])
+mode = sys.argv[3] if len(sys.argv) > 3 else "good"
+
+if mode == "hang":
+    import subprocess
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # holds stdout
+    time.sleep(60)
+
+
+def ask(request):
+    s = socket.create_connection((host, port), timeout=10)
+    try:
+        s.sendall(request)
+        if mode == "single-recv":
+            return s.recv(1024)  # the bug: one recv is taken to hold the whole answer
+        chunks = []
+        while True:
+            data = s.recv(4096)
+            if not data:
+                return b"".join(chunks)
+            chunks.append(data)
+    finally:
+        s.close()
+
+
+n = decode(ask(b"REGISTER"))
+db = [None] * n
+for i in range(n):
+    seq, value = decode(ask(pickle.dumps(i, protocol=2)))
+    db[i if mode == "by-position" else seq] = value  # by-position: the bug
+print(" ".join(db))
+"""
+
+
+def run_json(run_cli: CliRunner, *args: str, timeout: float = 40) -> tuple[int, dict[str, Any]]:
+    """Run ``cs457p2p check ... --json``; return the exit code and the report."""
+    r = run_cli("check", *args, timeout=timeout)
+    assert r.stderr == "", r.stderr
+    report = json.loads(r.stdout)
+    assert report["ok"] == (r.returncode == 0)
+    assert r.returncode in (0, 1)
+    return r.returncode, report
+
+
+def by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in report["checks"]}
+
+
+def failed(report: dict[str, Any]) -> list[str]:
+    return [c["name"] for c in report["checks"] if c["required"] and not c["passed"]]
+
+
+@pytest.fixture
+def student_client(tmp_path: Path) -> list[str]:
+    script = tmp_path / "student_client.py"
+    script.write_text(STUDENT_CLIENT)
+    return [sys.executable, str(script), "{host}", "{port}"]
+
+
+# ------------------------------------------------------------------ broken trackers
+
+
+class DiesAfterFirstClient(ReferenceTracker):
+    """A reference-style tracker that stops listening once it has served every
+    position once: the first client gets everything, nobody else gets anything."""
+
+    def __init__(self) -> None:
+        self.served: set[int] = set()
+        super().__init__()
+
+    def answer_item(self, position: int) -> Any:
+        answer = super().answer_item(position)
+        with self._lock:
+            self.served.add(position)
+            done = len(self.served) == len(self.items)
+        if done:
+            self._stop.set()
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
+            self._sock.close()
+        return answer
+
+
+class UnpickledTracker(OneShotServer):
+    """Answers with the text of the value (``str(N)``, ``repr(item)``), not a pickle."""
+
+    def respond(self, data: bytes) -> bytes:
+        if data == REGISTER:
+            return str(len(REFERENCE_ITEMS)).encode()
+        try:
+            value = decode(data)
+        except ValueError:
+            return b"Bad request"
+        if isinstance(value, int) and 0 <= value < len(REFERENCE_ITEMS):
+            return repr(REFERENCE_ITEMS[value]).encode()
+        return b"Bad request"
+
+
+class DiesOnGarbage(ReferenceTracker):
+    """A reference-style tracker whose server dies on a request it cannot unpickle
+    (an unguarded ``pickle.loads`` in the accept loop)."""
+
+    def respond(self, data: bytes) -> Any:
+        if data != REGISTER and data[:1] == b"\xff":
+            self._stop.set()
+            self._sock.close()
+            return None
+        return super().respond(data)
+
+
+# ------------------------------------------------------------------- check tracker
+
+
+def test_our_tracker_passes_every_check(start_tracker: TrackerFactory, run_cli: CliRunner) -> None:
+    t = start_tracker()
+    code, report = run_json(run_cli, "tracker", t.address, "--json")
+    assert code == 0, report["summary"]
+    checks = by_name(report)
+    assert [c["name"] for c in report["checks"]] == TRACKER_REQUIRED + TRACKER_INFO
+    assert all(checks[name]["required"] for name in TRACKER_REQUIRED)
+    assert not any(checks[name]["required"] for name in TRACKER_INFO)
+    assert report["message"] == REFERENCE_MESSAGE
+    assert checks["register"]["data"] == {"n": 16}
+    # what our tracker offers beyond the reference
+    for name in TRACKER_INFO:
+        assert checks[name]["passed"], checks[name]
+        assert checks[name]["result"] == "INFO"
+    assert checks["pickle-protocol"]["data"]["protocols"] == [2]
+    assert checks["latency"]["data"]["samples"] == checker.LATENCY_SAMPLES
+    assert report["summary"] == {
+        "required": 9,
+        "passed": 9,
+        "failed": [],
+        "line": f"tracker {t.address}: 9/9 required checks passed",
+    }
+    assert t.alive()
+
+
+def test_our_tracker_passes_over_udp(start_tracker: TrackerFactory, run_cli: CliRunner) -> None:
+    t = start_tracker("--message", "one two three four five")
+    code, report = run_json(run_cli, "tracker", t.address, "--transport", "udp", "--json")
+    assert code == 0, report["summary"]
+    assert report["transport"] == "udp"
+    assert report["message"] == "one two three four five"
+    checks = by_name(report)
+    assert "tcp" in checks and "udp" not in checks
+    assert checks["tcp"]["passed"] and checks["pipelining"]["passed"]
+
+
+def test_table_output(start_tracker: TrackerFactory, run_cli: CliRunner) -> None:
+    t = start_tracker("--message", "alpha beta gamma")
+    r = run_cli("check", "tracker", t.address)
+    assert r.returncode == 0 and r.stderr == ""
+    lines = r.stdout.splitlines()
+    assert re.fullmatch(r"check +result +detail", lines[0])
+    rows = [re.split(r"  +", line, maxsplit=2) for line in lines[1:-1]]
+    assert [row[0] for row in rows] == TRACKER_REQUIRED + TRACKER_INFO
+    assert [row[1] for row in rows] == ["PASS"] * 9 + ["INFO"] * 5
+    assert len({line.index(" PASS") for line in lines[1:10]}) == 1  # aligned
+    assert '"alpha beta gamma"' in lines[5]
+    assert lines[-1] == f"tracker {t.address}: 9/9 required checks passed"
+
+
+def test_empty_database_passes(start_tracker: TrackerFactory, run_cli: CliRunner) -> None:
+    t = start_tracker("--message", "")
+    code, report = run_json(run_cli, "tracker", t.address, "--json")
+    assert code == 0, report["summary"]
+    assert report["message"] == ""
+    assert by_name(report)["items"]["detail"] == "N = 0: no positions to ask"
+
+
+def test_large_database_is_checked_in_time(
+    start_tracker: TrackerFactory, run_cli: CliRunner, tmp_path: Path
+) -> None:
+    words = [f"w{i}" for i in range(800)]
+    db = tmp_path / "big.txt"
+    db.write_text(" ".join(words))
+    t = start_tracker("--db", str(db))
+    start = time.monotonic()
+    code, report = run_json(run_cli, "tracker", t.address, "--json")
+    assert code == 0, report["summary"]
+    assert report["message"] == " ".join(words)
+    concurrent = by_name(report)["concurrent"]
+    assert concurrent["data"]["positions"] == checker.CONCURRENT_SAMPLE
+    assert "a sample of the 800" in concurrent["detail"]
+    assert time.monotonic() - start < 15
+
+
+def test_reference_style_standin_passes_the_required_checks(run_cli: CliRunner) -> None:
+    with ReferenceTracker() as t:
+        code, report = run_json(run_cli, "tracker", t.address, "--json")
+    assert code == 0, report["summary"]
+    assert report["message"] == REFERENCE_MESSAGE
+    checks = by_name(report)
+    # ... and is reported as the reference it is
+    assert not checks["ascii-positions"]["passed"]
+    assert "'Bad request'" in checks["ascii-positions"]["detail"]
+    assert not checks["pipelining"]["passed"]
+    assert "reference style" in checks["pipelining"]["detail"]
+    assert not checks["udp"]["passed"]
+    assert checks["pickle-protocol"]["data"]["protocols"] == [0]
+    assert "as the reference" in checks["pickle-protocol"]["detail"]
+
+
+def test_the_checker_sends_nothing_that_could_run_code(run_cli: CliRunner) -> None:
+    with ReferenceTracker() as t:
+        code, _ = run_json(run_cli, "tracker", t.address, "--json")
+        requests = list(t.requests)
+    assert code == 0
+    assert len(requests) > 100
+    for request in set(requests):
+        if request == REGISTER or request == b"0" or request == b"":
+            continue
+        if request[:1] == b"\xff":  # no pickle opcode: a stock unpickler stops at once
+            continue
+        rest = request  # one position, or two back to back (the pipelining check)
+        while rest:
+            end = first_pickle_end(rest)
+            assert end is not None, request
+            piece, rest = rest[:end], rest[end:]
+            assert isinstance(decode(piece), int), request  # a position, nothing else
+            ops = {op.name for op, _, _ in pickletools.genops(io.BytesIO(piece))}
+            assert ops <= {"PROTO", "BININT1", "BININT2", "BININT", "STOP"}, (request, ops)
+
+
+def test_the_checker_never_unpickles_with_the_stock_unpickler() -> None:
+    source = Path(checker.__file__).read_text()
+    assert not re.search(r"^\s*(import pickle|from pickle )", source, re.M)
+    assert not re.search(r"pickle\.loads?\(|Unpickler\(", source)
+
+
+def test_duplicate_seqnums_fail_permutation(run_cli: CliRunner) -> None:
+    with LyingTracker("duplicate_seqnum") as t:
+        code, report = run_json(run_cli, "tracker", t.address, "--json")
+    assert code == 1
+    checks = by_name(report)
+    assert [checks[n]["passed"] for n in ("register", "items", "pickled")] == [True] * 3
+    assert not checks["permutation"]["passed"]
+    assert checks["permutation"]["detail"] == (
+        "SEQNUM 0 is served at positions 1 and 3; missing: 1"
+    )
+    assert failed(report) == ["permutation", "message"]
+    assert report["message"] is None
+
+
+def test_a_tracker_that_dies_after_the_first_client_fails_second_client(
+    run_cli: CliRunner,
+) -> None:
+    with DiesAfterFirstClient() as t:
+        code, report = run_json(run_cli, "tracker", t.address, "--json")
+    assert code == 1
+    assert failed(report)[0] == "second-client"
+    checks = by_name(report)
+    for name in TRACKER_REQUIRED[: TRACKER_REQUIRED.index("second-client")]:
+        assert checks[name]["passed"], checks[name]
+    detail = checks["second-client"]["detail"]
+    assert "connection refused" in detail
+    assert "stopped serving after the first client" in detail
+
+
+def test_unpickled_answers_fail_pickled(run_cli: CliRunner) -> None:
+    with UnpickledTracker() as t:
+        code, report = run_json(run_cli, "tracker", t.address, "--json")
+    assert code == 1
+    checks = by_name(report)
+    assert not checks["pickled"]["passed"]
+    assert checks["pickled"]["detail"].startswith("REGISTER answered b'16', not a pickle")
+    assert not checks["register"]["passed"]
+    assert "not a pickle" in checks["register"]["detail"]
+
+
+def test_a_tracker_that_dies_on_garbage_fails_garbage(run_cli: CliRunner) -> None:
+    with DiesOnGarbage() as t:
+        code, report = run_json(run_cli, "tracker", t.address, "--json")
+    assert code == 1
+    assert failed(report)[0] == "garbage"
+    assert "no longer serves" in by_name(report)["garbage"]["detail"]
+
+
+def test_a_hanging_tracker_fails_in_bounded_time(run_cli: CliRunner) -> None:
+    with LyingTracker("hang_item") as t:
+        start = time.monotonic()
+        code, report = run_json(run_cli, "tracker", t.address, "--timeout", "1", "--json")
+        elapsed = time.monotonic() - start
+    assert code == 1
+    assert failed(report)[0] == "items"
+    assert by_name(report)["items"]["detail"] == "position 3: no answer within 1 s"
+    assert elapsed < 15
+
+
+@pytest.mark.parametrize("transport", ["tcp", "udp"])
+def test_nothing_listening_fails_register(run_cli: CliRunner, transport: str) -> None:
+    port = free_port()
+    code, report = run_json(
+        run_cli, "tracker", f"127.0.0.1:{port}", "--transport", transport,
+        "--timeout", "2", "--json",
+    )  # fmt: skip
+    assert code == 1
+    checks = by_name(report)
+    assert not checks["register"]["passed"]
+    assert re.search(r"refused|unreachable", checks["register"]["detail"])
+    assert failed(report) == TRACKER_REQUIRED
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["tracker"],
+        ["tracker", "127.0.0.1:notaport"],
+        ["tracker", "127.0.0.1:0"],
+        ["tracker", "127.0.0.1:7777", "--transport", "sctp"],
+        [],
+    ],
+)
+def test_tracker_usage_errors(run_cli: CliRunner, args: list[str]) -> None:
+    r = run_cli("check", *args)
+    assert r.returncode == 2 and r.stdout == ""
+    assert "error" in error_line(r.stderr)
+
+
+# -------------------------------------------------------------------- check client
+
+
+def test_our_client_passes_every_scenario(run_cli: CliRunner) -> None:
+    code, report = run_json(run_cli, "client", "--json", "--", *OUR_CLIENT)
+    assert code == 0, report["summary"]
+    assert [c["name"] for c in report["checks"]] == TCP_SCENARIOS
+    assert all(c["required"] and c["result"] == "PASS" for c in report["checks"])
+    checks = by_name(report)
+    assert checks["large-db"]["data"]["items"] == 5000
+    assert "fault_seed" in checks["chunked-answers"]["data"]
+    assert report["summary"]["line"].endswith(": 6/6 required checks passed")
+
+
+def test_our_client_passes_over_udp(run_cli: CliRunner) -> None:
+    command = [*OUR_CLIENT, "--transport", "{transport}"]
+    code, report = run_json(run_cli, "client", "--transport", "udp", "--json", "--", *command)
+    assert code == 0, report["summary"]
+    assert [c["name"] for c in report["checks"]] == UDP_SCENARIOS
+
+
+def test_reference_style_student_client_passes(
+    run_cli: CliRunner, student_client: list[str]
+) -> None:
+    code, report = run_json(run_cli, "client", "--json", "--", *student_client)
+    assert code == 0, report["summary"]
+    assert [c["name"] for c in report["checks"]] == TCP_SCENARIOS
+
+
+def test_a_client_that_orders_by_position_fails(
+    run_cli: CliRunner, student_client: list[str]
+) -> None:
+    code, report = run_json(
+        run_cli,
+        "client", "--json", "--scenario", "reference-db", "--scenario", "empty-db",
+        "--scenario", "closes-after-answer", "--", *student_client, "by-position",
+    )  # fmt: skip
+    assert code == 1
+    assert failed(report) == ["reference-db", "closes-after-answer"]
+    for name in failed(report):
+        assert "position order, not in SEQNUM order" in by_name(report)[name]["detail"]
+
+
+def test_a_client_that_reads_one_recv_fails_chunked_answers(
+    run_cli: CliRunner, student_client: list[str]
+) -> None:
+    scenarios = [s for s in TCP_SCENARIOS if s != "large-db"]  # (it passes that one too)
+    options = [f"--scenario={s}" for s in scenarios]
+    code, report = run_json(
+        run_cli, "client", "--json", *options, "--", *student_client, "single-recv"
+    )
+    assert code == 1
+    assert [c["name"] for c in report["checks"]] == scenarios
+    assert failed(report) == ["chunked-answers"]
+    detail = by_name(report)["chunked-answers"]["detail"]
+    assert detail.startswith("exit 1; nothing on stdout; stderr: ")
+
+
+def test_a_hanging_client_is_killed_and_fails(
+    run_cli: CliRunner, student_client: list[str]
+) -> None:
+    start = time.monotonic()
+    code, report = run_json(
+        run_cli,
+        "client", "--json", "--timeout", "1", "--scenario", "reference-db",
+        "--scenario", "empty-db", "--", *student_client, "hang",
+    )  # fmt: skip
+    elapsed = time.monotonic() - start
+    assert code == 1
+    assert failed(report) == ["reference-db", "empty-db"]
+    for check in report["checks"]:
+        assert check["detail"].startswith("did not exit within 1 s (killed)")
+        assert check["data"]["timed_out"]
+    assert elapsed < 10  # the child holding stdout was killed with it
+
+
+def test_a_memorised_message_does_not_pass(run_cli: CliRunner) -> None:
+    command = [sys.executable, "-c", f"print({REFERENCE_MESSAGE!r})  # {{host}}:{{port}}"]
+    code, report = run_json(
+        run_cli, "client", "--json", "--scenario", "reference-db", "--", *command
+    )
+    assert code == 1
+    assert "stdout does not hold the message" in by_name(report)["reference-db"]["detail"]
+
+
+def test_client_table_output(run_cli: CliRunner) -> None:
+    r = run_cli("check", "client", "--scenario", "reference-db", "--", *OUR_CLIENT)
+    assert r.returncode == 0 and r.stderr == ""
+    lines = r.stdout.splitlines()
+    assert re.fullmatch(r"check +result +detail", lines[0])
+    assert re.fullmatch(r"reference-db +PASS +printed the message \(16 items\) in .* s", lines[1])
+    assert lines[2].startswith("client ") and lines[2].endswith(": 1/1 required checks passed")
+    assert "'{host}:{port}'" in lines[2]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["client"], "missing COMMAND"),
+        (["client", "--json", "--"], "missing COMMAND"),
+        (["client", "--", sys.executable, "client.py"], "{port}"),
+        (["client", "--", "/nonexistent/client", "{port}"], "cannot run"),
+        (["client", "--scenario", "nope", "--", "x", "{port}"], "invalid choice"),
+        (["client", "--transport", "udp", "--scenario", "chunked-answers", "--", "x", "{port}"],
+         "not run over udp"),
+        (["client", "--timeout", "0", "--", "x", "{port}"], "positive"),
+    ],
+)  # fmt: skip
+def test_client_usage_errors(run_cli: CliRunner, args: list[str], says: str) -> None:
+    r = run_cli("check", *args)
+    assert r.returncode == 2 and r.stdout == ""
+    assert says in error_line(r.stderr)
+
+
+def test_dashes_after_the_command_are_the_commands_own(run_cli: CliRunner) -> None:
+    r = run_cli("tracker", "--", "x")
+    assert r.returncode == 2
+    assert "unrecognized arguments after --" in error_line(r.stderr)
+    command = [*OUR_CLIENT, "--timeout", "5"]
+    code, _ = run_json(run_cli, "client", "--scenario", "empty-db", "--json", "--", *command)
+    assert code == 0
+
+
+# ---------------------------------------------------------------------- the pieces
+
+
+def test_substitute() -> None:
+    assert substitute(["c", "--t", "{host}:{port}", "{transport}", "{x}"], "h", 5, "udp") == [
+        "c",
+        "--t",
+        "h:5",
+        "udp",
+        "{x}",
+    ]
+
+
+def test_secret_words_are_fresh() -> None:
+    import random
+
+    a, b = secret_words(random.Random(), 16), secret_words(random.Random(), 16)
+    assert a != b
+    assert all(w.isascii() and w.isalpha() and w.islower() for w in a + b)
+    assert secret_words(random.Random(1), 16) == secret_words(random.Random(1), 16)
+
+
+def test_reference_style_tracker_speaks_protocol_0() -> None:
+    assert protocol0_count(16) == b"I16\n."
+    assert protocol0_item(12, "of") == b"(I12\nS'of'\np0\ntp1\n."
+    assert protocol0_item(1, "it's") == dumps_p0((1, "it's"))
+    assert protocol0_item(2, "a\\b\n\u00e9") == dumps_p0((2, "a\\b\n\u00e9"))
+    assert decode(protocol0_item(2, "a\\b\n\u00e9")) == (2, "a\\b\n\u00e9")
+    db = Database.from_pairs([(1, "b"), (0, "a")], "test", shuffle_seed=None)
+    t = ReferenceStyleTracker(db)
+    assert t.answer(REGISTER) == b"I2\n."
+    assert t.answer(b"\x80\x02K\x00.") == dumps_p0(db.items[0])
+    assert t.answer(b"I1\n.trailing") == dumps_p0(db.items[1])  # as pickle.loads reads it
+    for bad in (b"0", b"\x80\x02K\x02.", b"I-1\n.", b"REGISTER\n", b"", b"cos\nsystem\n."):
+        assert t.answer(bad) == BAD_REQUEST_P0
+
+
+def test_report_shape() -> None:
+    report = Report(
+        "tracker",
+        "h:1",
+        "tcp",
+        (
+            CheckResult("a", True, True, "fine"),
+            CheckResult("b", True, False, "broken\nbadly"),
+            CheckResult("c", False, False, "absent"),
+        ),
+    )
+    assert not report.ok and report.exit_code == 1
+    assert report.failed == ["b"]
+    assert report.table().splitlines() == [
+        "check  result  detail",
+        "a      PASS    fine",
+        "b      FAIL    broken badly",
+        "c      INFO    absent",
+        "tracker h:1: 1/2 required checks passed (failed: b)",
+    ]
+    data = json.loads(report.json_text())
+    assert data["summary"]["required"] == 2 and data["checks"][2]["result"] == "INFO"
+
+
+def test_check_tracker_api_in_a_thread() -> None:
+    """The public API runs its own event loop; a tracker in this process answers."""
+    results: list[Report] = []
+    with ReferenceTracker() as t:
+        th = threading.Thread(
+            target=lambda: results.append(checker.check_tracker("127.0.0.1", t.port)), daemon=True
+        )
+        th.start()
+        th.join(30)
+    assert results and results[0].ok, results[0].table() if results else "no report"
