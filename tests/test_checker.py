@@ -492,6 +492,23 @@ def test_a_memorised_message_does_not_pass(run_cli: CliRunner) -> None:
     assert "stdout does not hold the message" in by_name(report)["reference-db"]["detail"]
 
 
+def test_a_message_on_stderr_is_named(run_cli: CliRunner, tmp_path: Path) -> None:
+    script = tmp_path / "to_stderr.py"
+    script.write_text(
+        "import subprocess, sys\n"
+        "r = subprocess.run([sys.executable, '-m', 'cs457p2p', 'client', '--quiet',"
+        " '--tracker', sys.argv[1]], capture_output=True, text=True)\n"
+        "sys.stderr.write(r.stdout)\n"
+    )
+    code, report = run_json(
+        run_cli, "client", "--json", "--scenario", "reference-db", "--",
+        sys.executable, str(script), "{host}:{port}",
+    )  # fmt: skip
+    assert code == 1
+    detail = by_name(report)["reference-db"]["detail"]
+    assert detail == "exit 0; printed the message on stderr, not on stdout"
+
+
 def test_client_table_output(run_cli: CliRunner) -> None:
     r = run_cli("check", "client", "--scenario", "reference-db", "--", *OUR_CLIENT)
     assert r.returncode == 0 and r.stderr == ""

@@ -506,7 +506,7 @@ class _Observer:
         elif self.not_pickled is None and (
             reply.kind == UNDECODABLE or (reply.kind == CLOSED and reply.raw and not reply.values)
         ):
-            self.not_pickled = f"{what} answered {reply.describe()}"
+            self.not_pickled = _got(what, reply)
 
 
 @dataclass
@@ -520,20 +520,38 @@ class _Client:
     problem: str | None = None  # the first position that did not answer a pair
 
 
+def _got(what: str, reply: Reply) -> str:
+    """What a request got, as a phrase: ``position 3 answered 'Bad request'``,
+    ``REGISTER: closed without answering``."""
+    if reply.kind == ANSWER:
+        return f"{what} answered {_short(reply.values[0])}"
+    if reply.kind == UNDECODABLE:
+        return f"{what} answered {reply.detail}"
+    return f"{what}: {reply.detail}"
+
+
 def _count_of(reply: Reply) -> int | str:
     """N from a REGISTER reply, or what is wrong with it."""
     if reply.kind != ANSWER:
-        return f"no answer to REGISTER: {reply.describe()}"
+        return _got("REGISTER", reply)
     value = reply.values[0]
     if value == BAD_REQUEST_TEXT:
-        return "answered 'Bad request' to REGISTER"
+        return "REGISTER answered 'Bad request'"
     if isinstance(value, bool) or not isinstance(value, int):
-        return f"answered {_short(value)}, not an int"
+        return f"REGISTER answered {_short(value)}, not an int"
     if value < 0:
-        return f"answered N = {value}, a negative number"
+        return f"REGISTER answered N = {value}, a negative number"
     if value > MAX_ITEMS:
-        return f"answered N = {value}, more than this checker's limit of {MAX_ITEMS:,}"
+        return f"REGISTER answered N = {value:,}, more than this checker's limit of {MAX_ITEMS:,}"
     return value
+
+
+def _item_of(what: str, reply: Reply) -> Item | str:
+    """The pair a position request got, or what is wrong with it."""
+    if reply.kind != ANSWER:
+        return _got(what, reply)
+    item = _as_item(reply.values[0])
+    return f"{what} answered {item}" if isinstance(item, str) else item
 
 
 async def _register(link: _Link, client: _Client, observer: _Observer | None = None) -> None:
@@ -566,7 +584,7 @@ async def _fetch(
             reply = await link.exchange(encode_position(p))
             if observer is not None:
                 observer.note(f"position {p}", reply)
-            item = _as_item(reply.values[0]) if reply.kind == ANSWER else reply.describe()
+            item = _item_of(f"position {p}", reply)
             if isinstance(item, str):
                 problems.append((p, item))
                 return
@@ -574,8 +592,7 @@ async def _fetch(
 
     await asyncio.gather(*(worker() for _ in range(min(parallel, len(queue)))))
     if problems:
-        p, text = min(problems)
-        client.problem = f"position {p}: {text}"
+        client.problem = min(problems)[1]
 
 
 def _sample(n: int, k: int) -> list[int]:
@@ -624,15 +641,15 @@ async def _still_serves(link: _Link, first: _Client) -> str | None:
     reply = await link.exchange(REGISTER)
     count = _count_of(reply)
     if isinstance(count, str):
-        return f"then REGISTER got {reply.describe() if reply.kind == ANSWER else reply.detail}"
+        return f"then {count}"
     if count != first.n:
         return f"then REGISTER answered N = {count}, not {first.n}"
     if 0 in first.items:
-        reply = await link.exchange(encode_position(0))
-        item = _as_item(reply.values[0]) if reply.kind == ANSWER else reply.describe()
+        item = _item_of("position 0", await link.exchange(encode_position(0)))
+        if isinstance(item, str):
+            return f"then {item}"
         if item != first.items[0]:
-            shown = item if isinstance(item, str) else _short(item)
-            return f"then position 0 answered {shown}, not {_short(first.items[0])}"
+            return f"then position 0 answered {_short(item)}, not {_short(first.items[0])}"
     return None
 
 
@@ -716,7 +733,7 @@ async def _ascii(link: _Link, first: _Client) -> CheckResult:
     if reply.kind == ANSWER and reply.values[0] == BAD_REQUEST_TEXT:
         detail = "no: b'0' is answered 'Bad request' (as the reference)"
     else:
-        detail = f"no: b'0' got {reply.describe()}"
+        detail = f"no: {_got(repr(b'0'), reply)}"
     return CheckResult("ascii-positions", False, False, detail)
 
 
@@ -943,6 +960,11 @@ async def _second_client(link: _Link, first: _Client) -> CheckResult:
         detail = f"the same N = {first.n} again"
     else:
         detail = f"the same N and the same item at all {len(positions)} positions"
+        if len(positions) < first.n:
+            detail = (
+                f"the same N and the same item at the {len(positions)} positions"
+                f" (of {first.n}) the first client got"
+            )
     return CheckResult("second-client", True, True, detail)
 
 
@@ -1283,7 +1305,10 @@ async def _run_scenario(
         detail = f"killed by signal {-code}" if code < 0 else f"exit {code}"
         if scenario.items == 0:
             detail += " for N = 0"
-    if not found and scenario.items:
+    if not found and scenario.items and message in run.stderr:
+        detail += "; printed the message on stderr, not on stdout"
+        stderr = ""
+    elif not found and scenario.items:
         detail += f"; {_diagnose(run.stdout, db, message)}"
     if stderr:
         detail += f"; stderr: {stderr}"
