@@ -31,7 +31,7 @@ import signal
 import socket
 import subprocess
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -679,7 +679,7 @@ async def _bad_requests(
             return CheckResult(name, True, False, f"{why} (the tracker stopped serving)")
         problem = await _still_serves(link, first)
         if problem is not None:
-            notes[-1] += f"; {problem}: the tracker no longer serves"
+            notes[-1] += f"; {problem} (the tracker no longer serves)"
             return CheckResult(name, True, False, "; ".join(notes))
     return CheckResult(name, True, True, "; ".join(notes) + "; still serves")
 
@@ -897,34 +897,43 @@ async def run_tracker_checks(
                 )
             )
 
+    # The rest runs in an order of its own (the report keeps the order above): first
+    # what any working tracker survives, then the requests a fragile tracker may die
+    # of, so that such a death costs only the check that caused it.
+    later: dict[str, CheckResult] = {}
     if n is None:
-        for name in ("second-client", "out-of-range", "garbage", "concurrent"):
-            checks.append(_not_run(name, "REGISTER gave no N"))
+        for name in ("second-client", "concurrent", "out-of-range", "garbage"):
+            later[name] = _not_run(name, "REGISTER gave no N")
+        for name in ("ascii-positions", "pipelining"):
+            later[name] = _not_run(name, "REGISTER gave no N", required=False)
     else:
-        checks.append(await _second_client(link, first))
-        checks.append(
-            await _bad_requests(
-                link,
-                first,
-                "out-of-range",
-                [
-                    (f"position {n}", encode_position(n)),
-                    ("position -1", encode_position(-1)),
-                ],
-            )
+        later["second-client"] = await _second_client(link, first)
+        later["concurrent"] = await _concurrent(link, first)
+    latency = await _latency(link, first)
+    other = await _other_transport(link)
+    if n is not None:
+        out_of_range = [
+            (f"position {n}", encode_position(n)),
+            ("position -1", encode_position(-1)),
+        ]
+        risky: tuple[tuple[str, Callable[[], Awaitable[CheckResult]]], ...] = (
+            ("out-of-range", lambda: _bad_requests(link, first, "out-of-range", out_of_range)),
+            ("garbage", lambda: _bad_requests(link, first, "garbage", GARBAGE)),
+            ("pipelining", lambda: _pipelining(link, first)),
+            ("ascii-positions", lambda: _ascii(link, first)),
         )
-        checks.append(await _bad_requests(link, first, "garbage", GARBAGE))
-        checks.append(await _concurrent(link, first))
-
-    # -- informational
-    if n is None:
-        checks.append(_not_run("ascii-positions", "REGISTER gave no N", required=False))
-        checks.append(_not_run("pipelining", "REGISTER gave no N", required=False))
-    else:
-        checks.append(await _ascii(link, first))
-        checks.append(await _pipelining(link, first))
-    checks.append(await _other_transport(link))
-    checks.append(await _latency(link, first))
+        dead_after: str | None = None
+        for name, run in risky:
+            if dead_after is None:
+                later[name] = await run()
+                if not later[name].passed and await _still_serves(link, first) is not None:
+                    dead_after = name
+            else:
+                why = f"the tracker stopped serving during {dead_after}"
+                later[name] = _not_run(name, why, required=name in ("out-of-range", "garbage"))
+    for name in ("second-client", "out-of-range", "garbage", "concurrent"):
+        checks.append(later[name])
+    checks += [later["ascii-positions"], later["pipelining"], other, latency]
     checks.append(_protocol_check(observer))
     return Report("tracker", link.address, transport, tuple(checks), message)
 
