@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
 from . import __version__
+from .bench import run_bench, started_tracker
 from .client import ClientConfig, ClientError, FetchResult, fetch_message
 from .database import Database, DatabaseError
 from .faults import FaultConfig, parse_delay
@@ -257,6 +258,40 @@ def build_parser() -> argparse.ArgumentParser:
         "--verbose", "-v", action="store_true", help="print connection statistics on stderr"
     )
 
+    b = sub.add_parser(
+        "bench",
+        help="measure full client sessions against a tracker",
+        description="Run C concurrent full client sessions (register, fetch every item,"
+        " assemble, check every message against the first), R rounds, in one process;"
+        " print items/s and session times. Without --tracker, start a tracker in another"
+        " process on 127.0.0.1 serving --items generated words.",
+    )
+    b.add_argument("--tracker", type=_address_arg, metavar="HOST:PORT", help="an existing tracker")
+    b.add_argument(
+        "--clients",
+        type=_positive_int,
+        default=1,
+        metavar="C",
+        help="concurrent sessions (default: 1)",
+    )
+    b.add_argument(
+        "--repeat", type=_positive_int, default=3, metavar="R", help="rounds (default: 3)"
+    )
+    b.add_argument(
+        "--items",
+        type=_positive_int,
+        default=100_000,
+        metavar="N",
+        help="items of the started tracker (default: 100000)",
+    )
+    b.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="per network step (default: 60)",
+    )
+
     sub.add_parser(
         "demo",
         help="run a tracker and a client in one process",
@@ -430,9 +465,31 @@ def run_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_bench_command(args: argparse.Namespace) -> int:
+    prog = "cs457p2p bench"
+    try:
+        if args.tracker is not None:
+            host, port = args.tracker
+            result = run_bench(host, port, args.clients, args.repeat, args.timeout)
+        else:
+            with started_tracker(args.items) as (port, _n):
+                result = run_bench("127.0.0.1", port, args.clients, args.repeat, args.timeout)
+    except ClientError as e:
+        return _fail(prog, str(e))
+    except (OSError, RuntimeError) as e:
+        return _fail(prog, str(e))
+    sys.stdout.write(result.summary() + "\n")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"tracker": run_tracker, "client": run_client, "demo": run_demo}
+    handlers = {
+        "tracker": run_tracker,
+        "client": run_client,
+        "demo": run_demo,
+        "bench": run_bench_command,
+    }
     with contextlib.suppress(KeyboardInterrupt):
         return handlers[args.command](args)
     return 130
