@@ -517,6 +517,10 @@ class AnswerParser:
         return out
 
 
+_SEPARATOR = _ITEM_TAIL + _ITEM_PREFIX  # the end of one answer and the start of the next
+_UNPACK_NEXT = struct.Struct(f"<{len(_SEPARATOR)}sIcI").unpack_from
+
+
 def decode_items_fast(
     buf: bytes, pos: int, count: int, n: int
 ) -> tuple[list[int], list[bytes], int]:
@@ -528,22 +532,47 @@ def decode_items_fast(
     first answer that is incomplete or of any other shape (or in any way wrong), which
     is then the restricted decoder's to read, so both paths accept the same answers.
     UTF-8 validity of the VALUEs is for the caller to check (in bulk).
+
+    One struct call per answer reads the end of the previous answer together with the
+    head of the next (``\x86.\x80\x02J`` + SEQNUM + ``X`` + length).
     """
     seqs: list[int] = []
     texts: list[bytes] = []
-    add_seq, add_text = seqs.append, texts.append
-    unpack = _ITEM_HEAD.unpack_from
     end = len(buf)
-    head, tail = ITEM_HEAD_SIZE, _ITEM_TAIL
-    while count and pos + head <= end:
-        prefix, seq, x, size = unpack(buf, pos)
-        stop = pos + head + size
-        if prefix != _ITEM_PREFIX or x != b"X" or seq >= n or buf[stop : stop + 2] != tail:
-            break  # (also when the answer is not all here yet; J is signed: seq >= 2**31)
+    if not count or pos + ITEM_HEAD_SIZE > end:
+        return seqs, texts, pos
+    prefix, seq, x, size = _ITEM_HEAD.unpack_from(buf, pos)
+    if prefix != _ITEM_PREFIX or x != b"X" or seq >= n:
+        return seqs, texts, pos
+    add_seq, add_text = seqs.append, texts.append
+    unpack, sep_expected = _UNPACK_NEXT, _SEPARATOR
+    tail, head = _ITEM_TAIL, ITEM_HEAD_SIZE
+    body = pos + head
+    while True:
+        stop = body + size  # where this answer's tail starts
+        after = stop + 2  # where the next answer starts
+        if after > end:
+            break  # this answer is not all here yet
+        if count == 1 or after + head > end:  # the last one we take: check its tail alone
+            if buf[stop:after] == tail:
+                add_seq(seq)
+                add_text(buf[body:stop])
+                pos = after
+            break
+        sep, next_seq, x, size = unpack(buf, stop)
+        if sep != sep_expected:  # the next answer is not ours (or this tail is wrong)
+            if buf[stop:after] == tail:
+                add_seq(seq)
+                add_text(buf[body:stop])
+                pos = after
+            break
         add_seq(seq)
-        add_text(buf[pos + head : stop])
-        pos = stop + 2
+        add_text(buf[body:stop])
+        pos = after
         count -= 1
+        if x != b"X" or next_seq >= n:
+            break
+        seq, body = next_seq, after + head
     return seqs, texts, pos
 
 
