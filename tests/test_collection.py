@@ -197,3 +197,55 @@ def test_random_order_with_give_backs_assembles(
     assert answered == set(range(n))
     assert c.missing() == []
     assert c.message() == " ".join(words)
+
+
+# ----------------------------------------------------------------- runs (fast path)
+
+
+def test_take_runs_hands_out_consecutive_ranges() -> None:
+    c = Collection(10)
+    assert c.take_runs(4) == [(0, 4)]
+    assert c.take_runs(100) == [(4, 6)]
+    assert c.take_runs(1) == []
+
+
+def test_take_runs_skips_positions_answered_while_queued() -> None:
+    c = Collection(10)
+    taken = c.take(10)
+    c.give_back(taken)
+    c.place(3, 3, "x")
+    c.place(4, 4, "y")
+    assert c.take_runs(100) == [(0, 3), (5, 5)]
+
+
+def test_place_run_assembles_like_place() -> None:
+    c = Collection(4)
+    c.take_runs(4)
+    c.place_run(0, [2, 0, 3, 1], [b"c", b"a", b"d", b"b"])
+    assert c.complete and c.message() == "a b c d"
+
+
+def test_place_run_detects_conflicts_and_duplicates() -> None:
+    c = Collection(3)
+    with pytest.raises(CollectionError, match="different values"):
+        c.place_run(0, [1, 1], [b"x", b"y"])
+    d = Collection(2)
+    d.place_run(0, [1, 1], [b"x", b"x"])
+    with pytest.raises(CollectionError, match="missing"):
+        d.message()
+
+
+def test_place_run_over_answered_positions_checks_consistency() -> None:
+    c = Collection(3)
+    c.place(1, 2, "z")
+    c.place_run(0, [0, 2, 1], [b"a", b"z", b"b"])  # position 1 again, same item: fine
+    assert c.message() == "a b z"
+    with pytest.raises(CollectionError, match="answered twice"):
+        c.place_run(1, [0], [b"a"])
+
+
+def test_invalid_utf8_value_is_refused_when_assembling() -> None:
+    c = Collection(2)
+    c.place_run(0, [0, 1], [b"ok", b"\xff"])
+    with pytest.raises(CollectionError, match="UTF-8"):
+        c.message()

@@ -261,3 +261,11 @@ def test_unreadable_directory(tmp_path: Path) -> None:
 def test_non_utf8(tmp_path: Path, name: str) -> None:
     msg = _error(_write(tmp_path, name, b"0,caf\xe9\n"))
     assert "UTF-8" in msg and "byte 5" in msg
+
+
+def test_answer_run_is_the_answers_back_to_back() -> None:
+    db = Database.from_message(" ".join(f"w{i}" for i in range(300)), shuffle_seed=3)
+    assert bytes(db.answer_run(10, 250)) == b"".join(db.answers[10:260])
+    assert db.answer(299) == db.answers[299]
+    assert sorted(db.items) == [(i, f"w{i}") for i in range(300)]
+    assert db.message() == " ".join(f"w{i}" for i in range(300))

@@ -11,25 +11,31 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cs457p2p.decoder import DecodeError, RefusedCode, TooLarge, decode
+from cs457p2p.decoder import DecodeError, RefusedCode, TooLarge, decode, decode_prefix
 from cs457p2p.protocol import (
     BAD_REQUEST,
     BAD_REQUEST_TEXT,
+    MAX_ANSWER,
     MAX_REQUEST,
     REGISTER,
     AnswerParser,
     BadRequest,
     Position,
+    PositionRun,
     ProtocolError,
     Register,
     Request,
     RequestParser,
+    decode_items_fast,
     encode,
     encode_count,
     encode_item,
     encode_position,
+    expand_runs,
     interpret_count,
     interpret_item,
+    position_run_bytes,
+    position_run_size,
 )
 
 PROTOCOLS = list(range(6))
@@ -149,7 +155,8 @@ def test_encode_refuses_other_types(value: Any) -> None:
 def test_part1_answers_exact_bytes() -> None:
     assert encode_count(16) == b"\x80\x02K\x10."
     assert encode_count(0) == b"\x80\x02K\x00."
-    assert encode_item(12, "of") == b"\x80\x02K\x0cX\x02\x00\x00\x00of\x86."
+    # SEQNUM always as a 4-byte BININT: a fixed 12-byte head for the fast path
+    assert encode_item(12, "of") == b"\x80\x02J\x0c\x00\x00\x00X\x02\x00\x00\x00of\x86."
     assert encode_position(5) == b"\x80\x02K\x05."
     assert encode_position(300) == b"\x80\x02M\x2c\x01."
     assert BAD_REQUEST == b"\x80\x02X\x0b\x00\x00\x00Bad request."
@@ -564,3 +571,116 @@ def test_interpret_item_invalid(value: Any) -> None:
 def test_interpret_item_n_zero_has_no_valid_seqnum() -> None:
     with pytest.raises(ProtocolError):
         interpret_item((0, "x"), 0)
+
+
+# ------------------------------------------------------------- fast paths (performance)
+
+_BOUNDARIES = [0, 1, 200, 255, 256, 257, 65535, 65536, 65537, 2**31 - 3]
+
+
+@given(
+    start=st.one_of(st.sampled_from(_BOUNDARIES), st.integers(0, 70_000)),
+    count=st.integers(0, 600),
+)
+@settings(max_examples=300, deadline=None)
+def test_position_run_bytes_is_the_concatenation(start: int, count: int) -> None:
+    count = min(count, 2**31 - start)
+    expected = b"".join(encode_position(i) for i in range(start, start + count))
+    assert position_run_bytes(start, count) == expected
+    assert position_run_size(start, count) == len(expected)
+
+
+def _stream_strategy() -> st.SearchStrategy[list[bytes]]:
+    run = st.tuples(st.integers(0, 70_000), st.integers(1, 300)).map(
+        lambda t: position_run_bytes(*t)
+    )
+    single = st.one_of(
+        st.integers(-5, 80_000).map(lambda i: pickle.dumps(i, protocol=2)),
+        st.integers(0, 80_000).map(lambda i: pickle.dumps(i, protocol=0)),
+        st.just(b"REGISTER"),
+        st.integers(0, 99).map(lambda i: b"%d\n" % i),
+        st.just(pickle.dumps("hello", protocol=2)),
+    )
+    return st.lists(st.one_of(run, single), max_size=12)
+
+
+@given(parts=_stream_strategy(), limit=st.integers(1, 70_000), cuts=st.lists(st.integers(1, 4000)))
+@settings(max_examples=300, deadline=None)
+def test_run_fast_path_gives_the_same_requests(
+    parts: list[bytes], limit: int, cuts: list[int]
+) -> None:
+    data = b"".join(parts)
+    slow = RequestParser(max_request=1 << 20)
+    expected = slow.feed(data) + slow.flush()
+    fast = RequestParser(max_request=1 << 20, run_limit=limit)
+    got: list[Any] = []
+    pos = 0
+    for cut in cuts:
+        got += fast.feed(data[pos : pos + cut])
+        pos += cut
+    got += fast.feed(data[pos:]) + fast.flush()
+    assert expand_runs(got) == expected
+    for r in got:
+        if isinstance(r, PositionRun):
+            assert r.count >= 2 and r.start >= 0 and r.start + r.count <= limit
+
+
+def test_run_fast_path_takes_a_long_run_as_one_request() -> None:
+    parser = RequestParser(run_limit=100_000)
+    reqs = parser.feed(position_run_bytes(0, 70_000))
+    assert len(reqs) <= 3  # at most one run per region of the encoding
+    assert expand_runs(reqs) == [Position(i) for i in range(70_000)]
+
+
+def test_run_fast_path_stops_at_the_database_size() -> None:
+    parser = RequestParser(run_limit=10)
+    reqs = parser.feed(position_run_bytes(5, 10))
+    assert expand_runs(reqs) == [Position(i) for i in range(5, 15)]
+    assert all(not isinstance(r, PositionRun) or r.start + r.count <= 10 for r in reqs)
+
+
+def test_non_consecutive_positions_cost_no_runs() -> None:
+    parser = RequestParser(run_limit=1000)
+    data = b"".join(encode_position(i) for i in (5, 3, 9, 9, 100))
+    assert parser.feed(data) == [Position(i) for i in (5, 3, 9, 9, 100)]
+
+
+_ANSWER = st.one_of(
+    st.tuples(st.integers(0, 2000), st.text(max_size=20)).map(lambda t: encode_item(*t)),
+    st.tuples(st.integers(0, 2000), st.text(max_size=20)).map(
+        lambda t: pickle.dumps(t, protocol=2)
+    ),
+    st.tuples(st.integers(0, 2000), st.text(max_size=5)).map(lambda t: pickle.dumps(t, protocol=0)),
+)
+
+
+@given(answers=st.lists(_ANSWER, max_size=20), n=st.integers(0, 3000), data=st.data())
+@settings(max_examples=300, deadline=None)
+def test_fast_item_decoding_agrees_with_the_restricted_decoder(
+    answers: list[bytes], n: int, data: st.DataObject
+) -> None:
+    buf = b"".join(answers)
+    if buf and data.draw(st.booleans()):  # corrupt one byte somewhere
+        k = data.draw(st.integers(0, len(buf) - 1))
+        buf = buf[:k] + bytes([data.draw(st.integers(0, 255))]) + buf[k + 1 :]
+    seqs, texts, end = decode_items_fast(buf, 0, len(answers) + 1, n)
+    pos = 0
+    for seq, text in zip(seqs, texts, strict=True):
+        try:
+            value, pos = decode_prefix(buf, pos, max_size=MAX_ANSWER)
+        except DecodeError:
+            # The one difference: UTF-8 is checked later, in bulk, by the Collection
+            # when it assembles the message (and refused there just the same).
+            with pytest.raises(UnicodeDecodeError):
+                text.decode("utf-8", "surrogatepass")
+            return
+        assert interpret_item(value, n) == (seq, text.decode("utf-8", "surrogatepass"))
+    assert pos == end
+
+
+def test_fast_item_decoding_respects_the_count_and_incomplete_tail() -> None:
+    buf = b"".join(encode_item(i, "w") for i in range(5))
+    assert decode_items_fast(buf, 0, 3, 10)[0] == [0, 1, 2]
+    seqs, _texts, end = decode_items_fast(buf[:-1], 0, 10, 10)
+    assert seqs == [0, 1, 2, 3] and end == len(buf) - len(encode_item(4, "w"))
+    assert decode_items_fast(buf, 0, 10, 3)[0] == [0, 1, 2]  # SEQNUM 3 is out of range

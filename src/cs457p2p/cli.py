@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
 from . import __version__
+from .bench import run_bench, started_tracker
 from .checker import (
     CLIENT_SCENARIOS,
     ClientCommandError,
@@ -263,6 +264,40 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     c.add_argument(
         "--verbose", "-v", action="store_true", help="print connection statistics on stderr"
+    )
+
+    b = sub.add_parser(
+        "bench",
+        help="measure full client sessions against a tracker",
+        description="Run C concurrent full client sessions (register, fetch every item,"
+        " assemble, check every message against the first), R rounds, in one process;"
+        " print items/s and session times. Without --tracker, start a tracker in another"
+        " process on 127.0.0.1 serving --items generated words.",
+    )
+    b.add_argument("--tracker", type=_address_arg, metavar="HOST:PORT", help="an existing tracker")
+    b.add_argument(
+        "--clients",
+        type=_positive_int,
+        default=1,
+        metavar="C",
+        help="concurrent sessions (default: 1)",
+    )
+    b.add_argument(
+        "--repeat", type=_positive_int, default=3, metavar="R", help="rounds (default: 3)"
+    )
+    b.add_argument(
+        "--items",
+        type=_positive_int,
+        default=100_000,
+        metavar="N",
+        help="items of the started tracker (default: 100000)",
+    )
+    b.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="per network step (default: 60)",
     )
 
     sub.add_parser(
@@ -558,6 +593,23 @@ def run_check(args: argparse.Namespace) -> int:
     return _print_report(report, args.json)
 
 
+def run_bench_command(args: argparse.Namespace) -> int:
+    prog = "cs457p2p bench"
+    try:
+        if args.tracker is not None:
+            host, port = args.tracker
+            result = run_bench(host, port, args.clients, args.repeat, args.timeout)
+        else:
+            with started_tracker(args.items) as (port, _n):
+                result = run_bench("127.0.0.1", port, args.clients, args.repeat, args.timeout)
+    except ClientError as e:
+        return _fail(prog, str(e))
+    except (OSError, RuntimeError) as e:
+        return _fail(prog, str(e))
+    sys.stdout.write(result.summary() + "\n")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Everything after the first "--" is the COMMAND of "check client", whatever it
@@ -579,7 +631,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "missing COMMAND: write the client's command line after --",
             EXIT_USAGE,
         )
-    handlers = {"tracker": run_tracker, "client": run_client, "demo": run_demo, "check": run_check}
+    handlers = {
+        "tracker": run_tracker,
+        "client": run_client,
+        "demo": run_demo,
+        "check": run_check,
+        "bench": run_bench_command,
+    }
     with contextlib.suppress(KeyboardInterrupt):
         return handlers[args.command](args)
     return 130

@@ -21,14 +21,18 @@ from dataclasses import dataclass
 from typing import cast
 
 from .collection import Collection, CollectionError
-from .decoder import DecodeError, Value
+from .decoder import DecodeError, Incomplete, Value, decode_prefix
 from .protocol import (
+    BAD_REQUEST_TEXT,
+    MAX_ANSWER,
     REGISTER,
     AnswerParser,
     ProtocolError,
+    decode_items_fast,
     encode_position,
     interpret_count,
     interpret_item,
+    position_run_bytes,
 )
 from .reliability import Channel, RttEstimator
 from .tracker import MAX_DATAGRAM, format_address
@@ -59,7 +63,7 @@ class ClientConfig:
     #: local address to connect from (127.0.0.2 looks like another host on loopback)
     bind: str | None = None
     #: requests in flight on one persistent connection
-    window: int = 4096
+    window: int = 1 << 17
     #: persistent connections used against a pipelining tracker
     connections: int = 2
     #: parallel one-request connections against a reference-style tracker
@@ -202,14 +206,53 @@ class Client:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            await self._session(coll, probe=False)
+            if self.mode == _PERSISTENT:
+                await self._pipeline_session(coll)
+            else:
+                await self._session(coll, probe=False)
         self._wake.set()
+
+    async def _pipeline_session(self, coll: Collection) -> None:
+        """One persistent connection driven by :class:`_Pipeline` until the collection
+        is complete or the connection drops (its unanswered positions go back)."""
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        pipe = _Pipeline(self, coll, cfg.window)
+        local = (cfg.bind, 0) if cfg.bind else None
+        try:
+            await asyncio.wait_for(
+                loop.create_connection(lambda: pipe, cfg.host, cfg.port, local_addr=local),
+                cfg.timeout,
+            )
+        except (OSError, asyncio.TimeoutError):
+            if self._failures >= cfg.max_retries:
+                raise ClientError(f"cannot connect to {self.address} again") from None
+            self._failures += 1
+            await asyncio.sleep(0.05 * 2**self._failures)
+            return
+        self.connections += 1
+        try:
+            await pipe.finished
+        finally:
+            pipe.close()
+            if pipe.given_back:
+                self._wake.set()
+        if pipe.answered:
+            self._failures = 0
+        else:
+            self._failures += 1
+            if self._failures > cfg.max_retries:
+                raise ClientError(
+                    f"tracker at {self.address} closed {self._failures} connections in a row "
+                    "without answering"
+                )
+        if coll.complete:
+            self._wake.set()
 
     async def _session(self, coll: Collection, probe: bool) -> None:
         """One connection: ask, read answers in order, place them; on a drop give the
         unanswered positions back. Raises :class:`ClientError` on any fatal fault."""
-        window = 2 if probe else (self.config.window if self.mode == _PERSISTENT else 1)
-        outstanding: deque[int] = deque(coll.take(window))
+        outstanding: deque[int] = deque(coll.take(2 if probe else 1))
         if not outstanding:
             return  # another connection took what was left: open nothing
         try:
@@ -224,16 +267,24 @@ class Client:
             return
         parser = AnswerParser()
         answered = 0
+        learned = False  # the probe found out how the tracker wants to be asked
         sent = len(outstanding)
         writer.write(b"".join(map(encode_position, outstanding)))
         try:
-            while outstanding and not self._stopped:
+            while outstanding and not learned and not self._stopped:
                 data = await self._read(reader, f"item {outstanding[0]}")
                 if not data:
                     break
                 for value in parser.feed(data):
                     if not outstanding:
                         raise ClientError("tracker sent more answers than requests")
+                    if probe and not answered and value == BAD_REQUEST_TEXT:
+                        # A tracker that reads one request per connection but refuses
+                        # two back to back: ask one at a time (a real refusal of a
+                        # position then shows up there).
+                        learned = True
+                        self.mode = _REFERENCE
+                        break
                     position = outstanding.popleft()
                     seq, text = interpret_item(value, coll.n)
                     coll.place(position, seq, text)
@@ -241,13 +292,8 @@ class Client:
                 if self.progress is not None:
                     self.progress(coll.answered, coll.n)
                 if probe and answered >= 2:
+                    learned = True
                     self.mode = _PERSISTENT
-                    break
-                if self.mode == _PERSISTENT and not probe:
-                    more = coll.take(window - len(outstanding))
-                    if more:
-                        outstanding.extend(more)
-                        writer.write(b"".join(map(encode_position, more)))
         except DecodeError as e:
             raise ClientError(f"refused an answer from the tracker: {e}") from None
         except ProtocolError as e:
@@ -256,10 +302,11 @@ class Client:
             writer.close()
         if outstanding:
             if probe and answered == 1 and sent >= 2:
+                learned = True
                 self.mode = _REFERENCE  # one answer, then EOF: one request per connection
             coll.give_back(outstanding)
             self._wake.set()
-        if answered:
+        if answered or learned:
             self._failures = 0
         elif outstanding:
             self._failures += 1
@@ -270,6 +317,144 @@ class Client:
                 )
         if coll.complete:
             self._wake.set()
+
+
+class _Pipeline(asyncio.Protocol):
+    """A persistent connection with up to ``window`` position requests in flight, asked
+    as runs of consecutive positions and answered in order. Answers in our tracker's
+    shape are read in bulk (:func:`decode_items_fast`); any other answer goes through
+    the restricted decoder, one at a time."""
+
+    def __init__(self, client: Client, coll: Collection, window: int) -> None:
+        self.client = client
+        self.coll = coll
+        self.window = window
+        self.transport: asyncio.Transport | None = None
+        self.buf = b""
+        self.runs: deque[list[int]] = deque()  # [next position, still to answer]
+        self.outstanding = 0
+        self.answered = 0
+        self.given_back = 0
+        loop = asyncio.get_running_loop()
+        self.loop = loop
+        self.finished: asyncio.Future[None] = loop.create_future()
+        self.last = loop.time()
+        self.watchdog: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self._refill()
+        if not self.runs:
+            self._finish()
+            return
+        self.watchdog = self.loop.call_later(self.client.config.timeout, self._check_time)
+
+    def _refill(self) -> None:
+        t = self.transport
+        if t is None or t.is_closing():
+            return
+        runs = self.coll.take_runs(self.window - self.outstanding)
+        if runs:
+            for start, count in runs:
+                self.runs.append([start, count])
+                self.outstanding += count
+            t.write(b"".join([position_run_bytes(a, m) for a, m in runs]))
+
+    def data_received(self, data: bytes) -> None:
+        if self.finished.done():
+            return
+        self.last = self.loop.time()
+        buf = self.buf + data if self.buf else data
+        coll = self.coll
+        n = coll.n
+        runs = self.runs
+        pos = 0
+        size = len(buf)
+        try:
+            while runs and pos < size:
+                head = runs[0]
+                seqs, texts, end = decode_items_fast(buf, pos, head[1], n)
+                got = len(seqs)
+                if got:
+                    coll.place_run(head[0], seqs, texts)
+                    pos = end
+                else:  # not our shape, or not all here: the restricted decoder decides
+                    try:
+                        value, end = decode_prefix(buf, pos, max_size=MAX_ANSWER)
+                    except Incomplete:
+                        break
+                    seq, text = interpret_item(value, n)
+                    coll.place(head[0], seq, text)
+                    pos, got = end, 1
+                head[0] += got
+                head[1] -= got
+                self.outstanding -= got
+                self.answered += got
+                if not head[1]:
+                    runs.popleft()
+            if pos < size and not runs:
+                raise ProtocolError("tracker sent more answers than requests")
+        except DecodeError as e:
+            return self._fail(ClientError(f"refused an answer from the tracker: {e}"))
+        except (ProtocolError, CollectionError) as e:
+            return self._fail(ClientError(str(e)))
+        self.buf = buf[pos:]
+        if self.client.progress is not None:
+            self.client.progress(coll.answered, coll.n)
+        if coll.complete:
+            self._finish()
+        elif self.outstanding <= self.window // 2:
+            self._refill()
+            if not self.runs:
+                self._finish()
+
+    def eof_received(self) -> bool:
+        self._finish()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._finish()
+
+    def _check_time(self) -> None:
+        if self.finished.done():
+            return
+        timeout = self.client.config.timeout
+        quiet = self.loop.time() - self.last
+        if quiet >= timeout:
+            first = self.runs[0][0] if self.runs else 0
+            self._fail(
+                ClientError(
+                    f"timed out after {timeout:g} s waiting for item {first}"
+                    f" from {self.client.address}"
+                )
+            )
+        else:
+            self.watchdog = self.loop.call_later(timeout - quiet, self._check_time)
+
+    def _give_back(self) -> None:
+        if self.runs:
+            positions = [p for a, m in self.runs for p in range(a, a + m)]
+            self.given_back += len(positions)
+            self.coll.give_back(positions)
+            self.runs.clear()
+            self.outstanding = 0
+
+    def _finish(self) -> None:
+        if not self.finished.done():
+            self._give_back()
+            self.finished.set_result(None)
+
+    def _fail(self, error: ClientError) -> None:
+        if not self.finished.done():
+            self.finished.set_exception(error)
+        self.close()
+
+    def close(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+        if self.transport is not None:
+            self.transport.close()
 
 
 class _UdpSocket(asyncio.DatagramProtocol):

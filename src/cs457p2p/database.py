@@ -2,7 +2,7 @@
 
 Loading validates everything before a tracker listens: SEQNUMs exactly a permutation
 of ``0..N-1``, values strings. Every answer is pickled once here, so serving an item is
-a list lookup.
+a slice of one buffer.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ import io
 import json
 import random
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from .protocol import encode_count, encode_item
+from .protocol import encode_count, encode_item_blob, read_item_blob
 
 __all__ = ["DEFAULT_ITEMS", "DEFAULT_MESSAGE", "Database", "DatabaseError"]
 
@@ -48,26 +47,78 @@ class DatabaseError(ValueError):
     """A database file or text that cannot be served; the message names where."""
 
 
-@dataclass(frozen=True)
 class Database:
-    """Items in stored (shuffled) order; ``items[i]`` answers position ``i``."""
+    """Items in stored (shuffled) order: position ``i`` answers ``items[i]``.
 
-    items: tuple[tuple[int, str], ...]
-    source: str = "built-in"
-    answers: tuple[bytes, ...] = field(init=False, repr=False, compare=False)
-    count_answer: bytes = field(init=False, repr=False, compare=False)
+    The answers are pickled once, into one buffer (``blob``) with their ``offsets``,
+    so serving a run of consecutive positions is one slice, and a million items take
+    about 30 MB rather than a Python object per item.
+    """
 
-    def __post_init__(self) -> None:
-        check_permutation(self.items, self.source)
-        object.__setattr__(self, "answers", tuple(encode_item(s, v) for s, v in self.items))
-        object.__setattr__(self, "count_answer", encode_count(len(self.items)))
+    __slots__ = ("_items", "blob", "count_answer", "n", "offsets", "source")
+
+    def __init__(
+        self, items: Sequence[tuple[int, str]], source: str = "built-in", *, checked: bool = False
+    ) -> None:
+        if not checked:
+            check_permutation(items, source)
+        seqs = [seq for seq, _ in items]
+        texts = [value.encode("utf-8", "surrogatepass") for _, value in items]
+        self._build(seqs, texts, source)
+        self._items: tuple[tuple[int, str], ...] | None = (
+            tuple(items) if len(items) <= 4096 else None
+        )
+
+    def _build(self, seqs: Sequence[int], texts: Sequence[bytes], source: str) -> None:
+        self.n = len(seqs)
+        self.source = source
+        self.blob, self.offsets = encode_item_blob(seqs, texts)
+        self.count_answer = encode_count(self.n)
+
+    @classmethod
+    def _from_words(cls, words: Sequence[str], source: str, shuffle_seed: int | None) -> Database:
+        """Word k gets SEQNUM k: valid by construction, so no permutation check."""
+        order = list(range(len(words)))
+        random.Random(shuffle_seed).shuffle(order)
+        encoded = [w.encode("utf-8", "surrogatepass") for w in words]
+        db = cls.__new__(cls)
+        db._build(order, [encoded[s] for s in order], source)
+        db._items = None
+        return db
 
     def __len__(self) -> int:
-        return len(self.items)
+        return self.n
+
+    def __repr__(self) -> str:
+        return f"Database({self.n} items from {self.source})"
+
+    def answer(self, position: int) -> bytes:
+        """The pickled ``(SEQNUM, VALUE)`` at ``position`` (0 <= position < n)."""
+        off = self.offsets
+        return self.blob[off[position] : off[position + 1]]
+
+    def answer_run(self, start: int, count: int) -> memoryview:
+        """The answers to positions ``start .. start+count-1``, back to back, uncopied."""
+        off = self.offsets
+        return memoryview(self.blob)[off[start] : off[start + count]]
+
+    @property
+    def answers(self) -> tuple[bytes, ...]:
+        return tuple(self.answer(i) for i in range(self.n))
+
+    @property
+    def items(self) -> tuple[tuple[int, str], ...]:
+        """``(SEQNUM, VALUE)`` in stored order (read back from the pickled answers)."""
+        if self._items is None:
+            self._items = tuple(
+                read_item_blob(memoryview(self.blob)[self.offsets[i] : self.offsets[i + 1]])
+                for i in range(self.n)
+            )
+        return self._items
 
     def message(self) -> str:
         """The values in SEQNUM order joined by single spaces."""
-        ordered = [""] * len(self.items)
+        ordered = [""] * self.n
         for seq, value in self.items:
             ordered[seq] = value
         return " ".join(ordered)
@@ -95,12 +146,12 @@ class Database:
         """
         items = list(pairs)
         check_permutation(items, source, labels)
-        return cls(_shuffled(items, shuffle_seed), source)
+        return cls(_shuffled(items, shuffle_seed), source, checked=True)
 
     @classmethod
     def from_message(cls, text: str, shuffle_seed: int | None = None) -> Database:
         """Word k of ``text`` (split on whitespace) gets SEQNUM k."""
-        return cls.from_pairs(enumerate(text.split()), "--message", shuffle_seed)
+        return cls._from_words(text.split(), "--message", shuffle_seed)
 
     @classmethod
     def from_file(cls, path: str | Path, shuffle_seed: int | None = None) -> Database:
@@ -120,10 +171,10 @@ class Database:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as e:
             raise DatabaseError(f"{name}: not UTF-8 text (byte {e.start})") from None
-        labels: list[str] | None = None
         if suffix == ".txt":
-            pairs: list[tuple[int, str]] = list(enumerate(text.split()))
-        elif suffix == ".json":
+            return cls._from_words(text.split(), name, shuffle_seed)
+        labels: list[str] | None = None
+        if suffix == ".json":
             pairs = _parse_json(text, name)
             labels = [f"entry {k}" for k in range(len(pairs))]
         else:

@@ -143,11 +143,11 @@ class TcpFaultWriter:
         self.transport = transport
         self.loop = asyncio.get_running_loop()
         # (time ready, bytes) or (time ready, None) for "close here"
-        self.queue: list[tuple[float, bytes | None]] = []
+        self.queue: list[tuple[float, bytes | memoryview | None]] = []
         self.timer: asyncio.TimerHandle | None = None
         self.aborting = False
 
-    def write_answers(self, answers: list[bytes]) -> None:
+    def write_answers(self, answers: list[bytes | memoryview]) -> None:
         now = self.loop.time()
         for answer in answers:
             if self.faults.reset():

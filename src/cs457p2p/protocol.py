@@ -15,7 +15,11 @@ the bytes these functions return.
 from __future__ import annotations
 
 import struct
+import sys
+from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 from .decoder import DecodeError, Incomplete, Value, _py2_text, decode_prefix
 
@@ -29,16 +33,23 @@ __all__ = [
     "AnswerParser",
     "BadRequest",
     "Position",
+    "PositionRun",
     "ProtocolError",
     "Register",
     "Request",
     "RequestParser",
+    "decode_items_fast",
     "encode",
     "encode_count",
     "encode_item",
+    "encode_item_blob",
     "encode_position",
+    "expand_runs",
     "interpret_count",
     "interpret_item",
+    "position_run_bytes",
+    "position_run_size",
+    "read_item_blob",
 ]
 
 #: The raw registration request (not pickled, no newline).
@@ -53,6 +64,8 @@ ANSWER_PROTOCOL = 2
 BAD_REQUEST_TEXT = "Bad request"
 
 _PACK_I4 = struct.Struct("<i").pack
+_UNPACK_I4 = struct.Struct("<i").unpack_from
+_UNPACK_U2 = struct.Struct("<H").unpack_from
 _PACK_U4 = struct.Struct("<I").pack
 _PACK_U2 = struct.Struct("<H").pack
 _PACK_F8 = struct.Struct(">d").pack
@@ -133,14 +146,108 @@ def encode_count(n: int) -> bytes:
     return encode(n)
 
 
+#: Our item answers: PROTO 2, BININT seq, BINUNICODE len, text, TUPLE2, STOP. SEQNUM is
+#: always a 4-byte BININT, so every answer has the same 12-byte head: the client's fast
+#: path reads it with one struct call (any pickle reader reads it as the same tuple).
+_ITEM_HEAD = struct.Struct("<3sIcI")
+ITEM_HEAD_SIZE = _ITEM_HEAD.size
+_ITEM_PREFIX = b"\x80\x02J"
+_ITEM_TAIL = b"\x86."
+
+
 def encode_item(seqnum: int, value: str) -> bytes:
     """The tracker's answer to a position request."""
-    return encode((seqnum, value))
+    if not 0 <= seqnum < 1 << 31:  # not a BININT: no database is that large
+        return encode((seqnum, value))
+    raw = value.encode("utf-8", "surrogatepass")
+    return _ITEM_HEAD.pack(_ITEM_PREFIX, seqnum, b"X", len(raw)) + raw + _ITEM_TAIL
+
+
+def encode_item_blob(seqs: Sequence[int], texts: Sequence[bytes]) -> tuple[bytes, array[int]]:
+    """All item answers back to back, and the offset of each (``n + 1`` offsets):
+    answer ``i`` is ``blob[offsets[i]:offsets[i+1]]``. ``texts`` are UTF-8."""
+    pack = _ITEM_HEAD.pack
+    blob = b"".join(
+        [
+            pack(_ITEM_PREFIX, s, b"X", len(t)) + t + _ITEM_TAIL
+            for s, t in zip(seqs, texts, strict=True)
+        ]
+    )
+    extra = ITEM_HEAD_SIZE + len(_ITEM_TAIL)
+    offsets = array("Q", accumulate((len(t) + extra for t in texts), initial=0))
+    return blob, offsets
+
+
+def read_item_blob(answer: bytes | memoryview) -> tuple[int, str]:
+    """``(SEQNUM, VALUE)`` of one answer made by :func:`encode_item` (our own bytes)."""
+    _, seq, _, size = _ITEM_HEAD.unpack_from(answer, 0)
+    return seq, bytes(answer[ITEM_HEAD_SIZE : ITEM_HEAD_SIZE + size]).decode(
+        "utf-8", "surrogatepass"
+    )
 
 
 def encode_position(index: int) -> bytes:
     """The client's request for the item at ``index``."""
     return encode(index)
+
+
+# Positions as :func:`encode_position` writes them, by region: (first position, end,
+# payload width, opcode). Every request in a region has the same size, 4 + width bytes.
+_RUN_REGIONS = ((0, 1 << 8, 1, b"K"), (1 << 8, 1 << 16, 2, b"M"), (1 << 16, 1 << 31, 4, b"J"))
+_ARRAY_CODE = {1: "B", 2: "H", 4: "I"}
+_BIG_ENDIAN = sys.byteorder == "big"
+
+
+def position_run_size(start: int, count: int) -> int:
+    """Bytes that :func:`position_run_bytes` ``(start, count)`` takes."""
+    size = 0
+    stop = start + count
+    for lo, hi, width, _ in _RUN_REGIONS:
+        a, b = max(start, lo), min(stop, hi)
+        if a < b:
+            size += (b - a) * (4 + width)
+    return size
+
+
+def _positions_fitting(start: int, available: int) -> int:
+    """How many consecutive position requests from ``start`` fit in ``available`` bytes."""
+    count = 0
+    for lo, hi, width, _ in _RUN_REGIONS:
+        if start + count >= hi:
+            continue
+        first = max(start + count, lo)
+        each = 4 + width
+        k = min(hi - first, available // each)
+        count += k
+        available -= k * each
+        if first + k < hi:
+            break
+    return count
+
+
+def position_run_bytes(start: int, count: int) -> bytes:
+    """``b"".join(encode_position(i) for i in range(start, start + count))``, built
+    with slice assignments instead of one object per position."""
+    parts = []
+    stop = start + count
+    for lo, hi, width, op in _RUN_REGIONS:
+        a, b = max(start, lo), min(stop, hi)
+        if a >= b:
+            continue
+        m, each = b - a, 4 + width
+        out = bytearray(m * each)
+        out[0::each] = b"\x80" * m
+        out[1::each] = b"\x02" * m
+        out[2::each] = op * m
+        out[each - 1 :: each] = b"." * m
+        values = array(_ARRAY_CODE[width], range(a, b))
+        if _BIG_ENDIAN:
+            values.byteswap()
+        raw = values.tobytes()
+        for j in range(width):
+            out[3 + j :: each] = raw[j::width]
+        parts.append(bytes(out))
+    return b"".join(parts)
 
 
 BAD_REQUEST = encode(BAD_REQUEST_TEXT)
@@ -173,7 +280,28 @@ class BadRequest:
     fatal: bool
 
 
-Request = Register | Position | BadRequest
+@dataclass(frozen=True, slots=True)
+class PositionRun:
+    """``count`` position requests for ``start, start+1, ...`` back to back, every one
+    already known to be in range (only a parser with ``run_limit`` makes these)."""
+
+    start: int
+    count: int
+
+
+Request = Register | Position | PositionRun | BadRequest
+
+
+def expand_runs(requests: Sequence[Request]) -> list[Request]:
+    """The same requests with every :class:`PositionRun` spelled out as positions."""
+    out: list[Request] = []
+    for r in requests:
+        if isinstance(r, PositionRun):
+            out.extend(Position(i) for i in range(r.start, r.start + r.count))
+        else:
+            out.append(r)
+    return out
+
 
 _DIGITS = frozenset(b"0123456789")
 _SEPARATORS = b" \t\r\n"
@@ -202,14 +330,26 @@ class RequestParser:
     position 12.
 
     After a fatal :class:`BadRequest` the parser is finished and ignores further input.
+
+    With ``run_limit`` N (the database size), consecutive in-range positions written as
+    :func:`encode_position` writes them come out as one :class:`PositionRun`, found by
+    comparing bytes in bulk; :func:`expand_runs` of the output is exactly what the parser
+    without ``run_limit`` gives.
     """
 
-    __slots__ = ("_buf", "_needed", "finished", "max_request")
+    __slots__ = ("_buf", "_needed", "finished", "max_request", "run_limit")
 
-    def __init__(self, max_request: int = MAX_REQUEST) -> None:
+    #: Longest run the fast path takes at once.
+    MAX_RUN = 1 << 16
+    #: A run is first checked on this many positions, so that a stream of positions
+    #: that are not consecutive costs little.
+    PROBE = 8
+
+    def __init__(self, max_request: int = MAX_REQUEST, run_limit: int = 0) -> None:
         self._buf = b""
         self._needed = 0
         self.max_request = max_request
+        self.run_limit = run_limit
         self.finished = False
 
     @property
@@ -238,6 +378,44 @@ class RequestParser:
             return []
         return self._parse(final=True)
 
+    def _run_at(self, buf: bytes, pos: int, n: int) -> PositionRun | None:
+        """A run of at least two consecutive positions starting at ``buf[pos]``."""
+        if n - pos < 10 or buf[pos + 1] != 2:
+            return None
+        op = buf[pos + 2]
+        if op == 0x4B:
+            start = buf[pos + 3]
+        elif op == 0x4D:
+            start = _UNPACK_U2(buf, pos + 3)[0]
+        elif op == 0x4A:
+            start = _UNPACK_I4(buf, pos + 3)[0]
+        else:
+            return None
+        if not 0 <= start < self.run_limit:
+            return None
+        most = min(_positions_fitting(start, n - pos), self.run_limit - start, self.MAX_RUN)
+        if most < 2:
+            return None
+        good = min(most, self.PROBE)
+        expected = position_run_bytes(start, good)
+        if buf[pos : pos + len(expected)] != expected:
+            return None
+        if most > good:
+            expected = position_run_bytes(start, most)
+            if buf[pos : pos + len(expected)] == expected:
+                good = most
+            else:  # the run ends somewhere in between: find where
+                view, have = memoryview(expected), memoryview(buf)
+                bad = most
+                while bad - good > 1:
+                    mid = (good + bad) // 2
+                    size = position_run_size(start, mid)
+                    if view[:size] == have[pos : pos + size]:
+                        good = mid
+                    else:
+                        bad = mid
+        return PositionRun(start, good)
+
     def _fail(self, reason: str, out: list[Request]) -> list[Request]:
         out.append(BadRequest(reason, fatal=True))
         self.finished = True
@@ -255,6 +433,12 @@ class RequestParser:
             if first in _SEPARATORS:
                 pos += 1
                 continue
+            if first == 0x80 and self.run_limit:
+                run = self._run_at(buf, pos, n)
+                if run is not None:
+                    out.append(run)
+                    pos += position_run_size(run.start, run.count)
+                    continue
             if first == 0x52:  # 'R': REGISTER (R is also REDUCE, refused in a pickle)
                 have = buf[pos : pos + 8]
                 if have == REGISTER:
@@ -331,6 +515,65 @@ class AnswerParser:
             pos = end
         self._buf = buf[pos:]
         return out
+
+
+_SEPARATOR = _ITEM_TAIL + _ITEM_PREFIX  # the end of one answer and the start of the next
+_UNPACK_NEXT = struct.Struct(f"<{len(_SEPARATOR)}sIcI").unpack_from
+
+
+def decode_items_fast(
+    buf: bytes, pos: int, count: int, n: int
+) -> tuple[list[int], list[bytes], int]:
+    """Read up to ``count`` item answers in our tracker's own shape (:func:`encode_item`)
+    from ``buf[pos]``; return their SEQNUMs, their UTF-8 VALUEs and where it stopped.
+
+    Every byte is checked: the head (PROTO 2, BININT, BINUNICODE), the length against
+    the bytes present, the TUPLE2 and STOP, and ``0 <= SEQNUM < n``. It stops at the
+    first answer that is incomplete or of any other shape (or in any way wrong), which
+    is then the restricted decoder's to read, so both paths accept the same answers.
+    UTF-8 validity of the VALUEs is for the caller to check (in bulk).
+
+    One struct call per answer reads the end of the previous answer together with the
+    head of the next (``\x86.\x80\x02J`` + SEQNUM + ``X`` + length).
+    """
+    seqs: list[int] = []
+    texts: list[bytes] = []
+    end = len(buf)
+    if not count or pos + ITEM_HEAD_SIZE > end:
+        return seqs, texts, pos
+    prefix, seq, x, size = _ITEM_HEAD.unpack_from(buf, pos)
+    if prefix != _ITEM_PREFIX or x != b"X" or seq >= n:
+        return seqs, texts, pos
+    add_seq, add_text = seqs.append, texts.append
+    unpack, sep_expected = _UNPACK_NEXT, _SEPARATOR
+    tail, head = _ITEM_TAIL, ITEM_HEAD_SIZE
+    body = pos + head
+    while True:
+        stop = body + size  # where this answer's tail starts
+        after = stop + 2  # where the next answer starts
+        if after > end:
+            break  # this answer is not all here yet
+        if count == 1 or after + head > end:  # the last one we take: check its tail alone
+            if buf[stop:after] == tail:
+                add_seq(seq)
+                add_text(buf[body:stop])
+                pos = after
+            break
+        sep, next_seq, x, size = unpack(buf, stop)
+        if sep != sep_expected:  # the next answer is not ours (or this tail is wrong)
+            if buf[stop:after] == tail:
+                add_seq(seq)
+                add_text(buf[body:stop])
+                pos = after
+            break
+        add_seq(seq)
+        add_text(buf[body:stop])
+        pos = after
+        count -= 1
+        if x != b"X" or next_seq >= n:
+            break
+        seq, body = next_seq, after + head
+    return seqs, texts, pos
 
 
 # -------------------------------------------------------------- answer interpretation

@@ -39,6 +39,7 @@ from .protocol import (
     MAX_REQUEST,
     BadRequest,
     Position,
+    PositionRun,
     Register,
     Request,
     RequestParser,
@@ -87,7 +88,7 @@ class _PlainWriter:
     def __init__(self, transport: asyncio.Transport) -> None:
         self.transport = transport
 
-    def write_answers(self, answers: list[bytes]) -> None:
+    def write_answers(self, answers: list[bytes | memoryview]) -> None:
         self.transport.write(answers[0] if len(answers) == 1 else b"".join(answers))
 
     def close(self) -> None:
@@ -102,7 +103,7 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self, tracker: Tracker) -> None:
         self.tracker = tracker
-        self.parser = RequestParser(tracker.config.max_request)
+        self.parser = RequestParser(tracker.config.max_request, run_limit=len(tracker.db))
         self.requests = 0
         self.persistent = False
         self.transport: asyncio.Transport | None = None
@@ -227,7 +228,7 @@ class _Connection(asyncio.Protocol):
         if not requests or out is None or self._closing():
             return
         before = self.requests
-        self.requests = before + len(requests)
+        self.requests = before + len(requests) + (isinstance(requests[0], PositionRun))
         out.write_answers(self.tracker.answers_for(requests))
         if self.parser.finished:  # fatal bad request: the stream cannot be resynchronised
             out.close()
@@ -285,7 +286,7 @@ class _Datagrams(asyncio.DatagramProtocol):
             if size > MAX_DATAGRAM:
                 answers = answers[: max(k, 1)]  # the client asks again for the rest
                 break
-        payload = answers[0] if len(answers) == 1 else b"".join(answers)
+        payload = bytes(answers[0]) if len(answers) == 1 else b"".join(answers)
         if self.sender is not None:
             self.sender.sendto(payload, addr)
         else:
@@ -320,7 +321,7 @@ class Tracker:
         self._all_closed: asyncio.Event | None = None
         self._closing = False
         self.addresses: list[tuple[str, int]] = []
-        self._answers = db.answers
+        self._n = len(db)
         self._count_answer = db.count_answer
         # counters
         self.accepted = 0
@@ -331,18 +332,20 @@ class Tracker:
 
     # ------------------------------------------------------------------- answering
 
-    def answer(self, request: Request) -> bytes:
-        """The bytes that answer one request."""
+    def answer(self, request: Request) -> bytes | memoryview:
+        """The bytes that answer one request (a run: all its answers, back to back)."""
+        if isinstance(request, PositionRun):
+            return self.db.answer_run(request.start, request.count)
         if isinstance(request, Position):
-            if 0 <= request.index < len(self._answers):
-                return self._answers[request.index]
+            if 0 <= request.index < self._n:
+                return self.db.answer(request.index)
             return BAD_REQUEST
         if isinstance(request, Register):
             return self._count_answer
         assert isinstance(request, BadRequest)
         return BAD_REQUEST
 
-    def answers_for(self, requests: Sequence[Request]) -> list[bytes]:
+    def answers_for(self, requests: Sequence[Request]) -> list[bytes | memoryview]:
         return [self.answer(r) for r in requests]
 
     # ------------------------------------------------------------------- lifecycle
