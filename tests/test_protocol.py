@@ -26,6 +26,7 @@ from cs457p2p.protocol import (
     Register,
     Request,
     RequestParser,
+    decode_item_answers,
     decode_items_fast,
     encode,
     encode_count,
@@ -684,3 +685,29 @@ def test_fast_item_decoding_respects_the_count_and_incomplete_tail() -> None:
     seqs, _texts, end = decode_items_fast(buf[:-1], 0, 10, 10)
     assert seqs == [0, 1, 2, 3] and end == len(buf) - len(encode_item(4, "w"))
     assert decode_items_fast(buf, 0, 10, 3)[0] == [0, 1, 2]  # SEQNUM 3 is out of range
+
+
+@given(answers=st.lists(_ANSWER, max_size=20), n=st.integers(0, 3000))
+@settings(max_examples=200, deadline=None)
+def test_decode_item_answers_reads_a_whole_datagram_of_any_shape(
+    answers: list[bytes], n: int
+) -> None:
+    buf = b"".join(answers)
+    expected: list[tuple[int, bytes]] = []
+    try:
+        pos = 0
+        while pos < len(buf):
+            value, pos = decode_prefix(buf, pos, max_size=MAX_ANSWER)
+            seq, text = interpret_item(value, n)
+            expected.append((seq, text.encode("utf-8", "surrogatepass")))
+    except (DecodeError, ProtocolError) as e:
+        with pytest.raises(type(e)):
+            decode_item_answers(buf, n)
+        return
+    seqs, texts = decode_item_answers(buf, n)
+    assert list(zip(seqs, texts, strict=True)) == expected
+
+
+def test_decode_item_answers_refuses_a_cut_datagram() -> None:
+    with pytest.raises(ProtocolError):
+        decode_item_answers(encode_item(1, "abc")[:-1], 5)

@@ -13,16 +13,17 @@ STORED = [3, 0, 5, 1, 4, 2]
 WORDS = ["a", "b", "c", "d", "e", "f"]
 
 
-def answer(position: int) -> tuple[int, str]:
-    seq = STORED[position]
-    return (seq, WORDS[seq])
+def reply(*positions: int) -> tuple[list[int], list[bytes]]:
+    """The SEQNUMs and UTF-8 VALUEs the tracker answers for ``positions``."""
+    seqs = [STORED[p] for p in positions]
+    return seqs, [WORDS[s].encode() for s in seqs]
 
 
 def test_reply_places_items_in_order_of_the_attempt() -> None:
     coll = Collection(6)
     ch = Channel()
     ch.start(coll.take(3), now=0.0)
-    assert ch.on_reply(coll, [answer(0), answer(1), answer(2)]) == []
+    assert ch.on_reply(coll, *reply(0, 1, 2)) == []
     assert coll.answered == 3
     assert coll.is_answered(0) and coll.is_answered(2) and not coll.is_answered(3)
 
@@ -31,21 +32,21 @@ def test_prefix_reply_returns_the_unanswered_rest() -> None:
     coll = Collection(6)
     ch = Channel()
     ch.start(coll.take(4), now=0.0)
-    assert ch.on_reply(coll, [answer(0), answer(1)]) == [2, 3]
+    assert ch.on_reply(coll, *reply(0, 1)) == [2, 3]
 
 
 def test_duplicate_of_an_answered_reply_is_not_taken_for_the_next_attempt() -> None:
     coll = Collection(6)
     ch = Channel()
     ch.start(coll.take(2), now=0.0)
-    first_reply = [answer(0), answer(1)]
-    assert ch.on_reply(coll, first_reply) == []
+    first_reply = reply(0, 1)
+    assert ch.on_reply(coll, *first_reply) == []
     ch.start(coll.take(2), now=1.0)  # positions 2 and 3
     # A late duplicate of the first reply reaches the socket: it must be discarded,
     # not placed at positions 2 and 3.
-    assert ch.on_reply(coll, first_reply) is None
+    assert ch.on_reply(coll, *first_reply) is None
     assert not coll.is_answered(2) and not coll.is_answered(3)
-    assert ch.on_reply(coll, [answer(2), answer(3)]) == []
+    assert ch.on_reply(coll, *reply(2, 3)) == []
     assert coll.is_answered(3)
 
 
@@ -53,8 +54,8 @@ def test_second_copy_of_the_current_reply_is_ignored() -> None:
     coll = Collection(6)
     ch = Channel()
     ch.start(coll.take(2), now=0.0)
-    assert ch.on_reply(coll, [answer(0), answer(1)]) == []
-    assert ch.on_reply(coll, [answer(0), answer(1)]) is None
+    assert ch.on_reply(coll, *reply(0, 1)) == []
+    assert ch.on_reply(coll, *reply(0, 1)) is None
     assert coll.answered == 2
 
 
@@ -68,10 +69,10 @@ def test_retired_channel_gives_positions_back_and_still_accepts_its_late_reply()
     # The retry elsewhere answers position 0 first...
     other = Channel()
     other.start(coll.take(1), now=0.5)
-    assert other.on_reply(coll, [answer(0)]) == []
+    assert other.on_reply(coll, *reply(0)) == []
     # ...then the original late reply arrives: attribution is still certain, it is
     # placed (consistent with what is known) and nothing is given back twice.
-    assert ch.on_reply(coll, [answer(0), answer(1)]) == []
+    assert ch.on_reply(coll, *reply(0, 1)) == []
     assert coll.is_answered(1)
     assert coll.take(6) == [2, 3, 4, 5]
 
@@ -83,9 +84,9 @@ def test_late_reply_contradicting_what_is_known_is_an_error() -> None:
     coll.give_back(ch.timed_out())
     other = Channel()
     other.start(coll.take(1), now=0.1)
-    other.on_reply(coll, [answer(0)])
+    other.on_reply(coll, *reply(0))
     with pytest.raises(CollectionError):
-        ch.on_reply(coll, [(STORED[0], "not the same value")])
+        ch.on_reply(coll, [STORED[0]], [b"not the same value"])
 
 
 def test_more_answers_than_requests_is_a_protocol_error() -> None:
@@ -93,7 +94,7 @@ def test_more_answers_than_requests_is_a_protocol_error() -> None:
     ch = Channel()
     ch.start(coll.take(1), now=0.0)
     with pytest.raises(ProtocolError):
-        ch.on_reply(coll, [answer(0), answer(1)])
+        ch.on_reply(coll, *reply(0, 1))
 
 
 def test_channel_sends_again_only_after_an_answer() -> None:
@@ -102,7 +103,7 @@ def test_channel_sends_again_only_after_an_answer() -> None:
     assert ch.can_send
     ch.start(coll.take(1), now=0.0)
     assert not ch.can_send
-    ch.on_reply(coll, [answer(0)])
+    ch.on_reply(coll, *reply(0))
     assert ch.can_send
 
 

@@ -28,6 +28,7 @@ from .protocol import (
     REGISTER,
     AnswerParser,
     ProtocolError,
+    decode_item_answers,
     decode_items_fast,
     encode_position,
     interpret_count,
@@ -563,16 +564,17 @@ class UdpClient:
             return
         loop = asyncio.get_running_loop()
         try:
-            values = _decode_datagram(data)
             coll = self._coll
             if coll is None:  # registering
+                values = _decode_datagram(data)
                 if values and self._count is None:
                     self._count = interpret_count(values[0])
                     self._last_progress = loop.time()
                     self._wake.set()
                 return
+            seqs, texts = decode_item_answers(data, coll.n)
             attempt = sock.channel.attempt
-            leftover = sock.channel.on_reply(coll, values)
+            leftover = sock.channel.on_reply(coll, seqs, texts)
         except DecodeError as e:
             return self._fail(ClientError(f"refused an answer from the tracker: {e}"))
         except (ProtocolError, CollectionError) as e:
@@ -585,7 +587,7 @@ class UdpClient:
             self.rtt.sample(now - attempt.sent_at)
         # Batches fill a datagram of about udp_datagram bytes, but stay small enough
         # that every lane has several to do (a lost batch costs a timeout).
-        size = len(data) / max(len(values), 1)
+        size = len(data) / max(len(seqs), 1)
         share = coll.n // (self.config.udp_lanes * 4)
         self.batch = max(1, min(self.MAX_BATCH, int(self.config.udp_datagram // size), share))
         if leftover:
@@ -652,7 +654,11 @@ class UdpClient:
                 attempt = sock.channel.start(positions, loop.time())
                 waiter: asyncio.Future[None] = loop.create_future()
                 sock.waiter = waiter
-                sock.send(b"".join(map(encode_position, positions)))
+                k = len(positions)
+                if positions[-1] == positions[0] + k - 1:  # consecutive: built in bulk
+                    sock.send(position_run_bytes(positions[0], k))
+                else:
+                    sock.send(b"".join(map(encode_position, positions)))
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(asyncio.shield(waiter), self.rtt.rto)
                 if not attempt.answered:

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import random
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -101,6 +102,11 @@ class Database:
         """The answers to positions ``start .. start+count-1``, back to back, uncopied."""
         off = self.offsets
         return memoryview(self.blob)[off[start] : off[start + count]]
+
+    def run_fitting(self, start: int, count: int, budget: int) -> int:
+        """How many answers from ``start`` (at most ``count``) fit in ``budget`` bytes."""
+        off = self.offsets
+        return bisect_right(off, off[start] + budget, start, start + count + 1) - 1 - start
 
     @property
     def answers(self) -> tuple[bytes, ...]:

@@ -38,6 +38,7 @@ __all__ = [
     "Register",
     "Request",
     "RequestParser",
+    "decode_item_answers",
     "decode_items_fast",
     "encode",
     "encode_count",
@@ -574,6 +575,30 @@ def decode_items_fast(
             break
         seq, body = next_seq, after + head
     return seqs, texts, pos
+
+
+def decode_item_answers(buf: bytes, n: int) -> tuple[list[int], list[bytes]]:
+    """Every item answer in ``buf`` (a whole datagram): SEQNUMs and UTF-8 VALUEs.
+
+    Answers of our own shape are read by :func:`decode_items_fast`, any other through
+    the restricted decoder and :func:`interpret_item`. Raises
+    :class:`~cs457p2p.decoder.DecodeError` or :class:`ProtocolError`, also when ``buf``
+    ends inside an answer.
+    """
+    seqs, texts, pos = decode_items_fast(buf, 0, len(buf), n)
+    end = len(buf)
+    while pos < end:
+        try:
+            value, pos = decode_prefix(buf, pos, max_size=end - pos + 1)
+        except Incomplete:
+            raise ProtocolError("an answer datagram ends in the middle of a pickle") from None
+        seq, text = interpret_item(value, n)
+        seqs.append(seq)
+        texts.append(text.encode("utf-8", "surrogatepass"))
+        more_seqs, more_texts, pos = decode_items_fast(buf, pos, end - pos, n)
+        seqs += more_seqs
+        texts += more_texts
+    return seqs, texts
 
 
 # -------------------------------------------------------------- answer interpretation

@@ -21,8 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .collection import Collection
-from .decoder import Value
-from .protocol import ProtocolError, interpret_item
+from .protocol import ProtocolError
 
 __all__ = ["Attempt", "Channel", "RttEstimator"]
 
@@ -91,27 +90,30 @@ class Channel:
         a = self.attempt
         return [] if a is None or a.answered else list(a.positions)
 
-    def on_reply(self, coll: Collection, values: list[Value]) -> list[int] | None:
-        """Place a reply; return the positions it left unanswered (to ask again), or
-        None when it is stale or has nothing new.
+    def on_reply(self, coll: Collection, seqs: list[int], texts: list[bytes]) -> list[int] | None:
+        """Place a reply (its answers' SEQNUMs and UTF-8 VALUEs, in order); return the
+        positions it left unanswered (to ask again), or None when it is stale or has
+        nothing new.
 
-        Raises :class:`~cs457p2p.protocol.ProtocolError` for an answer that breaks the
-        protocol and :class:`~cs457p2p.collection.CollectionError` for a contradiction.
+        Raises :class:`~cs457p2p.protocol.ProtocolError` for more answers than asked and
+        :class:`~cs457p2p.collection.CollectionError` for a contradiction.
         """
         a = self.attempt
-        if a is None or not values:
+        if a is None or not seqs:
             return None
-        items = [interpret_item(v, coll.n) for v in values]
-        if items[0][0] in self.firsts or a.answered:
+        if seqs[0] in self.firsts or a.answered:
             return None  # a late copy of a reply this socket already accepted
-        if len(items) > len(a.positions):
-            raise ProtocolError(
-                f"a reply held {len(items)} answers to a request for {len(a.positions)}"
-            )
+        k = len(seqs)
+        if k > len(a.positions):
+            raise ProtocolError(f"a reply held {k} answers to a request for {len(a.positions)}")
         a.answered = True
-        self.firsts.add(items[0][0])
-        for position, (seq, text) in zip(a.positions, items, strict=False):  # a prefix
-            coll.place(position, seq, text)
+        self.firsts.add(seqs[0])
+        first = a.positions[0]
+        if a.positions[k - 1] == first + k - 1:  # consecutive positions: in bulk
+            coll.place_run(first, seqs, texts)
+        else:
+            for position, seq, text in zip(a.positions, seqs, texts, strict=False):
+                coll.place(position, seq, text)
         if self.retired:
             return []  # its positions were already given back when it timed out
-        return a.positions[len(items) :]
+        return a.positions[k:]

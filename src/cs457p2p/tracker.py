@@ -275,17 +275,28 @@ class _Datagrams(asyncio.DatagramProtocol):
         faults = tracker.faults
         if faults is not None and faults.drop():
             return  # the request is lost on the way in
-        parser = RequestParser(tracker.config.max_request)
+        parser = RequestParser(tracker.config.max_request, run_limit=len(tracker.db))
         requests = parser.feed(data) + parser.flush() if data else []
         if not requests:
             requests = [BadRequest("empty datagram", fatal=True)]
-        answers = tracker.answers_for(requests)
-        size = 0
-        for k, answer in enumerate(answers):
-            size += len(answer)
-            if size > MAX_DATAGRAM:
-                answers = answers[: max(k, 1)]  # the client asks again for the rest
+        # Answers, cut after the last whole answer that fits in one datagram (the
+        # client asks again for the rest).
+        answers: list[bytes | memoryview] = []
+        room = MAX_DATAGRAM
+        for request in requests:
+            if isinstance(request, PositionRun):
+                fit = tracker.db.run_fitting(request.start, request.count, room)
+                if fit < request.count:
+                    if fit:
+                        answers.append(tracker.db.answer_run(request.start, fit))
+                    elif not answers:  # one answer larger than a datagram: send it anyway
+                        answers.append(tracker.db.answer(request.start))
+                    break
+            answer = tracker.answer(request)
+            if len(answer) > room and answers:
                 break
+            answers.append(answer)
+            room -= len(answer)
         payload = bytes(answers[0]) if len(answers) == 1 else b"".join(answers)
         if self.sender is not None:
             self.sender.sendto(payload, addr)
