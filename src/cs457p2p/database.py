@@ -13,6 +13,7 @@ import json
 import random
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
+from functools import partial
 from pathlib import Path
 
 from .protocol import encode_count, encode_item_blob, read_item_blob
@@ -81,9 +82,9 @@ class Database:
         """Word k gets SEQNUM k: valid by construction, so no permutation check."""
         order = list(range(len(words)))
         random.Random(shuffle_seed).shuffle(order)
-        encoded = [w.encode("utf-8", "surrogatepass") for w in words]
+        encoded = list(map(partial(str.encode, encoding="utf-8", errors="surrogatepass"), words))
         db = cls.__new__(cls)
-        db._build(order, [encoded[s] for s in order], source)
+        db._build(order, list(map(encoded.__getitem__, order)), source)
         db._items = None
         return db
 

@@ -175,7 +175,7 @@ def encode_item_blob(seqs: Sequence[int], texts: Sequence[bytes]) -> tuple[bytes
         ]
     )
     extra = ITEM_HEAD_SIZE + len(_ITEM_TAIL)
-    offsets = array("Q", accumulate((len(t) + extra for t in texts), initial=0))
+    offsets = array("Q", accumulate(map(extra.__add__, map(len, texts)), initial=0))
     return blob, offsets
 
 
