@@ -7,6 +7,7 @@
   const $ = (id) => document.getElementById(id);
   const fmt = new Intl.NumberFormat("en-US");
   const fmt1 = new Intl.NumberFormat("en-US", { maximumFractionDigits: 1 });
+  const fmt2 = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
   let last = null;
 
   function text(id, value) {
@@ -25,6 +26,10 @@
     const m = Math.floor((seconds % 3600) / 60);
     const s = seconds % 60;
     return (h ? h + "h " : "") + (h || m ? m + "m " : "") + s + "s";
+  }
+
+  function seconds(s) {
+    return s < 10 ? fmt2.format(s) + " s" : duration(s);
   }
 
   function bytes(n) {
@@ -72,7 +77,7 @@
       progress.appendChild(wrap);
       cell(
         tr,
-        c.finished ? "yes" + (c.seconds !== null ? " (" + fmt1.format(c.seconds) + " s)" : "") : "no",
+        c.finished ? "yes" + (c.seconds !== null ? " in " + seconds(c.seconds) : "") : "no",
         c.finished ? "done finished-cell" : "pending finished-cell"
       );
       cell(tr, fmt.format(c.bad), c.bad ? "num has-bad" : "num");
@@ -113,7 +118,9 @@
     g.clearRect(0, 0, w, h);
     const left = 64, right = 12, top = 10, bottom = 26;
     const pw = w - left - right, ph = h - top - bottom;
-    const span = 300;
+    // The last minute at first, growing to the last five.
+    const span = Math.min(300, Math.max(60, Math.ceil(s.uptime / 60) * 60));
+    text("chart-span", span < 120 ? "last minute" : "last " + span / 60 + " minutes");
     const end = s.time;
     const points = s.history.filter((p) => p[0] >= end - span);
     const max = niceMax(Math.max(0, ...points.map((p) => p[1])));
@@ -137,8 +144,10 @@
     }
     g.textAlign = "center";
     g.textBaseline = "top";
-    for (let ago = 300; ago >= 0; ago -= 60) {
-      g.fillText(ago ? "-" + ago / 60 + " min" : "now", x(end - ago), top + ph + 6);
+    const step = span < 120 ? 10 : 60;
+    for (let ago = span; ago >= 0; ago -= step) {
+      const label = !ago ? "now" : step < 60 ? "-" + ago + " s" : "-" + ago / 60 + " min";
+      g.fillText(label, x(end - ago), top + ph + 6);
     }
     if (points.length < 2) return;
     g.beginPath();
