@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .protocol import Position, Register, Request
+from .protocol import BadRequest, Position, Register, Request
 
 __all__ = [
     "FAULT_KINDS",
@@ -186,7 +186,7 @@ class Monitor:
             c.last_seen = self.clock()
             if transport not in c.transports:
                 c.transports = "tcp+udp"
-        c.requests += len(requests)
+        before = self.registrations + self.bad
         n = self.n
         seen = c.seen
         fetched = c.fetched
@@ -211,10 +211,34 @@ class Monitor:
             elif isinstance(r, Register):
                 self._register(c, transport)
                 seen, fetched = None, 0
-            else:
+            elif isinstance(r, BadRequest):
                 self._refuse(c, transport, r.reason, r.fatal)
+            else:
+                # A run of consecutive positions (``start``, ``count``), for a parser
+                # that reports requests in bulk: marked with two C-level calls.
+                start, count = getattr(r, "start", -1), getattr(r, "count", 0)
+                if not (isinstance(start, int) and isinstance(count, int) and count > 0):
+                    continue
+                end = start + count
+                if start < 0 or end > n:
+                    self._refuse(c, transport, f"positions {start}..{end - 1} out of range", False)
+                    continue
+                positions += count
+                if c.finished:
+                    continue
+                if seen is None:
+                    seen = c.seen = bytearray(n)
+                new = seen.count(0, start, end)
+                if new:
+                    seen[start:end] = bytes([1]) * count
+                    fetched += new
+                    if fetched == n:
+                        c.fetched = fetched
+                        self._finish(c, transport)
+                        seen = None
         c.fetched = fetched
         self.positions += positions
+        c.requests += positions + self.registrations + self.bad - before
 
     def _new_client(self, host: str, transport: str) -> ClientState:
         now = self.clock()
