@@ -325,8 +325,9 @@ def test_no_events_when_not_asked() -> None:
     assert m.clients["127.0.0.2"].finished
 
 
-def test_refused_connections_become_an_event_at_tick() -> None:
-    m, _ = make(1)
+@pytest.mark.parametrize("info_events", [True, False])
+def test_refused_connections_become_an_event_at_tick(info_events: bool) -> None:
+    m, _ = make(1, events=info_events)  # a warning: recorded either way
     m.tick(TrackerCounters(refused=0, open_connections=3))
     assert events(m) == []
     m.tick(TrackerCounters(refused=4, open_connections=3))

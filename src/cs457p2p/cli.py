@@ -441,8 +441,8 @@ def run_tracker(args: argparse.Namespace) -> int:
         except ImportError as e:
             return _fail(
                 prog,
-                f"--http needs the dashboard extra (missing module {e.name!r}):"
-                " pip install 'cs457p2p[dashboard]'",
+                "--http needs aiohttp and prometheus_client, the 'dashboard' extra"
+                f" (missing module {e.name!r}): pip install aiohttp prometheus_client",
                 EXIT_USAGE,
             )
     try:

@@ -16,7 +16,6 @@ does not import this module unless ``--http`` is given.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import socket
 from collections.abc import Callable, Iterable
@@ -223,7 +222,9 @@ class Dashboard:
     async def start(self, host: str, port: int) -> int:
         """Listen on ``host:port``; return the port."""
         sockets = bind_sockets(host, port)
-        runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            self.app(), access_log=None, handle_signals=False, keepalive_timeout=15.0
+        )
         try:
             await runner.setup()
             for sock in sockets:
@@ -292,12 +293,14 @@ class Dashboard:
                 await asyncio.wait_for(response.write(message), WRITE_TIMEOUT)
                 message = b""
                 await tick.wait()
-        except (ConnectionError, asyncio.TimeoutError):
-            pass  # the page went away, or stopped reading
+            await asyncio.wait_for(response.write_eof(), WRITE_TIMEOUT)
+        except asyncio.TimeoutError:
+            if request.transport is not None:  # a page that stopped reading
+                request.transport.abort()
+        except ConnectionError:
+            pass  # the page went away
         finally:
             self.streams -= 1
-        with contextlib.suppress(ConnectionError):
-            await response.write_eof()
         return response
 
 

@@ -149,7 +149,7 @@ class Monitor:
         self.history: deque[tuple[float, float]] = deque(maxlen=HISTORY_SECONDS)
         self._mark_time = now
         self._mark_requests = 0
-        # log events for the driver
+        # log events for the driver (register, finished, refused: the info ones)
         self.record_events = events
         self.events: list[dict[str, Any]] = []
         self.suppressed = 0
@@ -307,7 +307,7 @@ class Monitor:
         self.now = now = self.clock()
         if tracker is not None:
             refused = tracker.refused - self.tracker.refused
-            if refused > 0 and self.record_events and len(self.events) < MAX_PENDING_EVENTS:
+            if refused > 0:  # (a warning: recorded even when other events are not)
                 self.events.append(
                     {
                         "time": now,
