@@ -28,8 +28,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import CLI, ClientRunner, TrackerFactory, TrackerProcess
 from cs457p2p.client import ClientConfig, fetch_message
 from cs457p2p.database import Database
+from cs457p2p.monitor import Monitor
 from cs457p2p.protocol import BadRequest, Position, Register, Request
-from cs457p2p.reporting import JsonFormatter, TextFormatter, log_event, setup_logging
+from cs457p2p.reporting import JsonFormatter, Reporter, TextFormatter, log_event, setup_logging
 from cs457p2p.tracker import Tracker, TrackerConfig
 from standins import REFERENCE_MESSAGE
 
@@ -547,6 +548,39 @@ def test_the_observer_sees_every_request_once(transport: str) -> None:
     if transport == "tcp":
         assert len(recorder.calls) < len(requests)  # pipelined: batches of requests
         assert sum(c[3] for c in recorder.calls) == len(requests)
+
+
+def test_a_failing_monitor_does_not_break_serving() -> None:
+    class Broken(Monitor):
+        def observe(self, *args: Any) -> None:
+            raise RuntimeError("boom")
+
+    stream = io.StringIO()
+
+    async def main() -> tuple[str, int]:
+        tracker = Tracker(Database.default(), TrackerConfig(host="127.0.0.1", port=0))
+        reporter = Reporter(
+            tracker, Broken(16, time.time), setup_logging("json", "warning", stream)
+        )
+        await tracker.start()
+        reporter.start()
+        try:
+            result = await fetch_message(ClientConfig(host="127.0.0.1", port=tracker.port))
+        finally:
+            await tracker.close()
+            await reporter.close()
+        return result.message, reporter.observer.errors
+
+    try:
+        message, errors = asyncio.run(main())
+    finally:
+        setup_logging()
+    assert message == REFERENCE_MESSAGE
+    assert errors >= 3  # REGISTER, the probe, the rest
+    (line,) = stream.getvalue().splitlines()  # logged once
+    record = json.loads(line)
+    assert record["level"] == "error" and "monitor failed" in record["message"]
+    assert "RuntimeError: boom" in record["error"]
 
 
 def test_no_observer_by_default() -> None:

@@ -22,6 +22,7 @@ import time
 from typing import Any, TextIO
 
 from .monitor import Monitor, TrackerCounters
+from .protocol import Request
 from .tracker import Tracker
 
 __all__ = [
@@ -145,6 +146,35 @@ def snapshot(tracker: Tracker) -> TrackerCounters:
     )
 
 
+class _GuardedObserver:
+    """The monitor as the tracker sees it: a bug in the monitor must not break the
+    connection it was observing (it is logged once, and counted)."""
+
+    __slots__ = ("errors", "logger", "monitor")
+
+    def __init__(self, monitor: Monitor, logger: logging.Logger) -> None:
+        self.monitor = monitor
+        self.logger = logger
+        self.errors = 0
+
+    def observe(
+        self,
+        peer: Any,
+        transport: str,
+        requests: list[Request],
+        answers: int,
+        bytes_in: int,
+        bytes_out: int,
+        latency: float,
+    ) -> None:
+        try:
+            self.monitor.observe(peer, transport, requests, answers, bytes_in, bytes_out, latency)
+        except Exception:
+            self.errors += 1
+            if self.errors == 1:
+                self.logger.exception("monitor failed to observe a batch (logged once)")
+
+
 class Reporter:
     """Installs a monitor as the tracker's observer and drives it from the tracker's
     loop: a tick every :data:`TICK` seconds writes the pending events as log lines and,
@@ -167,9 +197,10 @@ class Reporter:
         self._task: asyncio.Task[None] | None = None
         self._next_summary = 0.0
         self._tick_event = asyncio.Event()
+        self.observer = _GuardedObserver(monitor, logger)
 
     def start(self) -> None:
-        self.tracker.observer = self.monitor
+        self.tracker.observer = self.observer
         self._next_summary = self.monitor.clock() + self.summary_interval
         self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -217,7 +248,7 @@ class Reporter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self.tracker.observer is self.monitor:
+        if self.tracker.observer is self.observer:
             self.tracker.observer = None
         self._flush()
         log_event(self.logger, self.monitor.summary())
