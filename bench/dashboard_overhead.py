@@ -205,19 +205,27 @@ def machine() -> str:
 def table(trackers: list[Tracker], transport: str) -> list[str]:
     lines = [
         "| tracker | items/s, median | min - max | vs. default"
-        " | tracker CPU µs/item, median | min - max | vs. default |",
+        " | tracker CPU µs/item, median | min - max | vs. default (median; min) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     base = statistics.median(trackers[0].rates[transport])
     base_cpu = statistics.median(trackers[0].cpu[transport])
+    base_min = min(trackers[0].cpu[transport])
     for t in trackers:
         rates, cpus = t.rates[transport], t.cpu[transport]
         med, cpu = statistics.median(rates), statistics.median(cpus)
         lines.append(
             f"| {t.name} | {med:,.0f} | {min(rates):,.0f} - {max(rates):,.0f}"
             f" | {100 * (med / base - 1):+.1f} % | {cpu:.2f} | {min(cpus):.2f} - {max(cpus):.2f}"
-            f" | {100 * (cpu / base_cpu - 1):+.1f} % |"
+            f" | {100 * (cpu / base_cpu - 1):+.1f} %; {100 * (min(cpus) / base_min - 1):+.1f} % |"
         )
+    default = trackers[0].cpu[transport]
+    spread = 100 * (max(default) - min(default)) / statistics.median(default)
+    lines += [
+        "",
+        f"Noise: the default tracker's own CPU per item varied by {spread:.0f} % of its median"
+        " from one round to another.",
+    ]
     return lines
 
 
@@ -250,7 +258,9 @@ def section(
         "Items/s is the wall-clock time of a session, which other work on the machine",
         "disturbs; the tracker's CPU time per item (user + system, from /proc, all of the",
         "tracker process's threads, the dashboard's included) is steadier but still moves",
-        "with the machine's load. The parts of the cost, measured separately:",
+        "with the machine's load (and with how the client's requests happen to be batched);",
+        "its minimum over the rounds, the least disturbed session, is the closest to the",
+        "intrinsic cost. The parts of the cost, measured separately:",
         "",
         "| what | cost |",
         "| --- | ---: |",
