@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import shlex
 import signal
 import sys
 import time
 from collections.abc import Sequence
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from . import __version__
 from .bench import run_bench, started_tracker
@@ -28,11 +29,18 @@ from .checker import (
 from .client import ClientConfig, ClientError, FetchResult, fetch_message
 from .database import Database, DatabaseError
 from .faults import FaultConfig, parse_delay
+from .monitor import Monitor
+from .reporting import LOG_FORMATS, LOG_LEVELS, Reporter, setup_logging
 from .tracker import Tracker, TrackerConfig, format_address
+
+if TYPE_CHECKING:
+    from .dashboard import Dashboard
 
 __all__ = ["main", "parse_address"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+#: Port of ``--http HOST`` when none is given.
+HTTP_PORT = 8080
 
 
 class _Parser(argparse.ArgumentParser):
@@ -77,6 +85,13 @@ def _port(text: str) -> int:
 def _address_arg(text: str) -> tuple[str, int]:
     try:
         return parse_address(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _http_arg(text: str) -> tuple[str, int]:
+    try:
+        return parse_address(text, default_port=HTTP_PORT)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
@@ -226,6 +241,42 @@ def build_parser() -> argparse.ArgumentParser:
         default=60.0,
         metavar="SECONDS",
         help="close a connection silent this long (default: 60)",
+    )
+    watch = t.add_argument_group("dashboard, metrics and logs")
+    watch.add_argument(
+        "--http",
+        type=_http_arg,
+        metavar="HOST:PORT",
+        help="serve a live dashboard, /metrics and /api/status on HOST:PORT (port 0: a"
+        f" free one; default port {HTTP_PORT}); needs the 'dashboard' extra",
+    )
+    watch.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="log lines on stderr as text or JSON (default: text)",
+    )
+    watch.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default="warning",
+        help="info: a line per registration, finished client and refused request, and a"
+        " periodic summary (default: warning, which is quiet in normal runs)",
+    )
+    watch.add_argument(
+        "--summary-interval",
+        type=_positive_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="seconds between two summary log lines (default: 60)",
+    )
+    watch.add_argument(
+        "--track-clients",
+        type=_positive_int,
+        default=1000,
+        metavar="N",
+        help="client addresses remembered; beyond N the least recently seen is"
+        " forgotten (default: 1000)",
     )
 
     c = sub.add_parser(
@@ -439,26 +490,82 @@ def _load_db(args: argparse.Namespace) -> Database:
     return Database.default(args.shuffle_seed)
 
 
-async def _serve(tracker: Tracker, host: str) -> None:
+class _StartError(Exception):
+    """The tracker listens but something it was asked to start alongside cannot."""
+
+
+async def _serve(tracker: Tracker, args: argparse.Namespace) -> None:
+    host: str = args.host
     await tracker.start()
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    faults = tracker.config.faults.describe()
-    extra = f"; faults: {faults}" if faults else ""
-    sys.stderr.write(
-        f"listening on {format_address(host, tracker.port)} ({len(tracker.db)} items{extra})\n"
-    )
-    sys.stderr.flush()
+    dashboard: Dashboard | None = None
+    reporter: Reporter | None = None
     try:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        faults = tracker.config.faults.describe()
+        logger = setup_logging(args.log_format, args.log_level)
+        log_events = logger.isEnabledFor(logging.INFO)
+        if args.http is not None or log_events:
+            # Monitoring only when asked for: otherwise the tracker has no observer.
+            monitor = Monitor(
+                len(tracker.db),
+                time.time,
+                max_clients=args.track_clients,
+                events=log_events,
+                info={
+                    "listening": format_address(host, tracker.port),
+                    "transport": tracker.config.transport,
+                    "source": tracker.db.source,
+                    "faults": faults,
+                    "max_connections": tracker.config.max_connections,
+                },
+            )
+            reporter = Reporter(tracker, monitor, logger, args.summary_interval)
+        if args.http is not None:
+            assert reporter is not None
+            from .dashboard import Dashboard
+
+            dashboard = Dashboard(reporter)
+            http_host, http_port = args.http
+            try:
+                http_port = await dashboard.start(http_host, http_port)
+            except OSError as e:
+                where = format_address(http_host, http_port)
+                raise _StartError(
+                    f"cannot serve the dashboard on {where}: {e.strerror or e}"
+                ) from None
+        if reporter is not None:
+            reporter.start()
+        extra = f"; faults: {faults}" if faults else ""
+        sys.stderr.write(
+            f"listening on {format_address(host, tracker.port)} ({len(tracker.db)} items{extra})\n"
+        )
+        if dashboard is not None:
+            sys.stderr.write(f"dashboard on http://{format_address(http_host, http_port)}/\n")
+        sys.stderr.flush()
         await stop.wait()
     finally:
+        if dashboard is not None:
+            await dashboard.close()
         await tracker.close()
+        if reporter is not None:
+            await reporter.close()
 
 
 def run_tracker(args: argparse.Namespace) -> int:
     prog = "cs457p2p tracker"
+    if args.http is not None:
+        try:
+            from . import dashboard  # noqa: F401
+        except ImportError as e:
+            return _fail(
+                prog,
+                "--http needs aiohttp and prometheus_client, the 'dashboard' extra"
+                f" (missing module {e.name!r}): pip install aiohttp prometheus_client",
+                EXIT_USAGE,
+            )
     try:
         db = _load_db(args)
     except DatabaseError as e:
@@ -487,7 +594,9 @@ def run_tracker(args: argparse.Namespace) -> int:
     )
     tracker = Tracker(db, config)
     try:
-        asyncio.run(_serve(tracker, args.host))
+        asyncio.run(_serve(tracker, args))
+    except _StartError as e:
+        return _fail(prog, str(e))
     except OSError as e:
         return _fail(
             prog, f"cannot listen on {format_address(args.host, args.port)}: {e.strerror or e}"

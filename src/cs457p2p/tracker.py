@@ -28,9 +28,10 @@ import asyncio
 import contextlib
 import resource
 import socket
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from .database import Database
 from .faults import FaultConfig, Faults, TcpFaultWriter, UdpFaultSender
@@ -45,7 +46,7 @@ from .protocol import (
     RequestParser,
 )
 
-__all__ = ["MAX_DATAGRAM", "Tracker", "TrackerConfig", "format_address"]
+__all__ = ["MAX_DATAGRAM", "Observer", "Tracker", "TrackerConfig", "format_address"]
 
 Address = tuple[Any, ...]
 
@@ -73,6 +74,24 @@ class TrackerConfig:
     def __post_init__(self) -> None:
         if self.transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}")
+
+
+class Observer(Protocol):
+    """Monitoring hook (``Tracker.observer``; see ``monitor.py``): sees each batch of
+    requests answered at once (one read from a connection, or one datagram)."""
+
+    def observe(
+        self,
+        peer: Address,
+        transport: str,
+        requests: list[Request],
+        answers: int,
+        bytes_in: int,
+        bytes_out: int,
+        latency: float,
+    ) -> None:
+        """``latency``: seconds from the batch's last bytes arriving to its answers
+        being handed to the transport."""
 
 
 def format_address(host: str, port: int) -> str:
@@ -114,6 +133,7 @@ class _Connection(asyncio.Protocol):
         self._digit_timer: asyncio.TimerHandle | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
         self._paused = False
+        self._bytes_in = 0  # for the observer only
 
     # ------------------------------------------------------------------ asyncio API
 
@@ -140,6 +160,8 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._last = now = self._loop.time()
+        if self.tracker.observer is not None:
+            self._bytes_in += len(data)
         if self.requests and not self.persistent:
             self.persistent = True  # bytes after the first request: a pipelining client
         if self._digit_timer is not None:
@@ -229,7 +251,10 @@ class _Connection(asyncio.Protocol):
             return
         before = self.requests
         self.requests = before + len(requests) + (isinstance(requests[0], PositionRun))
-        out.write_answers(self.tracker.answers_for(requests))
+        answers = self.tracker.answers_for(requests)
+        out.write_answers(answers)
+        if self.tracker.observer is not None:
+            self._observe(requests, answers)
         if self.parser.finished:  # fatal bad request: the stream cannot be resynchronised
             out.close()
         elif not self.persistent:
@@ -240,6 +265,16 @@ class _Connection(asyncio.Protocol):
                 # now; the EOF waits two loop iterations, so that a pipelining client's
                 # second request, sent back to back but landing a moment later, is seen.
                 self._loop.call_soon(self._close_if_alone, 2)
+
+    def _observe(self, requests: list[Request], answers: list[bytes | memoryview]) -> None:
+        observer, transport = self.tracker.observer, self.transport
+        if observer is None or transport is None:
+            return
+        bytes_in, self._bytes_in = self._bytes_in, 0
+        latency = self._loop.time() - self._last
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        count = sum(r.count if isinstance(r, PositionRun) else 1 for r in requests)
+        observer.observe(peer, "tcp", requests, count, bytes_in, sum(map(len, answers)), latency)
 
     def _close_if_alone(self, hops: int) -> None:
         if self.persistent or self._closing() or self.out is None:
@@ -272,6 +307,8 @@ class _Datagrams(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: Address) -> None:
         tracker = self.tracker
         tracker.datagrams += 1
+        observer = tracker.observer
+        started = time.monotonic() if observer is not None else 0.0
         faults = tracker.faults
         if faults is not None and faults.drop():
             return  # the request is lost on the way in
@@ -282,6 +319,7 @@ class _Datagrams(asyncio.DatagramProtocol):
         # Answers, cut after the last whole answer that fits in one datagram (the
         # client asks again for the rest).
         answers: list[bytes | memoryview] = []
+        count = 0  # answers sent (a run counts each of its positions)
         room = MAX_DATAGRAM
         for request in requests:
             if isinstance(request, PositionRun):
@@ -289,19 +327,25 @@ class _Datagrams(asyncio.DatagramProtocol):
                 if fit < request.count:
                     if fit:
                         answers.append(tracker.db.answer_run(request.start, fit))
+                        count += fit
                     elif not answers:  # one answer larger than a datagram: send it anyway
                         answers.append(tracker.db.answer(request.start))
+                        count += 1
                     break
             answer = tracker.answer(request)
             if len(answer) > room and answers:
                 break
             answers.append(answer)
+            count += request.count if isinstance(request, PositionRun) else 1
             room -= len(answer)
         payload = bytes(answers[0]) if len(answers) == 1 else b"".join(answers)
         if self.sender is not None:
             self.sender.sendto(payload, addr)
         else:
             self._send(payload, addr)
+        if observer is not None:
+            latency = time.monotonic() - started
+            observer.observe(addr, "udp", requests, count, len(data), len(payload), latency)
 
     def error_received(self, exc: Exception) -> None:
         pass  # e.g. ICMP port unreachable from a client that left: nothing to do
@@ -334,6 +378,8 @@ class Tracker:
         self.addresses: list[tuple[str, int]] = []
         self._n = len(db)
         self._count_answer = db.count_answer
+        #: monitoring hook, off (None) unless a dashboard or logs ask for it
+        self.observer: Observer | None = None
         # counters
         self.accepted = 0
         self.refused = 0

@@ -1,0 +1,220 @@
+// cs457p2p dashboard: follows /events (server-sent events, the status as JSON twice a
+// second) and redraws. Everything from the server is put in the page as text, never
+// as HTML.
+"use strict";
+
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const fmt = new Intl.NumberFormat("en-US");
+  const fmt1 = new Intl.NumberFormat("en-US", { maximumFractionDigits: 1 });
+  const fmt2 = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  let last = null;
+
+  function text(id, value) {
+    const el = $(id);
+    if (el && el.textContent !== String(value)) el.textContent = String(value);
+  }
+
+  function clock(seconds) {
+    const d = new Date(seconds * 1000);
+    return d.toLocaleTimeString("en-GB", { hour12: false });
+  }
+
+  function duration(seconds) {
+    seconds = Math.max(0, Math.floor(seconds));
+    const h = Math.floor(seconds / 3600);
+    const m = Math.floor((seconds % 3600) / 60);
+    const s = seconds % 60;
+    return (h ? h + "h " : "") + (h || m ? m + "m " : "") + s + "s";
+  }
+
+  function seconds(s) {
+    return s < 10 ? fmt2.format(s) + " s" : duration(s);
+  }
+
+  function bytes(n) {
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) {
+      n /= 1024;
+      i += 1;
+    }
+    return (i ? fmt1.format(n) : fmt.format(n)) + " " + units[i];
+  }
+
+  function cell(row, value, cls) {
+    const td = document.createElement("td");
+    if (cls) td.className = cls;
+    td.textContent = value;
+    row.appendChild(td);
+    return td;
+  }
+
+  function renderClients(s) {
+    const body = document.querySelector("#clients tbody");
+    const rows = document.createDocumentFragment();
+    for (const c of s.client_list) {
+      const tr = document.createElement("tr");
+      tr.className = c.finished ? "finished" : "";
+      tr.dataset.address = c.address;
+      tr.dataset.finished = c.finished ? "true" : "false";
+      cell(tr, c.address, "addr");
+      cell(tr, clock(c.first_seen));
+      cell(tr, fmt.format(c.registrations), "num");
+      const progress = cell(tr, "", "progress-cell");
+      const wrap = document.createElement("div");
+      wrap.className = "progress";
+      const bar = document.createElement("div");
+      bar.className = "bar";
+      const fill = document.createElement("span");
+      fill.style.width = (c.items ? (100 * c.fetched) / c.items : c.finished ? 100 : 0) + "%";
+      bar.appendChild(fill);
+      const count = document.createElement("span");
+      count.className = "count";
+      count.textContent = fmt.format(c.fetched) + " / " + fmt.format(c.items);
+      wrap.appendChild(bar);
+      wrap.appendChild(count);
+      progress.appendChild(wrap);
+      cell(
+        tr,
+        c.finished ? "yes" + (c.seconds !== null ? " in " + seconds(c.seconds) : "") : "no",
+        c.finished ? "done finished-cell" : "pending finished-cell"
+      );
+      cell(tr, fmt.format(c.bad), c.bad ? "num has-bad" : "num");
+      const reason = cell(tr, c.last_bad, "reason");
+      reason.title = c.last_bad;
+      cell(tr, c.transport);
+      rows.appendChild(tr);
+    }
+    body.replaceChildren(rows);
+    $("empty").hidden = s.client_list.length > 0;
+    const k = s.clients;
+    text(
+      "clients-note",
+      k.forgotten
+        ? "(the " + fmt.format(k.max) + " most recent; " + fmt.format(k.forgotten) + " forgotten)"
+        : ""
+    );
+  }
+
+  function niceMax(v) {
+    if (v <= 0) return 1;
+    const p = Math.pow(10, Math.floor(Math.log10(v)));
+    for (const m of [1, 2, 2.5, 5, 10]) if (v <= m * p) return m * p;
+    return 10 * p;
+  }
+
+  function renderChart(s) {
+    const canvas = $("chart");
+    const ratio = window.devicePixelRatio || 1;
+    const w = canvas.clientWidth || 1200;
+    const h = canvas.clientHeight || 220;
+    if (canvas.width !== Math.round(w * ratio) || canvas.height !== Math.round(h * ratio)) {
+      canvas.width = Math.round(w * ratio);
+      canvas.height = Math.round(h * ratio);
+    }
+    const g = canvas.getContext("2d");
+    g.setTransform(ratio, 0, 0, ratio, 0, 0);
+    g.clearRect(0, 0, w, h);
+    const left = 64, right = 12, top = 10, bottom = 26;
+    const pw = w - left - right, ph = h - top - bottom;
+    // The last minute at first, growing to the last five.
+    const span = Math.min(300, Math.max(60, Math.ceil(s.uptime / 60) * 60));
+    text("chart-span", span < 120 ? "last minute" : "last " + span / 60 + " minutes");
+    const end = s.time;
+    const points = s.history.filter((p) => p[0] >= end - span);
+    const max = niceMax(Math.max(0, ...points.map((p) => p[1])));
+    const x = (t) => left + pw * (1 - (end - t) / span);
+    const y = (r) => top + ph * (1 - r / max);
+
+    g.font = "13px system-ui, sans-serif";
+    g.fillStyle = "#5b636b";
+    g.strokeStyle = "#d8dbd6";
+    g.lineWidth = 1;
+    g.textAlign = "right";
+    g.textBaseline = "middle";
+    for (let i = 0; i <= 4; i++) {
+      const r = (max * i) / 4;
+      const yy = Math.round(y(r)) + 0.5;
+      g.beginPath();
+      g.moveTo(left, yy);
+      g.lineTo(left + pw, yy);
+      g.stroke();
+      g.fillText(fmt1.format(r), left - 8, yy);
+    }
+    g.textAlign = "center";
+    g.textBaseline = "top";
+    const step = span < 120 ? 10 : 60;
+    for (let ago = span; ago >= 0; ago -= step) {
+      const label = !ago ? "now" : step < 60 ? "-" + ago + " s" : "-" + ago / 60 + " min";
+      g.fillText(label, x(end - ago), top + ph + 6);
+    }
+    if (points.length < 2) return;
+    g.beginPath();
+    g.moveTo(x(points[0][0]), y(0));
+    for (const [t, r] of points) g.lineTo(x(t), y(r));
+    g.lineTo(x(points[points.length - 1][0]), y(0));
+    g.closePath();
+    g.fillStyle = "rgba(31, 111, 235, 0.15)";
+    g.fill();
+    g.beginPath();
+    points.forEach(([t, r], i) => (i ? g.lineTo(x(t), y(r)) : g.moveTo(x(t), y(r))));
+    g.strokeStyle = "#1f6feb";
+    g.lineWidth = 2;
+    g.stroke();
+  }
+
+  function render(s) {
+    last = s;
+    text("listening", s.listening || "");
+    text("items", fmt.format(s.items));
+    text("transport", s.transport || "");
+    text("faults", s.faults || "none");
+    text("uptime", duration(s.uptime));
+    text("stat-clients", fmt.format(s.clients.known));
+    text("stat-fetching", fmt.format(s.clients.fetching));
+    text("stat-finished", fmt.format(s.clients.finished));
+    text("stat-bad", fmt.format(s.requests.bad));
+    const rate = $("stat-rate");
+    rate.dataset.value = String(s.rate);
+    text("stat-rate", fmt1.format(s.rate));
+    text("rate-window", "(" + s.rate_window + " s avg)");
+    text("stat-open", fmt.format(s.connections.open));
+    text("tot-requests", fmt.format(s.requests.total));
+    text("tot-register", fmt.format(s.requests.register));
+    text("tot-answers", fmt.format(s.answers));
+    text("tot-in", bytes(s.bytes_in));
+    text("tot-out", bytes(s.bytes_out));
+    text("tot-accepted", fmt.format(s.connections.accepted));
+    text("tot-refused", fmt.format(s.connections.refused));
+    const injected = Object.entries(s.faults_injected)
+      .filter(([, v]) => v > 0)
+      .map(([k, v]) => k + " " + fmt.format(v));
+    text("tot-faults", injected.length ? injected.join(", ") : "none");
+    renderClients(s);
+    renderChart(s);
+  }
+
+  function setLive(on, message) {
+    const el = $("live");
+    el.className = "live " + (on ? "on" : "off");
+    el.textContent = message;
+  }
+
+  function follow() {
+    const source = new EventSource("/events");
+    source.onopen = () => setLive(true, "live");
+    source.onmessage = (e) => {
+      setLive(true, "live");
+      render(JSON.parse(e.data));
+    };
+    source.onerror = () => setLive(false, "reconnecting\u2026");
+  }
+
+  window.addEventListener("resize", () => last && renderChart(last));
+  fetch("/api/status")
+    .then((r) => r.json())
+    .then(render)
+    .catch(() => setLive(false, "tracker unreachable"));
+  follow();
+})();
