@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import random
+from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from functools import partial
@@ -71,7 +72,7 @@ class Database:
             tuple(items) if len(items) <= 4096 else None
         )
 
-    def _build(self, seqs: Sequence[int], texts: Sequence[bytes], source: str) -> None:
+    def _build(self, seqs: Sequence[int], texts: Iterable[bytes], source: str) -> None:
         self.n = len(seqs)
         self.source = source
         self.blob, self.offsets = encode_item_blob(seqs, texts)
@@ -80,11 +81,13 @@ class Database:
     @classmethod
     def _from_words(cls, words: Sequence[str], source: str, shuffle_seed: int | None) -> Database:
         """Word k gets SEQNUM k: valid by construction, so no permutation check."""
-        order = list(range(len(words)))
-        random.Random(shuffle_seed).shuffle(order)
-        encoded = list(map(partial(str.encode, encoding="utf-8", errors="surrogatepass"), words))
+        shuffled = list(range(len(words)))
+        random.Random(shuffle_seed).shuffle(shuffled)
+        order = array("i", shuffled)  # 4 bytes a position instead of a list of ints
+        del shuffled
+        encode = partial(str.encode, encoding="utf-8", errors="surrogatepass")
         db = cls.__new__(cls)
-        db._build(order, list(map(encoded.__getitem__, order)), source)
+        db._build(order, map(encode, map(words.__getitem__, order)), source)
         db._items = None
         return db
 

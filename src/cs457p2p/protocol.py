@@ -17,9 +17,9 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, islice
 
 from .decoder import DecodeError, Incomplete, Value, _py2_text, decode_prefix
 
@@ -164,19 +164,37 @@ def encode_item(seqnum: int, value: str) -> bytes:
     return _ITEM_HEAD.pack(_ITEM_PREFIX, seqnum, b"X", len(raw)) + raw + _ITEM_TAIL
 
 
-def encode_item_blob(seqs: Sequence[int], texts: Sequence[bytes]) -> tuple[bytes, array[int]]:
+def encode_item_blob(
+    seqs: Sequence[int], texts: Iterable[bytes], chunk: int = 1 << 16
+) -> tuple[bytes, array[int]]:
     """All item answers back to back, and the offset of each (``n + 1`` offsets):
-    answer ``i`` is ``blob[offsets[i]:offsets[i+1]]``. ``texts`` are UTF-8."""
+    answer ``i`` is ``blob[offsets[i]:offsets[i+1]]``. ``texts`` (UTF-8, one per SEQNUM)
+    may be a lazy iterable: it is consumed ``chunk`` answers at a time, so that building
+    a million answers never holds a million temporary objects."""
     pack = _ITEM_HEAD.pack
-    blob = b"".join(
-        [
-            pack(_ITEM_PREFIX, s, b"X", len(t)) + t + _ITEM_TAIL
-            for s, t in zip(seqs, texts, strict=True)
-        ]
-    )
     extra = ITEM_HEAD_SIZE + len(_ITEM_TAIL)
-    offsets = array("Q", accumulate(map(extra.__add__, map(len, texts)), initial=0))
-    return blob, offsets
+    parts: list[bytes] = []
+    offsets = array("Q", [0])
+    source = iter(texts)
+    for k in range(0, len(seqs), chunk):
+        part_seqs = seqs[k : k + chunk]
+        part_texts = list(islice(source, len(part_seqs)))
+        parts.append(
+            b"".join(
+                [
+                    pack(_ITEM_PREFIX, s, b"X", len(t)) + t + _ITEM_TAIL
+                    for s, t in zip(part_seqs, part_texts, strict=True)
+                ]
+            )
+        )
+        offsets.extend(
+            islice(
+                accumulate(map(extra.__add__, map(len, part_texts)), initial=offsets[-1]), 1, None
+            )
+        )
+    if next(source, None) is not None:
+        raise ValueError("more texts than SEQNUMs")
+    return b"".join(parts), offsets
 
 
 def read_item_blob(answer: bytes | memoryview) -> tuple[int, str]:
