@@ -14,8 +14,8 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, NoReturn, TextIO
+from collections.abc import Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 
 from . import __version__
 from .bench import run_bench, started_tracker
@@ -140,6 +140,14 @@ def _positive_int(text: str) -> int:
     return value
 
 
+LOOP_ARGS = ("--loop",)
+LOOP_KWARGS: dict[str, Any] = {
+    "choices": ("auto", "asyncio", "uvloop"),
+    "default": "auto",
+    "help": "event loop: uvloop if installed (the [fast] extra), else asyncio (default: auto)",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="cs457p2p",
@@ -155,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve a shuffled database of items (Part 1).",
     )
     t.add_argument("--host", default="localhost", help="address to listen on (default: localhost)")
+    t.add_argument(*LOOP_ARGS, **LOOP_KWARGS)
     t.add_argument(
         "--port", type=_port_arg, default=7777, help="port (default: 7777; 0 takes a free port)"
     )
@@ -291,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="tracker address (default: localhost:7777)",
     )
+    c.add_argument(*LOOP_ARGS, **LOOP_KWARGS)
     c.add_argument(
         "--transport",
         choices=("tcp", "udp"),
@@ -476,6 +486,29 @@ class _ProgressReporter:
 # ------------------------------------------------------------------------- commands
 
 
+T = TypeVar("T")
+
+
+class LoopUnavailable(Exception):
+    """The event loop asked for with --loop is not installed."""
+
+
+def run_loop(main: Coroutine[Any, Any, T], loop: str = "auto") -> T:
+    """Run ``main`` on uvloop when asked, or when ``auto`` and it is installed (the
+    ``[fast]`` extra); otherwise on asyncio's own loop."""
+    if loop != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if loop == "uvloop":
+                raise LoopUnavailable(
+                    "--loop uvloop: uvloop is not installed (pip install uvloop)"
+                ) from None
+        else:
+            return uvloop.run(main)
+    return asyncio.run(main)
+
+
 def _fail(prog: str, message: str, code: int = EXIT_FAILURE) -> int:
     sys.stderr.write(f"{prog}: error: {message}\n")
     sys.stderr.flush()
@@ -594,7 +627,9 @@ def run_tracker(args: argparse.Namespace) -> int:
     )
     tracker = Tracker(db, config)
     try:
-        asyncio.run(_serve(tracker, args))
+        run_loop(_serve(tracker, args), args.loop)
+    except LoopUnavailable as e:
+        return _fail(prog, str(e), EXIT_USAGE)
     except _StartError as e:
         return _fail(prog, str(e))
     except OSError as e:
@@ -628,7 +663,9 @@ def run_client(args: argparse.Namespace) -> int:
     )
     progress = None if args.quiet else _ProgressReporter(sys.stderr)
     try:
-        result = asyncio.run(fetch_message(config, progress))
+        result = run_loop(fetch_message(config, progress), args.loop)
+    except LoopUnavailable as e:
+        return _fail("cs457p2p client", str(e), EXIT_USAGE)
     except ClientError as e:
         if progress is not None:
             progress.finish()

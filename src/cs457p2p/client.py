@@ -343,7 +343,7 @@ class _Pipeline(asyncio.Protocol):
         self.watchdog: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # (uvloop transports do not subclass it)
         self.transport = transport
         self._refill()
         if not self.runs:

@@ -111,7 +111,10 @@ class _PlainWriter:
         self.transport.write(answers[0] if len(answers) == 1 else b"".join(answers))
 
     def close(self) -> None:
-        self.transport.close()
+        t = self.transport
+        if t.can_write_eof() and not t.get_write_buffer_size():
+            t.write_eof()  # the FIN goes out now, not one loop iteration later
+        t.close()
 
     def cancel(self) -> None:
         pass
@@ -134,11 +137,12 @@ class _Connection(asyncio.Protocol):
         self._idle_timer: asyncio.TimerHandle | None = None
         self._paused = False
         self._bytes_in = 0  # for the observer only
+        self._received_at = 0.0  # for the observer only
 
     # ------------------------------------------------------------------ asyncio API
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # (uvloop transports do not subclass it)
         self.transport = transport
         tracker = self.tracker
         if len(tracker._connections) >= tracker.config.max_connections or tracker._closing:
@@ -162,6 +166,8 @@ class _Connection(asyncio.Protocol):
         self._last = now = self._loop.time()
         if self.tracker.observer is not None:
             self._bytes_in += len(data)
+            # (a fine clock: uvloop's loop.time() only moves once per loop iteration)
+            self._received_at = time.monotonic()
         if self.requests and not self.persistent:
             self.persistent = True  # bytes after the first request: a pipelining client
         if self._digit_timer is not None:
@@ -271,7 +277,7 @@ class _Connection(asyncio.Protocol):
         if observer is None or transport is None:
             return
         bytes_in, self._bytes_in = self._bytes_in, 0
-        latency = self._loop.time() - self._last
+        latency = time.monotonic() - self._received_at
         peer = transport.get_extra_info("peername") or ("?", 0)
         count = sum(r.count if isinstance(r, PositionRun) else 1 for r in requests)
         observer.observe(peer, "tcp", requests, count, bytes_in, sum(map(len, answers)), latency)
