@@ -155,7 +155,7 @@ def peak_rss(cmd: Sequence[str], expect: str, timeout: float = 600) -> tuple[flo
     wall = time.perf_counter() - start
     p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode != 0 or out.decode().rstrip("\n") != expect:
-        raise RuntimeError(f"{cmd[:5]} failed ({p.returncode})")
+        raise RuntimeError(f"{cmd[:5]} failed ({p.returncode}): {len(out)} bytes {out[:60]!r}")
     return wall, usage.ru_maxrss / 1024
 
 

@@ -306,3 +306,19 @@ def test_client_reconnects_when_a_persistent_tracker_drops(
         # every connection but REGISTER's was cut short at least once: reconnections
         assert dropper.connections >= 1 + -(-n // k)
         assert max(dropper.answers_per_connection) == k
+
+
+def test_a_million_items_arrive_whole_through_a_pipe(
+    start_tracker: TrackerFactory, run_client: ClientRunner, tmp_path: Path
+) -> None:
+    """The whole 8 MB message reaches a pipe (under uvloop it once came out cut short
+    with exit status 0, so the client runs on asyncio's loop)."""
+    words = " ".join(f"w{i}" for i in range(1_000_000))
+    db = tmp_path / "million.txt"
+    db.write_text(words)
+    t = start_tracker("--db", str(db))
+    for _ in range(2):
+        r = run_client(t.address, "--quiet", timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert len(r.stdout) == len(words) + 1
+        assert r.stdout == words + "\n"
