@@ -202,6 +202,12 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
+def _change(value: float, base: float) -> str:
+    """The relative change, or n/a when the base is below the CPU clock's resolution
+    (/proc counts in 10 ms ticks: a fast session can use less than one)."""
+    return f"{100 * (value / base - 1):+.1f} %" if base else "n/a (under one clock tick)"
+
+
 def table(trackers: list[Tracker], transport: str) -> list[str]:
     lines = [
         "| tracker | items/s, median | min - max | vs. default"
@@ -217,10 +223,11 @@ def table(trackers: list[Tracker], transport: str) -> list[str]:
         lines.append(
             f"| {t.name} | {med:,.0f} | {min(rates):,.0f} - {max(rates):,.0f}"
             f" | {100 * (med / base - 1):+.1f} % | {cpu:.2f} | {min(cpus):.2f} - {max(cpus):.2f}"
-            f" | {100 * (cpu / base_cpu - 1):+.1f} %; {100 * (min(cpus) / base_min - 1):+.1f} % |"
+            f" | {_change(cpu, base_cpu)}; {_change(min(cpus), base_min)} |"
         )
     default = trackers[0].cpu[transport]
-    spread = 100 * (max(default) - min(default)) / statistics.median(default)
+    middle = statistics.median(default)
+    spread = 100 * (max(default) - min(default)) / middle if middle else float("nan")
     lines += [
         "",
         f"Noise: the default tracker's own CPU per item varied by {spread:.0f} % of its median"
