@@ -210,8 +210,66 @@ class Client:
             if self.mode == _PERSISTENT:
                 await self._pipeline_session(coll)
             else:
-                await self._session(coll, probe=False)
+                await self._one_shot(coll)
         self._wake.set()
+
+    async def _one_shot(self, coll: Collection) -> None:
+        """Reference style: one position, one connection, as lean as asyncio allows (a
+        bare Protocol, no streams); the answer is taken as soon as it is whole."""
+        positions = coll.take(1)
+        if not positions:
+            return
+        position = positions[0]
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        shot = _OneShot(encode_position(position), loop)
+        local = (cfg.bind, 0) if cfg.bind else None
+        try:
+            await asyncio.wait_for(
+                loop.create_connection(lambda: shot, cfg.host, cfg.port, local_addr=local),
+                cfg.timeout,
+            )
+        except (OSError, asyncio.TimeoutError):
+            coll.give_back(positions)
+            self._wake.set()
+            if self._failures >= cfg.max_retries:
+                raise ClientError(f"cannot connect to {self.address} again") from None
+            self._failures += 1
+            await asyncio.sleep(0.05 * 2**self._failures)
+            return
+        self.connections += 1
+        timer = loop.call_later(cfg.timeout, shot.time_out)
+        try:
+            value = await shot.answer
+        except asyncio.TimeoutError:
+            raise ClientError(
+                f"timed out after {cfg.timeout:g} s waiting for item {position} from {self.address}"
+            ) from None
+        except DecodeError as e:
+            raise ClientError(f"refused an answer from the tracker: {e}") from None
+        finally:
+            timer.cancel()
+            shot.close()
+        if value is None:  # closed without a whole answer
+            coll.give_back(positions)
+            self._wake.set()
+            self._failures += 1
+            if self._failures > cfg.max_retries:
+                raise ClientError(
+                    f"tracker at {self.address} closed {self._failures} connections in a row "
+                    "without answering"
+                )
+            return
+        try:
+            seq, text = interpret_item(value, coll.n)
+            coll.place(position, seq, text)
+        except ProtocolError as e:
+            raise ClientError(str(e)) from None
+        self._failures = 0
+        if self.progress is not None:
+            self.progress(coll.answered, coll.n)
+        if coll.complete:
+            self._wake.set()
 
     async def _pipeline_session(self, coll: Collection) -> None:
         """One persistent connection driven by :class:`_Pipeline` until the collection
@@ -318,6 +376,47 @@ class Client:
                 )
         if coll.complete:
             self._wake.set()
+
+
+class _OneShot(asyncio.Protocol):
+    """One request on its own connection; ``answer`` resolves to the first whole
+    answer (decoded), to None if the tracker closes first, or to the refusal."""
+
+    def __init__(self, request: bytes, loop: asyncio.AbstractEventLoop) -> None:
+        self.request = request
+        self.answer: asyncio.Future[Value | None] = loop.create_future()
+        self.parser = AnswerParser()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        if self.answer.done():
+            return
+        try:
+            values = self.parser.feed(data)
+        except DecodeError as e:
+            self.answer.set_exception(e)
+            return
+        if values:
+            self.answer.set_result(values[0])
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.answer.done():
+            self.answer.set_result(None)
+
+    def time_out(self) -> None:
+        if not self.answer.done():
+            self.answer.set_exception(asyncio.TimeoutError())
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
 
 
 class _Pipeline(asyncio.Protocol):
