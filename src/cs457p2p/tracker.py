@@ -134,7 +134,6 @@ class _Connection(asyncio.Protocol):
         self._last = self._loop.time()
         self._partial_since: float | None = None
         self._digit_timer: asyncio.TimerHandle | None = None
-        self._idle_timer: asyncio.TimerHandle | None = None
         self._paused = False
         self._bytes_in = 0  # for the observer only
         self._received_at = 0.0  # for the observer only
@@ -157,9 +156,6 @@ class _Connection(asyncio.Protocol):
             TcpFaultWriter(faults, transport)
             if faults is not None and faults.config.tcp_active
             else _PlainWriter(transport)
-        )
-        self._idle_timer = self._loop.call_later(
-            min(tracker.config.idle_timeout, tracker.config.request_timeout), self._check_idle
         )
 
     def data_received(self, data: bytes) -> None:
@@ -193,9 +189,8 @@ class _Connection(asyncio.Protocol):
         return True  # keep the transport until the writer closes it
 
     def connection_lost(self, exc: Exception | None) -> None:
-        for timer in (self._digit_timer, self._idle_timer):
-            if timer is not None:
-                timer.cancel()
+        if self._digit_timer is not None:
+            self._digit_timer.cancel()
         if self.out is not None:
             self.out.cancel()
         tracker = self.tracker
@@ -226,12 +221,13 @@ class _Connection(asyncio.Protocol):
         if not self.parser.buffered:
             self._partial_since = None
 
-    def _check_idle(self) -> None:
+    def _check_idle(self, now: float) -> None:
+        """Drop the connection if it has been silent, or has taken to send a request,
+        too long (called by the tracker's sweep, so that a connection costs no timer)."""
         t = self.transport
         if t is None or t.is_closing():
             return
         cfg = self.tracker.config
-        now = self._loop.time()
         quiet = now - self._last
         if quiet >= cfg.idle_timeout:
             self.tracker.dropped_idle += 1
@@ -246,10 +242,6 @@ class _Connection(asyncio.Protocol):
                 self.out.close()
             else:
                 t.abort()
-            return
-        self._idle_timer = self._loop.call_later(
-            max(min(cfg.idle_timeout - quiet, cfg.request_timeout / 2), 0.01), self._check_idle
-        )
 
     def _answer(self, requests: list[Request], at_eof: bool = False) -> None:
         out = self.out
@@ -381,6 +373,8 @@ class Tracker:
         self._udp: list[asyncio.DatagramTransport] = []
         self._all_closed: asyncio.Event | None = None
         self._closing = False
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._sweep_every = 1.0
         self.addresses: list[tuple[str, int]] = []
         self._n = len(db)
         self._count_answer = db.count_answer
@@ -481,6 +475,9 @@ class Tracker:
             assert last_error is not None
             raise last_error
         self._all_closed = asyncio.Event()
+        # One timer for all connections: a timeout is noticed within a quarter of it.
+        self._sweep_every = min(max(min(cfg.idle_timeout, cfg.request_timeout) / 4, 0.05), 1.0)
+        self._sweeper = loop.call_later(self._sweep_every, self._sweep)
         for first, second in bound:
             if cfg.transport == "udp":
                 await self._start_udp(first)
@@ -504,6 +501,15 @@ class Tracker:
         transport, _ = await loop.create_datagram_endpoint(lambda: _Datagrams(self), sock=sock)
         self._udp.append(transport)
 
+    def _sweep(self) -> None:
+        """Check every connection for the idle and request timeouts, then come again."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for conn in list(self._connections):
+            conn._check_idle(now)
+        if not self._closing:
+            self._sweeper = loop.call_later(self._sweep_every, self._sweep)
+
     def _closed_one(self) -> None:
         if not self._connections and self._all_closed is not None:
             self._all_closed.set()
@@ -511,6 +517,8 @@ class Tracker:
     async def close(self) -> None:
         """Stop accepting, let answers already written drain, then close everything."""
         self._closing = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for server in self._servers:
             server.close()
         for transport in self._udp:
