@@ -134,15 +134,15 @@ def ref_tracker(n: int) -> Iterator[Proc]:
     return server([*REFSTYLE, "tracker", "--items", str(n)], r"listening on (\d+)")
 
 
-def timed(cmd: Sequence[str], expect: str, timeout: float = 600) -> tuple[float, float]:
-    """Run a client process; return (wall seconds, nan); check its message."""
+def timed(cmd: Sequence[str], expect: str, timeout: float = 600) -> float:
+    """Run a client process; return its wall seconds; check its message."""
     start = time.perf_counter()
     p = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = p.communicate(timeout=timeout)
     wall = time.perf_counter() - start
     if p.returncode != 0 or out.decode().rstrip("\n") != expect:
         raise RuntimeError(f"{cmd[:5]} failed ({p.returncode}): {err.decode()[-300:]}")
-    return wall, float("nan")
+    return wall
 
 
 def peak_rss(cmd: Sequence[str], expect: str, timeout: float = 600) -> tuple[float, float]:
@@ -185,14 +185,14 @@ def suite_sizes(res: Results, sizes: list[int], ref_sizes: list[int], runs: int)
         fig = Figure(f"ours, client process, N={n:,}", "items/s")
         with db_file(n) as db, our_tracker(db) as t:
             for _ in range(runs):
-                wall, _rss = timed(client_cmd(t.port), words(n))
+                wall = timed(client_cmd(t.port), words(n))
                 fig.values.append(n / wall)
         res.by_n["ours"][n] = res.add(fig)
     for n in ref_sizes:
         fig = Figure(f"reference-style client + tracker, N={n:,}", "items/s")
         with ref_tracker(n) as t:
             for _ in range(runs):
-                wall, _ = timed([*REFSTYLE, "client", "--port", str(t.port)], words(n))
+                wall = timed([*REFSTYLE, "client", "--port", str(t.port)], words(n))
                 fig.values.append(n / wall)
         res.by_n["reference-style"][n] = res.add(fig)
 
@@ -223,11 +223,11 @@ def suite_reference_paths(res: Results, n: int, runs: int) -> None:
     c = Figure(f"our client -> reference-style tracker, N={n:,}", "items/s")
     with ref_tracker(n) as t:
         for _ in range(runs):
-            a.values.append(n / timed([*ref_client, str(t.port)], words(n))[0])
-            c.values.append(n / timed(client_cmd(t.port), words(n))[0])
+            a.values.append(n / timed([*ref_client, str(t.port)], words(n)))
+            c.values.append(n / timed(client_cmd(t.port), words(n)))
     with db_file(n) as db, our_tracker(db) as t:
         for _ in range(runs):
-            b.values.append(n / timed([*ref_client, str(t.port)], words(n))[0])
+            b.values.append(n / timed([*ref_client, str(t.port)], words(n)))
     for f in (a, b, c):
         res.add(f)
 
@@ -331,7 +331,7 @@ def suite_udp(res: Results, n: int, runs: int) -> None:
         extra = ("--loss", loss, "--fault-seed", "1") if loss != "0" else ()
         with db_file(n) as db, our_tracker(db, *extra) as t:
             for _ in range(runs):
-                wall, _ = timed(client_cmd(t.port, "--transport", "udp"), words(n))
+                wall = timed(client_cmd(t.port, "--transport", "udp"), words(n))
                 fig.values.append(n / wall)
         res.add(fig)
 

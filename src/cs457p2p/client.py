@@ -178,7 +178,7 @@ class Client:
         coll = Collection(n)
         try:
             while self.mode == _UNKNOWN and not coll.complete:
-                await self._session(coll, probe=True)
+                await self._probe(coll)
             if not coll.complete:
                 count = (
                     self.config.connections
@@ -213,6 +213,27 @@ class Client:
                 await self._one_shot(coll)
         self._wake.set()
 
+    async def _retry_later(self, error: ClientError) -> None:
+        """A connection could not be opened: wait longer each time, or give up with
+        ``error`` after ``max_retries`` failures in a row."""
+        if self._failures >= self.config.max_retries:
+            raise error
+        self._failures += 1
+        await asyncio.sleep(0.05 * 2**self._failures)
+
+    def _count_connection(self, answered: bool) -> None:
+        """Note whether a connection answered anything; too many silent ones in a row
+        end the run."""
+        if answered:
+            self._failures = 0
+            return
+        self._failures += 1
+        if self._failures > self.config.max_retries:
+            raise ClientError(
+                f"tracker at {self.address} closed {self._failures} connections in a row "
+                "without answering"
+            )
+
     async def _one_shot(self, coll: Collection) -> None:
         """Reference style: one position, one connection, as lean as asyncio allows (a
         bare Protocol, no streams); the answer is taken as soon as it is whole."""
@@ -232,10 +253,7 @@ class Client:
         except (OSError, asyncio.TimeoutError):
             coll.give_back(positions)
             self._wake.set()
-            if self._failures >= cfg.max_retries:
-                raise ClientError(f"cannot connect to {self.address} again") from None
-            self._failures += 1
-            await asyncio.sleep(0.05 * 2**self._failures)
+            await self._retry_later(ClientError(f"cannot connect to {self.address} again"))
             return
         self.connections += 1
         timer = loop.call_later(cfg.timeout, shot.time_out)
@@ -253,19 +271,14 @@ class Client:
         if value is None:  # closed without a whole answer
             coll.give_back(positions)
             self._wake.set()
-            self._failures += 1
-            if self._failures > cfg.max_retries:
-                raise ClientError(
-                    f"tracker at {self.address} closed {self._failures} connections in a row "
-                    "without answering"
-                )
+            self._count_connection(answered=False)
             return
         try:
             seq, text = interpret_item(value, coll.n)
             coll.place(position, seq, text)
         except ProtocolError as e:
             raise ClientError(str(e)) from None
-        self._failures = 0
+        self._count_connection(answered=True)
         if self.progress is not None:
             self.progress(coll.answered, coll.n)
         if coll.complete:
@@ -284,10 +297,7 @@ class Client:
                 cfg.timeout,
             )
         except (OSError, asyncio.TimeoutError):
-            if self._failures >= cfg.max_retries:
-                raise ClientError(f"cannot connect to {self.address} again") from None
-            self._failures += 1
-            await asyncio.sleep(0.05 * 2**self._failures)
+            await self._retry_later(ClientError(f"cannot connect to {self.address} again"))
             return
         self.connections += 1
         try:
@@ -296,37 +306,27 @@ class Client:
             pipe.close()
             if pipe.given_back:
                 self._wake.set()
-        if pipe.answered:
-            self._failures = 0
-        else:
-            self._failures += 1
-            if self._failures > cfg.max_retries:
-                raise ClientError(
-                    f"tracker at {self.address} closed {self._failures} connections in a row "
-                    "without answering"
-                )
+        self._count_connection(answered=bool(pipe.answered))
         if coll.complete:
             self._wake.set()
 
-    async def _session(self, coll: Collection, probe: bool) -> None:
-        """One connection: ask, read answers in order, place them; on a drop give the
-        unanswered positions back. Raises :class:`ClientError` on any fatal fault."""
-        outstanding: deque[int] = deque(coll.take(2 if probe else 1))
+    async def _probe(self, coll: Collection) -> None:
+        """Ask for two positions at once on one connection and learn from the answers
+        how the tracker wants to be asked (``self.mode``); place what is answered, give
+        back the rest. Raises :class:`ClientError` on any fatal fault."""
+        outstanding: deque[int] = deque(coll.take(2))
         if not outstanding:
-            return  # another connection took what was left: open nothing
+            return
         try:
             reader, writer = await self._connect()
-        except ClientError:
+        except ClientError as e:
             coll.give_back(outstanding)
             self._wake.set()
-            if self._failures >= self.config.max_retries:
-                raise
-            self._failures += 1
-            await asyncio.sleep(0.05 * 2**self._failures)
+            await self._retry_later(e)
             return
         parser = AnswerParser()
         answered = 0
-        learned = False  # the probe found out how the tracker wants to be asked
+        learned = False  # found out how the tracker wants to be asked
         sent = len(outstanding)
         writer.write(b"".join(map(encode_position, outstanding)))
         try:
@@ -337,7 +337,7 @@ class Client:
                 for value in parser.feed(data):
                     if not outstanding:
                         raise ClientError("tracker sent more answers than requests")
-                    if probe and not answered and value == BAD_REQUEST_TEXT:
+                    if not answered and value == BAD_REQUEST_TEXT:
                         # A tracker that reads one request per connection but refuses
                         # two back to back: ask one at a time (a real refusal of a
                         # position then shows up there).
@@ -350,7 +350,7 @@ class Client:
                     answered += 1
                 if self.progress is not None:
                     self.progress(coll.answered, coll.n)
-                if probe and answered >= 2:
+                if answered >= 2:
                     learned = True
                     self.mode = _PERSISTENT
         except DecodeError as e:
@@ -360,20 +360,13 @@ class Client:
         finally:
             writer.close()
         if outstanding:
-            if probe and answered == 1 and sent >= 2:
+            if answered == 1 and sent >= 2:
                 learned = True
                 self.mode = _REFERENCE  # one answer, then EOF: one request per connection
             coll.give_back(outstanding)
             self._wake.set()
-        if answered or learned:
-            self._failures = 0
-        elif outstanding:
-            self._failures += 1
-            if self._failures > self.config.max_retries:
-                raise ClientError(
-                    f"tracker at {self.address} closed {self._failures} connections in a row "
-                    "without answering"
-                )
+        if answered or learned or outstanding:
+            self._count_connection(answered=bool(answered or learned))
         if coll.complete:
             self._wake.set()
 
