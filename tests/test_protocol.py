@@ -711,3 +711,10 @@ def test_decode_item_answers_reads_a_whole_datagram_of_any_shape(
 def test_decode_item_answers_refuses_a_cut_datagram() -> None:
     with pytest.raises(ProtocolError):
         decode_item_answers(encode_item(1, "abc")[:-1], 5)
+
+
+@pytest.mark.parametrize("index", [0, 1, 255, 256, 257, 65535, 65536, 65537, 2**31 - 1])
+def test_the_run_checks_second_request_is_encode_position(index: int) -> None:
+    from cs457p2p.protocol import _position_request
+
+    assert _position_request(index) == encode_position(index)

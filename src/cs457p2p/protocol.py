@@ -217,6 +217,20 @@ _ARRAY_CODE = {1: "B", 2: "H", 4: "I"}
 _BIG_ENDIAN = sys.byteorder == "big"
 
 
+_REQUEST_SIZE = {0x4B: 5, 0x4D: 6, 0x4A: 8}  # by opcode: K, M, J (see _RUN_REGIONS)
+_PACK_REQUEST_M = struct.Struct("<3sHc").pack
+_PACK_REQUEST_J = struct.Struct("<3sic").pack
+
+
+def _position_request(index: int) -> bytes:
+    """:func:`encode_position` for ``0 <= index < 2**31``, without the generic encoder."""
+    if index < 1 << 8:
+        return b"\x80\x02K%c." % index
+    if index < 1 << 16:
+        return _PACK_REQUEST_M(b"\x80\x02M", index, b".")
+    return _PACK_REQUEST_J(b"\x80\x02J", index, b".")
+
+
 def position_run_size(start: int, count: int) -> int:
     """Bytes that :func:`position_run_bytes` ``(start, count)`` takes."""
     size = 0
@@ -414,6 +428,12 @@ class RequestParser:
             return None
         most = min(_positions_fitting(start, n - pos), self.run_limit - start, self.MAX_RUN)
         if most < 2:
+            return None
+        # Cheap first: is the very next request start + 1? (A stream of positions that
+        # are not consecutive then costs one slice compare each, not a run built.)
+        after = pos + _REQUEST_SIZE[op]
+        second = _position_request(start + 1)
+        if buf[after : after + len(second)] != second:
             return None
         good = min(most, self.PROBE)
         expected = position_run_bytes(start, good)
