@@ -130,3 +130,20 @@ def test_cli_works_from_any_directory(tmp_path: Path) -> None:
         check=False,
     )
     assert (r.returncode, r.stdout) == (0, REFERENCE_MESSAGE + "\n"), r.stderr
+
+
+@pytest.mark.filterwarnings("error")  # also the unraisable "never awaited" warning
+def test_loop_uvloop_when_missing_is_a_clean_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    import gc
+    import warnings
+
+    from cs457p2p.cli import LoopUnavailable, run_loop
+
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop -> ImportError
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a "coroutine was never awaited" would fail here
+        with pytest.raises(LoopUnavailable):
+            run_loop(asyncio.sleep(0), "uvloop")
+        gc.collect()
+    assert run_loop(asyncio.sleep(0, result=7), "auto") == 7

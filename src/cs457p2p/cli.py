@@ -500,6 +500,7 @@ def run_loop(main: Coroutine[Any, Any, T], loop: str = "auto") -> T:
             import uvloop
         except ImportError:
             if loop == "uvloop":
+                main.close()  # never started: no "never awaited" warning
                 raise LoopUnavailable(
                     "--loop uvloop: uvloop is not installed (pip install uvloop)"
                 ) from None
