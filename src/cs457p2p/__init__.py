@@ -2,44 +2,104 @@
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from .checker import CheckResult, ClientCommandError, Report, check_client, check_tracker
-from .client import Client, ClientConfig, ClientError, FetchResult, fetch_message
-from .collection import Collection, CollectionError
-from .database import Database, DatabaseError
-from .decoder import (
-    DecodeError,
-    Incomplete,
-    Malformed,
-    RefusedCode,
-    RefusedType,
-    SharedReference,
-    TooDeep,
-    TooLarge,
-    Value,
-    decode,
-    decode_prefix,
-)
-from .protocol import (
-    BAD_REQUEST,
-    MAX_REQUEST,
-    REGISTER,
-    AnswerParser,
-    BadRequest,
-    Position,
-    ProtocolError,
-    Register,
-    Request,
-    RequestParser,
-    encode,
-    encode_count,
-    encode_item,
-    encode_position,
-    interpret_count,
-    interpret_item,
-)
-from .tracker import Tracker, TrackerConfig
+# The public API, imported on first use (PEP 562) so that a client process does not
+# pay for the checker, the tracker and their imports at start-up.
+_HOMES = {
+    "checker": ("CheckResult", "ClientCommandError", "Report", "check_client", "check_tracker"),
+    "client": ("Client", "ClientConfig", "ClientError", "FetchResult", "fetch_message"),
+    "collection": ("Collection", "CollectionError"),
+    "database": ("Database", "DatabaseError"),
+    "decoder": (
+        "DecodeError",
+        "Incomplete",
+        "Malformed",
+        "RefusedCode",
+        "RefusedType",
+        "SharedReference",
+        "TooDeep",
+        "TooLarge",
+        "Value",
+        "decode",
+        "decode_prefix",
+    ),
+    "protocol": (
+        "BAD_REQUEST",
+        "MAX_REQUEST",
+        "REGISTER",
+        "AnswerParser",
+        "BadRequest",
+        "Position",
+        "ProtocolError",
+        "Register",
+        "Request",
+        "RequestParser",
+        "encode",
+        "encode_count",
+        "encode_item",
+        "encode_position",
+        "interpret_count",
+        "interpret_item",
+    ),
+    "tracker": ("Tracker", "TrackerConfig"),
+}
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
+
+if TYPE_CHECKING:
+    from .checker import CheckResult, ClientCommandError, Report, check_client, check_tracker
+    from .client import Client, ClientConfig, ClientError, FetchResult, fetch_message
+    from .collection import Collection, CollectionError
+    from .database import Database, DatabaseError
+    from .decoder import (
+        DecodeError,
+        Incomplete,
+        Malformed,
+        RefusedCode,
+        RefusedType,
+        SharedReference,
+        TooDeep,
+        TooLarge,
+        Value,
+        decode,
+        decode_prefix,
+    )
+    from .protocol import (
+        BAD_REQUEST,
+        MAX_REQUEST,
+        REGISTER,
+        AnswerParser,
+        BadRequest,
+        Position,
+        ProtocolError,
+        Register,
+        Request,
+        RequestParser,
+        encode,
+        encode_count,
+        encode_item,
+        encode_position,
+        interpret_count,
+        interpret_item,
+    )
+    from .tracker import Tracker, TrackerConfig
+
+
+def __getattr__(name: str) -> Any:
+    module = _HOME_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOME_OF))
+
 
 __all__ = [
     "BAD_REQUEST",

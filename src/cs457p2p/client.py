@@ -25,18 +25,19 @@ from .decoder import DecodeError, Incomplete, Value, decode_prefix
 from .protocol import (
     BAD_REQUEST_TEXT,
     MAX_ANSWER,
+    MAX_DATAGRAM,
     REGISTER,
     AnswerParser,
     ProtocolError,
     decode_item_answers,
     decode_items_fast,
     encode_position,
+    format_address,
     interpret_count,
     interpret_item,
     position_run_bytes,
 )
 from .reliability import Channel, RttEstimator
-from .tracker import MAX_DATAGRAM, format_address
 
 __all__ = [
     "Client",
@@ -86,6 +87,15 @@ class FetchResult:
     connections: int  # TCP connections, or UDP sockets, opened
     reference_style: bool
     transport: str = "tcp"
+
+    def __repr__(self) -> str:
+        # Short: asyncio.run() formats its task's repr (and so its result's) while it
+        # restores the SIGINT handler; a million-item message took 43 ms to repr.
+        return (
+            f"FetchResult(message=<{len(self.message)} characters>, n={self.n},"
+            f" connections={self.connections}, reference_style={self.reference_style},"
+            f" transport={self.transport!r})"
+        )
 
 
 _UNKNOWN, _PERSISTENT, _REFERENCE = "unknown", "persistent", "reference"

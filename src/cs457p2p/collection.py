@@ -14,7 +14,9 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import cast
 
-__all__ = ["Collection", "CollectionError"]
+from .speedups import FillValues, c_fill_values
+
+__all__ = ["Collection", "CollectionError", "fill_values_py"]
 
 
 class CollectionError(Exception):
@@ -23,6 +25,34 @@ class CollectionError(Exception):
 
 def _show(value: bytes) -> str:
     return repr(value.decode("utf-8", "replace"))
+
+
+def fill_values_py(
+    values: list[bytes | None], seqs: list[int], texts: list[bytes]
+) -> tuple[int, int]:
+    """Put each ``texts[k]`` at ``values[seqs[k]]`` where that is still None.
+
+    Returns how many were filled and the first ``k`` whose slot already holds other
+    bytes (the filling stops there), or -1. ``seqs`` must be in ``range(len(values))``.
+    The pure-Python version; :data:`fill_values` is its C twin when the optional
+    extension is built (see :mod:`cs457p2p.speedups`).
+    """
+    if len(seqs) != len(texts):
+        raise ValueError("seqs and texts differ in length")
+    filled = 0
+    for k, (seq, raw) in enumerate(zip(seqs, texts, strict=True)):
+        if seq < 0:
+            raise IndexError(f"SEQNUM {seq} out of range")
+        have = values[seq]
+        if have is None:
+            values[seq] = raw
+            filled += 1
+        elif have != raw:
+            return filled, k
+    return filled, -1
+
+
+fill_values: FillValues = c_fill_values or fill_values_py
 
 
 class Collection:
@@ -140,20 +170,21 @@ class Collection:
                 self._place(start + k, seqs[k], values[k])
             return
         vals = self._values
-        filled = 0
-        for seq, raw in zip(seqs, values, strict=True):
-            have = vals[seq]
-            if have is None:
-                vals[seq] = raw
-                filled += 1
-            elif have != raw:
-                raise CollectionError(
-                    f"two different values for SEQNUM {seq}: {_show(have)} and {_show(raw)}"
-                )
+        filled, conflict = fill_values(
+            vals,
+            seqs if isinstance(seqs, list) else list(seqs),
+            values if isinstance(values, list) else list(values),
+        )
+        self.filled += filled
+        if conflict >= 0:
+            seq, raw = seqs[conflict], values[conflict]
+            have = vals[seq] or b""
+            raise CollectionError(
+                f"two different values for SEQNUM {seq}: {_show(have)} and {_show(raw)}"
+            )
         self._seq_of[start:stop] = array("i", seqs)
         self._answered[start:stop] = b"\x01" * m
         self.answered += m
-        self.filled += filled
 
     def missing(self) -> list[int]:
         """SEQNUMs that no answer has filled."""

@@ -22,12 +22,14 @@ from dataclasses import dataclass
 from itertools import accumulate, islice
 
 from .decoder import DecodeError, Incomplete, Value, _py2_text, decode_prefix
+from .speedups import DecodeItems, c_decode_items
 
 __all__ = [
     "ANSWER_PROTOCOL",
     "BAD_REQUEST",
     "BAD_REQUEST_TEXT",
     "MAX_ANSWER",
+    "MAX_DATAGRAM",
     "MAX_REQUEST",
     "REGISTER",
     "AnswerParser",
@@ -40,18 +42,23 @@ __all__ = [
     "RequestParser",
     "decode_item_answers",
     "decode_items_fast",
+    "decode_items_py",
     "encode",
     "encode_count",
     "encode_item",
     "encode_item_blob",
     "encode_position",
     "expand_runs",
+    "format_address",
     "interpret_count",
     "interpret_item",
     "position_run_bytes",
     "position_run_size",
     "read_item_blob",
 ]
+
+#: Largest answer datagram: the UDP payload limit over IPv4.
+MAX_DATAGRAM = 65507
 
 #: The raw registration request (not pickled, no newline).
 REGISTER = b"REGISTER"
@@ -560,9 +567,12 @@ _SEPARATOR = _ITEM_TAIL + _ITEM_PREFIX  # the end of one answer and the start of
 _UNPACK_NEXT = struct.Struct(f"<{len(_SEPARATOR)}sIcI").unpack_from
 
 
-def decode_items_fast(
-    buf: bytes, pos: int, count: int, n: int
-) -> tuple[list[int], list[bytes], int]:
+def format_address(host: str, port: int) -> str:
+    """``host:port``, with brackets around an IPv6 literal."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def decode_items_py(buf: bytes, pos: int, count: int, n: int) -> tuple[list[int], list[bytes], int]:
     """Read up to ``count`` item answers in our tracker's own shape (:func:`encode_item`)
     from ``buf[pos]``; return their SEQNUMs, their UTF-8 VALUEs and where it stopped.
 
@@ -574,11 +584,16 @@ def decode_items_fast(
 
     One struct call per answer reads the end of the previous answer together with the
     head of the next (``\x86.\x80\x02J`` + SEQNUM + ``X`` + length).
+
+    This is the pure-Python version; :data:`decode_items_fast` is its C twin when the
+    optional extension is built (see :mod:`cs457p2p.speedups`).
     """
+    if pos < 0:
+        raise ValueError("pos must not be negative")
     seqs: list[int] = []
     texts: list[bytes] = []
     end = len(buf)
-    if not count or pos + ITEM_HEAD_SIZE > end:
+    if count <= 0 or pos + ITEM_HEAD_SIZE > end:
         return seqs, texts, pos
     prefix, seq, x, size = _ITEM_HEAD.unpack_from(buf, pos)
     if prefix != _ITEM_PREFIX or x != b"X" or seq >= n:
@@ -613,6 +628,10 @@ def decode_items_fast(
             break
         seq, body = next_seq, after + head
     return seqs, texts, pos
+
+
+decode_items_fast: DecodeItems = c_decode_items or decode_items_py
+"""Read up to ``count`` item answers of our own shape: see :func:`decode_items_py`."""
 
 
 def decode_item_answers(buf: bytes, n: int) -> tuple[list[int], list[bytes]]:

@@ -37,6 +37,7 @@ from .database import Database
 from .faults import FaultConfig, Faults, TcpFaultWriter, UdpFaultSender
 from .protocol import (
     BAD_REQUEST,
+    MAX_DATAGRAM,
     MAX_REQUEST,
     BadRequest,
     Position,
@@ -44,14 +45,13 @@ from .protocol import (
     Register,
     Request,
     RequestParser,
+    format_address,
 )
 
 __all__ = ["MAX_DATAGRAM", "Observer", "Tracker", "TrackerConfig", "format_address"]
 
 Address = tuple[Any, ...]
 
-#: Largest answer datagram: the UDP payload limit over IPv4.
-MAX_DATAGRAM = 65507
 TRANSPORTS = ("tcp", "udp", "both")
 
 
@@ -92,11 +92,6 @@ class Observer(Protocol):
     ) -> None:
         """``latency``: seconds from the batch's last bytes arriving to its answers
         being handed to the transport."""
-
-
-def format_address(host: str, port: int) -> str:
-    """``host:port``, with brackets around an IPv6 literal."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class _PlainWriter:

@@ -1,0 +1,6 @@
+def decode_items(
+    buf: bytes, pos: int, count: int, n: int, /
+) -> tuple[list[int], list[bytes], int]: ...
+def fill_values(
+    values: list[bytes | None], seqs: list[int], texts: list[bytes], /
+) -> tuple[int, int]: ...

@@ -1,0 +1,39 @@
+"""The package root: its public API resolves, and importing it stays cheap."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import types
+
+import cs457p2p
+
+
+def test_every_public_name_resolves_to_its_home_module() -> None:
+    for name in cs457p2p.__all__:
+        value = getattr(cs457p2p, name)
+        if isinstance(value, (type, types.FunctionType)):
+            assert value.__module__.startswith("cs457p2p."), name
+    assert set(dir(cs457p2p)) >= set(cs457p2p.__all__)
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    try:
+        cs457p2p.no_such_name  # type: ignore[attr-defined]  # noqa: B018
+    except AttributeError as e:
+        assert "no_such_name" in str(e)
+    else:
+        raise AssertionError("no AttributeError")
+
+
+def test_the_client_command_does_not_import_the_tracker_side() -> None:
+    code = (
+        "import sys; from cs457p2p import client;"
+        "print(sorted(m for m in sys.modules if m.startswith('cs457p2p.')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    loaded = eval(out.stdout)  # a list literal printed by the child
+    for heavy in ("cs457p2p.checker", "cs457p2p.bench", "cs457p2p.monitor", "cs457p2p.dashboard"):
+        assert heavy not in loaded
