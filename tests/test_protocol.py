@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import pickle
 import pickletools
+import struct
 from typing import Any
 
 import pytest
@@ -37,6 +38,7 @@ from cs457p2p.protocol import (
     interpret_item,
     position_run_bytes,
     position_run_size,
+    single_position,
 )
 
 PROTOCOLS = list(range(6))
@@ -718,3 +720,59 @@ def test_the_run_checks_second_request_is_encode_position(index: int) -> None:
     from cs457p2p.protocol import _position_request
 
     assert _position_request(index) == encode_position(index)
+
+
+_INT_PICKLE = st.tuples(st.integers(-(2**31), 2**31 - 1), st.sampled_from(PROTOCOLS)).map(
+    lambda t: pickle.dumps(t[0], protocol=t[1])
+)
+
+
+_PROTO0_INT = st.one_of(
+    st.text("0123456789-+ L", max_size=12),
+    st.sampled_from(["00", "01", "007", "0", "-0", "-1", "+1", " 1", "1 ", "99999999999"]),
+).map(lambda d: b"I" + d.encode() + b"\n.")
+_FRAMED_INT = st.tuples(
+    st.integers(2, 6),  # protocol byte (6 is not a protocol)
+    st.integers(0, 2000),  # frame length: exact, or any other
+    st.sampled_from([b"K\x05.", b"M,\x01.", b"Jp\x11\x01\x00.", b"J\xff\xff\xff\xff.", b"N."]),
+).map(lambda t: b"\x80" + bytes([t[0]]) + b"\x95" + struct.pack("<Q", t[1]) + t[2])
+
+
+@given(
+    request=st.one_of(_INT_PICKLE, _PROTO0_INT, _FRAMED_INT, st.binary(max_size=20)),
+    prefix=st.binary(max_size=3),
+    data=st.data(),
+    max_size=st.integers(1, 40),
+)
+@settings(max_examples=2000, deadline=None)
+def test_single_position_agrees_with_the_restricted_decoder(
+    request: bytes, prefix: bytes, data: st.DataObject, max_size: int
+) -> None:
+    buf = prefix + request
+    if buf and data.draw(st.booleans()):  # bend one byte, or cut the end
+        k = data.draw(st.integers(0, len(buf) - 1))
+        if data.draw(st.booleans()):
+            buf = buf[:k] + bytes([data.draw(st.integers(0, 255))]) + buf[k + 1 :]
+        else:
+            buf = buf[:k]
+    pos = data.draw(st.one_of(st.just(min(len(prefix), len(buf))), st.integers(0, len(buf))))
+    hit = single_position(buf, pos, max_size)
+    if hit is not None:
+        value, end = decode_prefix(buf, pos, max_size=max_size)
+        assert type(value) is int and (value, end) == hit
+
+
+@given(
+    value=st.integers(0, 2**31 - 1), protocol=st.sampled_from(PROTOCOLS), tail=st.binary(max_size=9)
+)
+@settings(max_examples=300, deadline=None)
+def test_single_position_takes_every_int_a_client_sends(
+    value: int, protocol: int, tail: bytes
+) -> None:
+    data = pickle.dumps(value, protocol=protocol)
+    if protocol == 1:  # BININT with no PROTO opcode: left to the decoder
+        assert single_position(data + tail, 0, MAX_REQUEST) is None
+        return
+    assert single_position(data + tail, 0, MAX_REQUEST) == (value, len(data))
+    parser = RequestParser()
+    assert parser.feed(data) == [Position(value)]

@@ -55,6 +55,7 @@ __all__ = [
     "position_run_bytes",
     "position_run_size",
     "read_item_blob",
+    "single_position",
 ]
 
 #: Largest answer datagram: the UDP payload limit over IPv4.
@@ -358,6 +359,51 @@ def _request_from_value(value: Value) -> Request:
     return BadRequest(f"a pickled {type(value).__name__} is not a request", fatal=False)
 
 
+_ARG_SIZE = {0x4B: 1, 0x4D: 2, 0x4A: 4}  # BININT1, BININT2, BININT: bytes of argument
+_UNPACK_U8 = struct.Struct("<Q").unpack_from
+
+
+def single_position(buf: bytes, pos: int, max_size: int) -> tuple[int, int] | None:
+    """The position and end of one pickled int at ``buf[pos]`` in the shapes clients
+    send (protocol 0 ``I5\\n.``, protocols 2-5 ``K``/``M``/``J`` with or without an
+    exact FRAME), read without the restricted decoder; None for anything else, which
+    is then the decoder's to read. Whenever it answers, :func:`decode_prefix` gives the
+    same int and end (the tests check this on generated pickles)."""
+    n = len(buf)
+    first = buf[pos] if pos < n else -1
+    if first == 0x80:  # PROTO
+        if n - pos < 5 or not 2 <= buf[pos + 1] <= 5:
+            return None
+        p = pos + 2
+        op = buf[p]
+        if op == 0x95:  # FRAME: only when its length is exactly the rest of the pickle
+            if n - p < 12:
+                return None
+            op = buf[p + 9]
+            size = _ARG_SIZE.get(op)
+            if size is None or _UNPACK_U8(buf, p + 1)[0] != size + 2:
+                return None
+            p += 9
+        size = _ARG_SIZE.get(op)
+        end = p + size + 2 if size is not None else 0
+        if not size or end > n or buf[end - 1] != 0x2E or end - pos > max_size:
+            return None
+        if op == 0x4B:
+            return buf[p + 1], end
+        if op == 0x4D:
+            return _UNPACK_U2(buf, p + 1)[0], end
+        return _UNPACK_I4(buf, p + 1)[0], end
+    if first == 0x49:  # INT, protocol 0: plain digits, no sign, no leading zero
+        stop = buf.find(b"\n", pos + 1, pos + 12)
+        if stop < 0 or stop + 2 > n or buf[stop + 1] != 0x2E or stop + 2 - pos > max_size:
+            return None
+        digits = buf[pos + 1 : stop]
+        if not digits.isdigit() or (digits[0] == 0x30 and len(digits) > 1):
+            return None
+        return int(digits), stop + 2
+    return None
+
+
 class RequestParser:
     """Splits the bytes a client sends into requests, however they are cut.
 
@@ -506,6 +552,12 @@ class RequestParser:
                 out.append(Position(int(buf[pos:end])))
                 pos = end
                 continue
+            if first == 0x80 or first == 0x49:  # one pickled int, the common request
+                hit = single_position(buf, pos, self.max_request)
+                if hit is not None:
+                    out.append(Position(hit[0]))
+                    pos = hit[1]
+                    continue
             try:
                 value, end = decode_prefix(buf, pos, max_size=self.max_request)
             except Incomplete as e:
