@@ -496,6 +496,24 @@ class LyingTracker(ReferenceTracker):
         return super().answer_item(position)
 
 
+class FlakyReferenceTracker(ReferenceTracker):
+    """A reference-style tracker that closes every ``k``-th item connection without an
+    answer (counting all item connections, retries included)."""
+
+    def __init__(self, items: Sequence[tuple[int, str]], k: int) -> None:
+        self.k = k
+        self.item_connections = 0
+        self.dropped = 0
+        super().__init__(items)
+
+    def answer_item(self, position: int) -> Answer:
+        self.item_connections += 1
+        if self.item_connections % self.k == 0:
+            self.dropped += 1
+            return None
+        return super().answer_item(position)
+
+
 class DroppingTracker(StandinServer):
     """A persistent tracker (answers every request on a connection, in order) that
     sends ``k`` answers on each connection, then half of the next one, then closes

@@ -23,6 +23,7 @@ from standins import (
     REGISTER,
     CountingProxy,
     DroppingTracker,
+    FlakyReferenceTracker,
     LyingTracker,
     ReferenceTracker,
     decode,
@@ -306,6 +307,23 @@ def test_client_reconnects_when_a_persistent_tracker_drops(
         # every connection but REGISTER's was cut short at least once: reconnections
         assert dropper.connections >= 1 + -(-n // k)
         assert max(dropper.answers_per_connection) == k
+
+
+@pytest.mark.parametrize("k", [2, 5])
+def test_client_asks_again_when_a_reference_style_tracker_drops(
+    run_client: ClientRunner, k: int
+) -> None:
+    """One request per connection, every k-th connection closed without an answer: the
+    client's threads give those positions back and ask again until all are in."""
+    items = shuffled_items(200, seed=k)
+    with FlakyReferenceTracker(items, k) as flaky:
+        r = run_client(flaky.address, "--quiet", "-v")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == message_of(items) + "\n"
+        got_n, connections, style = stats(r.stderr)
+        assert (got_n, style) == (200, "one request per connection")
+        assert flaky.dropped >= 200 // k  # it really dropped that many
+        assert connections == flaky.connections == 1 + 200 + flaky.dropped
 
 
 def test_a_million_items_arrive_whole_through_a_pipe(
