@@ -219,6 +219,28 @@ def test_port_0_every_worker_serves_the_printed_port_on_both_transports(
     assert sorted(one_holder_each(udp, workers)) == workers
 
 
+@pytest.mark.parametrize("transport", ["both", "udp"])
+def test_a_port_held_by_workers_is_refused_to_other_workers(
+    start_tracker: TrackerFactory, run_cli: CliRunner, worker_pids: WorkerPids, transport: str
+) -> None:
+    """Same user, both with SO_REUSEPORT: the kernel would let a second tracker join the
+    port and take half the traffic (with its own shuffle). It is refused, as a
+    one-process tracker is."""
+    t = start_tracker("--workers", "2", "--transport", transport)
+    workers = worker_pids(t)
+    r = run_cli(
+        "tracker", "--host", "127.0.0.1", "--port", str(t.port), "--workers", "2",
+        "--transport", transport, timeout=15,
+    )  # fmt: skip
+    assert r.returncode == 1
+    assert error_line(r.stderr) == (
+        f"cs457p2p tracker: error: cannot listen on 127.0.0.1:{t.port}: Address already in use"
+    )
+    kind = "udp" if transport == "udp" else "tcp"
+    assert sorted(one_holder_each(sockets_on_port(kind, t.port), workers)) == workers
+    assert t.alive()
+
+
 def test_tcp_connections_are_spread_over_the_workers(
     start_tracker: TrackerFactory, worker_pids: WorkerPids
 ) -> None:

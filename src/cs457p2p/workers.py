@@ -1,9 +1,9 @@
 """Several tracker processes on one port: ``cs457p2p tracker --workers N``.
 
 The parent loads the database once, then binds for each worker its own sockets on the
-one port with ``SO_REUSEPORT`` (with port 0 the first worker's bind picks the port and
-the others join it), so that the kernel spreads TCP connections and UDP flows over
-the workers' sockets. Then it forks: every worker holds the parent's database
+one port with ``SO_REUSEPORT`` (after checking that nothing else holds the port; port
+0: a free port), so that the kernel spreads TCP connections and UDP flows over the
+workers' sockets. Then it forks: every worker holds the parent's database
 copy-on-write, so all of them serve the same stored (shuffled) order, whichever worker
 a connection lands on, and start-up costs one load. Each worker serves its own
 sockets with a :class:`~cs457p2p.tracker.Tracker` on its own event loop; its limits
@@ -102,8 +102,13 @@ def bind_worker_sockets(
     config: TrackerConfig, workers: int, attempts: int = 20
 ) -> list[list[SocketPair]]:
     """One set of sockets per worker (every address of ``config.host``, both transports
-    as asked), all on one port with ``SO_REUSEPORT``. Port 0: the first set picks a free
-    port and the others join it; on a clash the whole lot is tried again on another."""
+    as asked), all on one port with ``SO_REUSEPORT``.
+
+    The port is first bound once without ``SO_REUSEPORT``, as a one-process tracker
+    binds it, and released: so a port that anything holds (another tracker with
+    ``--workers`` included, which would otherwise share its traffic with us) is
+    refused, and port 0 becomes a free port for every address and both transports.
+    If the port is taken in between, port 0 is tried again."""
     infos = socket.getaddrinfo(
         config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )
@@ -112,11 +117,11 @@ def bind_worker_sockets(
     for _attempt in range(attempts if config.port == 0 else 1):
         sets: list[list[SocketPair]] = []
         try:
-            port = config.port
+            probe = bind_sockets(unique, config.port, config.transport)
+            port = probe[0][0].getsockname()[1]
+            close_sockets(probe)
             for _ in range(workers):
-                pairs = bind_sockets(unique, port, config.transport, reuse_port=True)
-                sets.append(pairs)
-                port = pairs[0][0].getsockname()[1]
+                sets.append(bind_sockets(unique, port, config.transport, reuse_port=True))
             return sets
         except OSError as e:
             for pairs in sets:
