@@ -32,6 +32,13 @@ from .faults import FaultConfig, parse_delay
 from .monitor import Monitor
 from .reporting import LOG_FORMATS, LOG_LEVELS, Reporter, setup_logging
 from .tracker import Tracker, TrackerConfig, format_address
+from .workers import (
+    WorkerFailed,
+    WorkersUnavailable,
+    bind_worker_sockets,
+    check_reuse_port,
+    serve_workers,
+)
 
 if TYPE_CHECKING:
     from .dashboard import Dashboard
@@ -183,13 +190,21 @@ def build_parser() -> argparse.ArgumentParser:
         default="both",
         help="serve over TCP, UDP or both, on the same port (default: both)",
     )
+    t.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="serve from N processes sharing the port (SO_REUSEPORT, Linux), each with its"
+        " own limits and faults; not with --http or --log-level info/debug (default: 1)",
+    )
     limits = t.add_argument_group("limits")
     limits.add_argument(
         "--max-connections",
         type=_positive_int,
         default=1024,
         metavar="N",
-        help="TCP connections open at once; more are closed at once (default: 1024)",
+        help="TCP connections open at once (per worker); more are closed at once (default: 1024)",
     )
     limits.add_argument(
         "--request-timeout",
@@ -492,6 +507,18 @@ class LoopUnavailable(Exception):
     """The event loop asked for with --loop is not installed."""
 
 
+_NO_UVLOOP = "--loop uvloop: uvloop is not installed (pip install uvloop)"
+
+
+def check_loop(loop: str) -> None:
+    """Raise LoopUnavailable now, rather than in every worker, if ``loop`` is missing."""
+    if loop == "uvloop":
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            raise LoopUnavailable(_NO_UVLOOP) from None
+
+
 def run_loop(main: Coroutine[Any, Any, T], loop: str = "auto") -> T:
     """Run ``main`` on uvloop when asked, or when ``auto`` and it is installed (the
     ``[fast]`` extra); otherwise on asyncio's own loop."""
@@ -501,9 +528,7 @@ def run_loop(main: Coroutine[Any, Any, T], loop: str = "auto") -> T:
         except ImportError:
             if loop == "uvloop":
                 main.close()  # never started: no "never awaited" warning
-                raise LoopUnavailable(
-                    "--loop uvloop: uvloop is not installed (pip install uvloop)"
-                ) from None
+                raise LoopUnavailable(_NO_UVLOOP) from None
         else:
             return uvloop.run(main)
     return asyncio.run(main)
@@ -521,6 +546,12 @@ def _load_db(args: argparse.Namespace) -> Database:
     if args.message is not None:
         return Database.from_message(args.message, args.shuffle_seed)
     return Database.default(args.shuffle_seed)
+
+
+def _listening_line(host: str, port: int, items: int, faults: str) -> str:
+    """The one line a tracker prints once it serves (tests and scripts wait for it)."""
+    extra = f"; faults: {faults}" if faults else ""
+    return f"listening on {format_address(host, port)} ({items} items{extra})\n"
 
 
 class _StartError(Exception):
@@ -571,10 +602,7 @@ async def _serve(tracker: Tracker, args: argparse.Namespace) -> None:
                 ) from None
         if reporter is not None:
             reporter.start()
-        extra = f"; faults: {faults}" if faults else ""
-        sys.stderr.write(
-            f"listening on {format_address(host, tracker.port)} ({len(tracker.db)} items{extra})\n"
-        )
+        sys.stderr.write(_listening_line(host, tracker.port, len(tracker.db), faults))
         if dashboard is not None:
             sys.stderr.write(f"dashboard on http://{format_address(http_host, http_port)}/\n")
         sys.stderr.flush()
@@ -587,8 +615,56 @@ async def _serve(tracker: Tracker, args: argparse.Namespace) -> None:
             await reporter.close()
 
 
+def _check_workers(args: argparse.Namespace) -> None:
+    """Refuse what several worker processes cannot honour (ValueError: why)."""
+    if args.workers == 1:
+        return
+    # Each worker sees only the connections the kernel gives it: a dashboard, a
+    # client's "finished" or a summary from one of them would be wrong.
+    if args.http is not None:
+        raise ValueError(
+            "--http needs --workers 1: each worker sees only its own share of the clients"
+        )
+    if args.log_level in ("info", "debug"):
+        raise ValueError(
+            f"--log-level {args.log_level} needs --workers 1: each worker sees only its own"
+            " share of the clients"
+        )
+    check_reuse_port()
+    check_loop(args.loop)
+
+
+def _serve_workers(db: Database, config: TrackerConfig, args: argparse.Namespace) -> int:
+    """``--workers N``: N processes on one port (``workers.py``); the same one line."""
+    prog = "cs457p2p tracker"
+    try:
+        sockets = bind_worker_sockets(config, args.workers)
+    except OSError as e:
+        where = format_address(args.host, args.port)
+        return _fail(prog, f"cannot listen on {where}: {e.strerror or e}")
+    port = sockets[0][0][0].getsockname()[1]
+    line = _listening_line(args.host, port, len(db), config.faults.describe())
+
+    def ready() -> None:
+        sys.stderr.write(line)
+        sys.stderr.flush()
+
+    def run(main: Coroutine[Any, Any, None]) -> None:
+        run_loop(main, args.loop)
+
+    try:
+        serve_workers(db, config, sockets, run, ready, prog)
+    except WorkerFailed as e:
+        return _fail(prog, str(e))
+    return EXIT_OK
+
+
 def run_tracker(args: argparse.Namespace) -> int:
     prog = "cs457p2p tracker"
+    try:
+        _check_workers(args)
+    except (ValueError, WorkersUnavailable, LoopUnavailable) as e:
+        return _fail(prog, str(e), EXIT_USAGE)
     if args.http is not None:
         try:
             from . import dashboard  # noqa: F401
@@ -625,6 +701,8 @@ def run_tracker(args: argparse.Namespace) -> int:
         max_connections=args.max_connections,
         faults=faults,
     )
+    if args.workers > 1:
+        return _serve_workers(db, config, args)
     tracker = Tracker(db, config)
     try:
         run_loop(_serve(tracker, args), args.loop)

@@ -48,7 +48,17 @@ from .protocol import (
     format_address,
 )
 
-__all__ = ["MAX_DATAGRAM", "Observer", "Tracker", "TrackerConfig", "format_address"]
+__all__ = [
+    "MAX_DATAGRAM",
+    "Observer",
+    "SocketPair",
+    "Tracker",
+    "TrackerConfig",
+    "bind_sockets",
+    "close_sockets",
+    "format_address",
+    "unique_addresses",
+]
 
 Address = tuple[Any, ...]
 
@@ -350,6 +360,64 @@ def _raise_fd_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+#: The sockets of one address: ``(TCP, UDP)`` with ``--transport both``, ``(TCP, None)``
+#: with ``tcp``, ``(UDP, None)`` with ``udp``.
+SocketPair = tuple[socket.socket, socket.socket | None]
+
+
+def unique_addresses(infos: Sequence[tuple[Any, ...]]) -> list[tuple[int, tuple[Any, ...]]]:
+    """``(family, sockaddr)`` of each distinct address in ``getaddrinfo`` results."""
+    unique: list[tuple[int, tuple[Any, ...]]] = []
+    for family, _, _, _, addr in infos:
+        if all((family, addr[0]) != (f, a[0]) for f, a in unique):
+            unique.append((family, addr))
+    return unique
+
+
+def bind_sockets(
+    unique: Sequence[tuple[int, tuple[Any, ...]]],
+    port: int,
+    transport: str,
+    reuse_port: bool = False,
+) -> list[SocketPair]:
+    """Bind a TCP and (if asked) a UDP socket on each address, all on one port (port 0:
+    the first bind picks it). ``reuse_port``: with ``SO_REUSEPORT``, so that other
+    sockets (another worker's) can bind the same port and share its traffic."""
+    bound: list[SocketPair] = []
+    pair: list[socket.socket] = []
+    try:
+        for family, addr in unique:
+            pair = []
+            kinds = [socket.SOCK_STREAM] if transport != "udp" else []
+            if transport != "tcp":
+                kinds.append(socket.SOCK_DGRAM)
+            for kind in kinds:
+                s = socket.socket(family, kind)
+                pair.append(s)
+                if kind == socket.SOCK_STREAM:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if reuse_port:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                if family == socket.AF_INET6:
+                    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                s.bind((addr[0], port, *addr[2:]))
+                port = s.getsockname()[1]
+            bound.append((pair[0], pair[1] if len(pair) > 1 else None))
+    except OSError:
+        close_sockets(bound)
+        for s in pair:
+            s.close()
+        raise
+    return bound
+
+
+def close_sockets(pairs: Sequence[SocketPair]) -> None:
+    for first, second in pairs:
+        first.close()
+        if second is not None:
+            second.close()
+
+
 class Tracker:
     """Serves one database over TCP and/or UDP. Use :meth:`start`, then :meth:`close`."""
 
@@ -404,65 +472,30 @@ class Tracker:
     def open_connections(self) -> int:
         return len(self._connections)
 
-    def _bind_all(
-        self, unique: list[tuple[int, tuple[Any, ...]]], port: int
-    ) -> list[tuple[socket.socket, socket.socket | None]]:
-        """Bind a TCP and (if asked) a UDP socket on each address, all on one port."""
-        cfg = self.config
-        bound: list[tuple[socket.socket, socket.socket | None]] = []
-        pair: list[socket.socket] = []
-        try:
-            for family, addr in unique:
-                pair = []
-                kinds = [socket.SOCK_STREAM] if cfg.transport != "udp" else []
-                if cfg.transport != "tcp":
-                    kinds.append(socket.SOCK_DGRAM)
-                for kind in kinds:
-                    s = socket.socket(family, kind)
-                    pair.append(s)
-                    if kind == socket.SOCK_STREAM:
-                        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    if family == socket.AF_INET6:
-                        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                    s.bind((addr[0], port, *addr[2:]))
-                    port = s.getsockname()[1]
-                if cfg.transport == "udp":
-                    bound.append((pair[0], None))
-                else:
-                    bound.append((pair[0], pair[1] if len(pair) > 1 else None))
-        except OSError:
-            for stream, dgram in bound:
-                stream.close()
-                if dgram is not None:
-                    dgram.close()
-            for s in pair:
-                s.close()
-            raise
-        return bound
-
-    async def start(self) -> None:
+    async def start(self, sockets: Sequence[SocketPair] | None = None) -> None:
         """Bind every address of ``config.host`` on one port (``port=0``: a free port,
-        the same for all addresses and both transports) and start serving."""
+        the same for all addresses and both transports) and start serving; or serve on
+        ``sockets``, bound already (by :func:`bind_sockets`: ``--workers``)."""
         _raise_fd_limit()
         loop = asyncio.get_running_loop()
         cfg = self.config
-        infos = await loop.getaddrinfo(
-            cfg.host, cfg.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
-        unique: list[tuple[int, tuple[Any, ...]]] = []
-        for family, _, _, _, addr in infos:
-            if all((family, addr[0]) != (f, a[0]) for f, a in unique):
-                unique.append((family, addr))
-        last_error: OSError | None = None
-        for _attempt in range(20 if cfg.port == 0 else 1):
-            try:
-                bound = self._bind_all(unique, cfg.port)
-                break
-            except OSError as e:
-                last_error = e
+        if sockets is not None:
+            bound = list(sockets)
         else:
-            assert last_error is not None
-            raise last_error
+            infos = await loop.getaddrinfo(
+                cfg.host, cfg.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )
+            unique = unique_addresses(infos)
+            last_error: OSError | None = None
+            for _attempt in range(20 if cfg.port == 0 else 1):
+                try:
+                    bound = bind_sockets(unique, cfg.port, cfg.transport)
+                    break
+                except OSError as e:
+                    last_error = e
+            else:
+                assert last_error is not None
+                raise last_error
         self._all_closed = asyncio.Event()
         # One timer for all connections: a timeout is noticed within a quarter of it.
         self._sweep_every = min(max(min(cfg.idle_timeout, cfg.request_timeout) / 4, 0.05), 1.0)
