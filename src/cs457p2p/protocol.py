@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, islice
 
-from .decoder import DecodeError, Incomplete, Value, _py2_text, decode_prefix
+from .decoder import _UNPACK_U8, DecodeError, Incomplete, Value, _py2_text, decode_prefix
 from .speedups import DecodeItems, c_decode_items
 
 __all__ = [
@@ -225,7 +225,9 @@ _ARRAY_CODE = {1: "B", 2: "H", 4: "I"}
 _BIG_ENDIAN = sys.byteorder == "big"
 
 
-_REQUEST_SIZE = {0x4B: 5, 0x4D: 6, 0x4A: 8}  # by opcode: K, M, J (see _RUN_REGIONS)
+_ARG_SIZE = {0x4B: 1, 0x4D: 2, 0x4A: 4}  # BININT1, BININT2, BININT: bytes of argument
+# a whole position request by opcode: PROTO 2, the opcode, its argument, STOP
+_REQUEST_SIZE = {op: 3 + size + 1 for op, size in _ARG_SIZE.items()}
 _PACK_REQUEST_M = struct.Struct("<3sHc").pack
 _PACK_REQUEST_J = struct.Struct("<3sic").pack
 
@@ -357,10 +359,6 @@ def _request_from_value(value: Value) -> Request:
     if value in ("REGISTER", b"REGISTER"):
         return Register()
     return BadRequest(f"a pickled {type(value).__name__} is not a request", fatal=False)
-
-
-_ARG_SIZE = {0x4B: 1, 0x4D: 2, 0x4A: 4}  # BININT1, BININT2, BININT: bytes of argument
-_UNPACK_U8 = struct.Struct("<Q").unpack_from
 
 
 def single_position(buf: bytes, pos: int, max_size: int) -> tuple[int, int] | None:
