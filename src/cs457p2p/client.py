@@ -106,16 +106,13 @@ _UNKNOWN, _PERSISTENT, _REFERENCE = "unknown", "persistent", "reference"
 
 
 class _Outcome:
-    """How a reference-style exchange ended without an answer."""
+    """How a reference-style exchange ended without an answer (two instances)."""
 
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
+    __slots__ = ()
 
 
-_NOT_CONNECTED = _Outcome("not connected")  # a retry with backoff follows
-_CLOSED = _Outcome("closed")  # closed (or reset) before a whole answer: asked again
+_NOT_CONNECTED = _Outcome()  # a retry with backoff follows
+_CLOSED = _Outcome()  # closed (or reset) before a whole answer: asked again
 
 
 class Client:
@@ -131,7 +128,6 @@ class Client:
         self._failures = 0
         self._stopped = False
         self._wake = asyncio.Event()
-        self._count_lock = threading.Lock()
 
     @property
     def address(self) -> str:
@@ -313,6 +309,8 @@ class Client:
             try:
                 value = self._exchange(position, family, address)
                 with shared:
+                    if value is not _NOT_CONNECTED:
+                        self.connections += 1
                     if isinstance(value, _Outcome):
                         coll.give_back(positions)
                         shared.notify_all()
@@ -351,8 +349,6 @@ class Client:
                 sock.connect(address)
             except OSError:
                 return _NOT_CONNECTED
-            with self._count_lock:
-                self.connections += 1
             parser = AnswerParser()
             sock.sendall(encode_position(position))
             while True:
