@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import pickle
 import pickletools
@@ -17,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from conftest import CliRunner, TrackerFactory, TrackerProcess
+from cs457p2p.database import Database
+from cs457p2p.tracker import Tracker, TrackerConfig
 from standins import (
     BAD_REQUEST_TEXT,
     REFERENCE_MESSAGE,
@@ -585,3 +588,140 @@ def test_many_reference_connections_in_a_row(shared_tracker: TrackerProcess) -> 
         assert first_pickle_end(exchange(HOST, shared_tracker.port, p2(i % N))) is not None
     assert time.monotonic() - start < 10
     assert shared_tracker.alive()
+
+
+# ------------------------------------------- the accept handler's lane for lone requests
+#
+# A connection whose first bytes are already there when it is accepted, and hold one
+# whole request alone, is answered by the accept handler with plain socket calls; every
+# other connection goes to asyncio. These tests run a Tracker in this process so that
+# they control which lane a connection takes (a client that connects and sends while the
+# loop is blocked has its bytes waiting when the tracker accepts) and read the count.
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.batches = 0
+
+    def observe(self, *args: object) -> None:
+        self.batches += 1
+
+
+async def _ask(port: int, data: bytes, *, late: bool, then_eof: bool) -> bytes:
+    """Connect, send ``data`` (before the tracker can accept, or ``late``: after it has
+    accepted), optionally shut down writing, and read until EOF."""
+    loop = asyncio.get_running_loop()
+    s = socket.create_connection((HOST, port))  # blocking: the loop (tracker) waits
+    try:
+        if late:
+            s.setblocking(False)
+            await asyncio.sleep(0.05)  # the tracker accepts with nothing to read
+            await loop.sock_sendall(s, data)
+        else:
+            s.sendall(data)  # waiting in the socket when the tracker accepts
+            s.setblocking(False)
+        if then_eof:
+            s.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := await asyncio.wait_for(loop.sock_recv(s, 1 << 20), 5):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        s.close()
+
+
+LANE_REQUESTS = {
+    "register": REGISTER,
+    "p2": p2(3),
+    "p0": b"I3\n.",
+    "p4": pickle.dumps(3, protocol=4),
+    "out of range": p2(N),
+    "not a pickle": b"hello",
+    "evil": evil_pickle("true"),
+    "digits": b"3",
+    "two in one write": p2(1) + p2(2),
+    "a run": b"".join(p2(i) for i in range(5)),
+    "half a request": REGISTER[:3],
+}
+
+
+#: requests after which the tracker keeps the connection open (a pipelining client):
+#: they are sent with EOF only, so that the answers end
+PIPELINING = ("two in one write", "a run", "half a request")
+
+
+@pytest.mark.parametrize(
+    ("name", "then_eof"),
+    [
+        (name, eof)
+        for name in sorted(LANE_REQUESTS)
+        for eof in (False, True)
+        if eof or name not in PIPELINING
+    ],
+)
+def test_both_lanes_answer_the_same_bytes(name: str, then_eof: bool) -> None:
+    data = LANE_REQUESTS[name]
+
+    async def main() -> tuple[list[bytes], int, int]:
+        tracker = Tracker(Database.default(shuffle_seed=7), TrackerConfig(host=HOST, port=0))
+        await tracker.start()
+        try:
+            got = [await _ask(tracker.port, data, late=False, then_eof=then_eof)]
+            fast = tracker.answered_at_accept
+            got.append(await _ask(tracker.port, data, late=True, then_eof=then_eof))
+            tracker.observer = _Recorder()  # watching: every connection goes to asyncio
+            got.append(await _ask(tracker.port, data, late=False, then_eof=then_eof))
+            assert tracker.answered_at_accept == fast
+            return got, fast, tracker.open_connections
+        finally:
+            await tracker.close()
+
+    got, fast, still_open = asyncio.run(main())
+    assert got[0] == got[1] == got[2], got
+    values, rest = split_pickles(got[0])
+    assert rest == b"" and values
+    lone = name not in ("digits", *PIPELINING)
+    assert fast == (1 if lone else 0)
+    assert still_open == 0
+
+
+def test_an_answer_too_large_for_one_send_arrives_whole() -> None:
+    big = "x" * (8 << 20)  # more than the socket buffers take at once
+
+    async def main() -> tuple[bytes, bytes]:
+        db = Database.from_pairs([(0, big), (1, "end")], "test", shuffle_seed=0)
+        position = [value for _seq, value in db.items].index(big)
+        tracker = Tracker(db, TrackerConfig(host=HOST, port=0))
+        await tracker.start()
+        try:
+            got = await _ask(tracker.port, p2(position), late=False, then_eof=False)
+            return got, db.answer(position)
+        finally:
+            await tracker.close()
+
+    got, expected = asyncio.run(main())
+    assert len(expected) > 8 << 20
+    assert got == expected
+
+
+def test_close_ends_connections_waiting_for_their_first_bytes() -> None:
+    async def main() -> tuple[list[bytes], float]:
+        tracker = Tracker(Database.default(), TrackerConfig(host=HOST, port=0))
+        await tracker.start()
+        socks = [socket.create_connection((HOST, tracker.port)) for _ in range(20)]
+        try:
+            await asyncio.sleep(0.1)  # accepted, handed to asyncio, silent
+            assert tracker.open_connections == 20
+            start = time.monotonic()
+            await tracker.close()
+            took = time.monotonic() - start
+            for s in socks:
+                s.settimeout(2)
+            return [s.recv(10) for s in socks], took
+        finally:
+            for s in socks:
+                s.close()
+
+    got, took = asyncio.run(main())
+    assert got == [b""] * 20
+    assert took < 2
