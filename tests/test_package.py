@@ -7,6 +7,8 @@ import sys
 import types
 
 import cs457p2p
+from conftest import TrackerProcess
+from standins import REFERENCE_MESSAGE
 
 
 def test_every_public_name_resolves_to_its_home_module() -> None:
@@ -26,14 +28,28 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
         raise AssertionError("no AttributeError")
 
 
-def test_the_client_command_does_not_import_the_tracker_side() -> None:
+def test_the_client_command_does_not_import_the_tracker_side(
+    shared_tracker: TrackerProcess,
+) -> None:
+    """A reference-style run is mostly start-up: the client command loads what it runs."""
     code = (
-        "import sys; from cs457p2p import client;"
-        "print(sorted(m for m in sys.modules if m.startswith('cs457p2p.')))"
+        "import sys; from cs457p2p.cli import main;"
+        f"code = main(['client', '--tracker', '127.0.0.1:{shared_tracker.port}', '-q']);"
+        "print(sorted(m for m in sys.modules if m.startswith('cs457p2p.'))); sys.exit(code)"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
-    loaded = eval(out.stdout)  # a list literal printed by the child
-    for heavy in ("cs457p2p.checker", "cs457p2p.bench", "cs457p2p.monitor", "cs457p2p.dashboard"):
+    message, modules = out.stdout.splitlines()
+    assert message == REFERENCE_MESSAGE
+    loaded = eval(modules)  # a list literal printed by the child
+    assert "cs457p2p.client" in loaded
+    for heavy in (
+        "cs457p2p.tracker",
+        "cs457p2p.database",
+        "cs457p2p.checker",
+        "cs457p2p.bench",
+        "cs457p2p.workers",
+        "cs457p2p.dashboard",
+    ):
         assert heavy not in loaded

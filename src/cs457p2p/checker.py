@@ -37,8 +37,8 @@ from typing import Any
 
 from .database import Database
 from .decoder import DecodeError, Incomplete, Malformed, RefusedCode, Value, decode_prefix
-from .faults import FaultConfig
 from .protocol import BAD_REQUEST_TEXT, MAX_ANSWER, MAX_REQUEST, REGISTER, encode_position
+from .scenarios import CLIENT_SCENARIOS, Scenario, scenarios_for
 from .tracker import MAX_DATAGRAM, Tracker, TrackerConfig, format_address
 
 __all__ = [
@@ -990,56 +990,6 @@ class ClientCommandError(Exception):
     ``{port}``): a usage error, not a failing client."""
 
 
-@dataclass(frozen=True)
-class Scenario:
-    """One tracker set-up that a client must cope with."""
-
-    name: str
-    description: str
-    items: int
-    transports: tuple[str, ...] = ("tcp", "udp")
-    faults: FaultConfig = field(default_factory=FaultConfig)
-    #: a reference-style tracker (one read, one protocol-0 answer, close) instead of ours
-    reference_style: bool = False
-
-
-CLIENT_SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("reference-db", "16 items, as many as the reference database", 16),
-    Scenario("empty-db", "N = 0: the message is empty", 0),
-    Scenario("large-db", "5,000 items", 5000),
-    Scenario(
-        "closes-after-answer",
-        "a reference-style tracker: one read, one protocol-0 answer, then close",
-        16,
-        ("tcp",),
-        reference_style=True,
-    ),
-    Scenario(
-        "chunked-answers",
-        "every answer written 1 byte at a time",
-        16,
-        ("tcp",),
-        FaultConfig(chunk=1),
-    ),
-    Scenario(
-        "delayed-answers",
-        "every answer delayed 100 +/- 50 ms",
-        16,
-        faults=FaultConfig(delay_ms=100, jitter_ms=50),
-    ),
-    Scenario("udp-loss", "20% of requests and answers lost", 100, ("udp",), FaultConfig(loss=0.2)),
-    Scenario(
-        "udp-duplicate", "30% of answers sent twice", 100, ("udp",), FaultConfig(duplicate=0.3)
-    ),
-    Scenario(
-        "udp-reorder",
-        "30% of answers held back behind later ones",
-        100,
-        ("udp",),
-        FaultConfig(reorder=0.3),
-    ),
-)
-
 # fmt: off
 _ONSETS = (
     "b", "c", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w", "z",
@@ -1322,20 +1272,6 @@ async def _run_scenario(
     if stderr:
         detail += f"; stderr: {stderr}"
     return CheckResult(scenario.name, True, False, detail, data)
-
-
-def scenarios_for(transport: str, names: Sequence[str] | None = None) -> list[Scenario]:
-    """The scenarios run over ``transport``, or just ``names`` (in the usual order)."""
-    chosen = [s for s in CLIENT_SCENARIOS if transport in s.transports]
-    if names:
-        unknown = set(names) - {s.name for s in chosen}
-        if unknown:
-            raise ValueError(
-                f"no scenario {sorted(unknown)[0]!r} over {transport};"
-                f" choose from {', '.join(s.name for s in chosen)}"
-            )
-        chosen = [s for s in chosen if s.name in names]
-    return chosen
 
 
 async def run_client_checks(

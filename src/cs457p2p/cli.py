@@ -18,30 +18,19 @@ from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 
 from . import __version__
-from .bench import run_bench, started_tracker
-from .checker import (
-    CLIENT_SCENARIOS,
-    ClientCommandError,
-    Report,
-    run_client_checks,
-    run_tracker_checks,
-)
-from .client import ClientConfig, ClientError, FetchResult, fetch_message
-from .database import Database, DatabaseError
 from .faults import FaultConfig, parse_delay
-from .monitor import Monitor
+from .protocol import format_address
 from .reporting import LOG_FORMATS, LOG_LEVELS, Reporter, setup_logging
-from .tracker import Tracker, TrackerConfig, format_address
-from .workers import (
-    WorkerFailed,
-    WorkersUnavailable,
-    bind_worker_sockets,
-    check_reuse_port,
-    serve_workers,
-)
+from .scenarios import CLIENT_SCENARIOS
 
+# Each command imports what it runs, when it runs (a client does not load the tracker,
+# the checker or the benchmark: start-up is part of a reference-style run's time).
 if TYPE_CHECKING:
+    from .checker import Report
+    from .client import FetchResult
     from .dashboard import Dashboard
+    from .database import Database
+    from .tracker import Tracker, TrackerConfig
 
 __all__ = ["main", "parse_address"]
 
@@ -541,6 +530,8 @@ def _fail(prog: str, message: str, code: int = EXIT_FAILURE) -> int:
 
 
 def _load_db(args: argparse.Namespace) -> Database:
+    from .database import Database
+
     if args.db is not None:
         return Database.from_file(args.db, args.shuffle_seed)
     if args.message is not None:
@@ -559,6 +550,8 @@ class _StartError(Exception):
 
 
 async def _serve(tracker: Tracker, args: argparse.Namespace) -> None:
+    from .monitor import Monitor
+
     host: str = args.host
     await tracker.start()
     dashboard: Dashboard | None = None
@@ -617,6 +610,8 @@ async def _serve(tracker: Tracker, args: argparse.Namespace) -> None:
 
 def _check_workers(args: argparse.Namespace) -> None:
     """Refuse what several worker processes cannot honour (ValueError: why)."""
+    from .workers import check_reuse_port
+
     if args.workers == 1:
         return
     # Each worker sees only the connections the kernel gives it: a dashboard, a
@@ -636,6 +631,8 @@ def _check_workers(args: argparse.Namespace) -> None:
 
 def _serve_workers(db: Database, config: TrackerConfig, args: argparse.Namespace) -> int:
     """``--workers N``: N processes on one port (``workers.py``); the same one line."""
+    from .workers import WorkerFailed, bind_worker_sockets, serve_workers
+
     prog = "cs457p2p tracker"
     try:
         sockets = bind_worker_sockets(config, args.workers)
@@ -660,6 +657,10 @@ def _serve_workers(db: Database, config: TrackerConfig, args: argparse.Namespace
 
 
 def run_tracker(args: argparse.Namespace) -> int:
+    from .database import DatabaseError
+    from .tracker import Tracker, TrackerConfig
+    from .workers import WorkersUnavailable
+
     prog = "cs457p2p tracker"
     try:
         _check_workers(args)
@@ -730,6 +731,8 @@ def _report(result: FetchResult, verbose: bool) -> None:
 
 
 def run_client(args: argparse.Namespace) -> int:
+    from .client import ClientConfig, ClientError, fetch_message
+
     host, port = args.tracker
     config = ClientConfig(
         host=host,
@@ -755,6 +758,10 @@ def run_client(args: argparse.Namespace) -> int:
 
 
 async def _demo() -> FetchResult:
+    from .client import ClientConfig, fetch_message
+    from .database import Database
+    from .tracker import Tracker, TrackerConfig
+
     tracker = Tracker(Database.default(), TrackerConfig(host="127.0.0.1", port=0))
     await tracker.start()
     try:
@@ -767,6 +774,8 @@ async def _demo() -> FetchResult:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from .client import ClientError
+
     try:
         result = asyncio.run(_demo())
     except (ClientError, OSError) as e:
@@ -782,6 +791,8 @@ def _print_report(report: Report, as_json: bool) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from .checker import ClientCommandError, run_client_checks, run_tracker_checks
+
     if args.check_command == "tracker":
         prog = "cs457p2p check tracker"
         host, port = args.address
@@ -818,6 +829,9 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_bench_command(args: argparse.Namespace) -> int:
+    from .bench import run_bench, started_tracker
+    from .client import ClientError
+
     prog = "cs457p2p bench"
     try:
         if args.tracker is not None:

@@ -19,11 +19,13 @@ import json
 import logging
 import sys
 import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .monitor import Monitor, TrackerCounters
 from .protocol import Request
-from .tracker import Tracker
+
+if TYPE_CHECKING:
+    from .tracker import Tracker
 
 __all__ = [
     "LOGGER",
