@@ -54,7 +54,7 @@ def serve(port: int, items: int) -> None:
 def _exchange(port: int, request: bytes) -> bytes:
     with socket.create_connection(("127.0.0.1", port)) as s:
         s.sendall(request)
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             data = s.recv(4096)
             if not data:

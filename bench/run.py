@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import os
 import platform
 import re
@@ -29,9 +30,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -40,6 +42,8 @@ REFSTYLE = [PY, str(ROOT / "bench" / "refstyle.py")]
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 PLOT = ROOT / "docs" / "benchmarks.png"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+#: rounds of the reference-style paths at least (each takes about a second)
+REF_PATH_RUNS = 9
 
 
 # ------------------------------------------------------------------------ measuring
@@ -61,7 +65,8 @@ class Figure:
             return f"skipped ({self.note})" if self.note else "skipped"
         fmt = _fmt(self.unit)
         lo, hi = min(self.values), max(self.values)
-        return f"{fmt(self.median)} ({fmt(lo)} - {fmt(hi)}) {self.unit}"
+        extra = f", {self.note}" if self.note else ""
+        return f"{fmt(self.median)} ({fmt(lo)} - {fmt(hi)}) {self.unit}{extra}"
 
 
 def _fmt(unit: str) -> Callable[[float], str]:
@@ -69,6 +74,8 @@ def _fmt(unit: str) -> Callable[[float], str]:
         return lambda v: f"{v:,.0f}"
     if unit == "MB":
         return lambda v: f"{v:.0f}"
+    if unit == "x":
+        return lambda v: f"{v:.2f}"
     return lambda v: f"{v:.3f}"
 
 
@@ -123,14 +130,14 @@ def server(cmd: Sequence[str], pattern: str) -> Iterator[Proc]:
             p.wait()
 
 
-def our_tracker(db: str, *extra: str) -> Iterator[Proc]:
+def our_tracker(db: str, *extra: str) -> AbstractContextManager[Proc]:
     return server(
         [*CLI, "tracker", "--host", "127.0.0.1", "--port", "0", "--db", db, *extra],
         r"listening on 127\.0\.0\.1:(\d+)",
     )
 
 
-def ref_tracker(n: int) -> Iterator[Proc]:
+def ref_tracker(n: int) -> AbstractContextManager[Proc]:
     return server([*REFSTYLE, "tracker", "--items", str(n)], r"listening on (\d+)")
 
 
@@ -216,20 +223,31 @@ def suite_million(res: Results, n: int, runs: int) -> None:
 
 
 def suite_reference_paths(res: Results, n: int, runs: int) -> None:
-    print(f"reference-style paths (N={n:,}, one request per connection)")
+    """The three pairings, interleaved round by round (both trackers up throughout), as
+    this machine's speed drifts by 10 % and more from one minute to the next; the ratios
+    are taken within each round."""
+    runs = max(runs, REF_PATH_RUNS)
+    print(f"reference-style paths (N={n:,}, one request per connection, {runs} rounds)")
     ref_client = [*REFSTYLE, "client", "--port"]
     a = Figure(f"reference-style client -> reference-style tracker, N={n:,}", "items/s")
     b = Figure(f"reference-style client -> our tracker, N={n:,}", "items/s")
     c = Figure(f"our client -> reference-style tracker, N={n:,}", "items/s")
-    with ref_tracker(n) as t:
-        for _ in range(runs):
-            a.values.append(n / timed([*ref_client, str(t.port)], words(n)))
-            c.values.append(n / timed(client_cmd(t.port), words(n)))
-    with db_file(n) as db, our_tracker(db) as t:
-        for _ in range(runs):
-            b.values.append(n / timed([*ref_client, str(t.port)], words(n)))
+    with ref_tracker(n) as ref, db_file(n) as db, our_tracker(db) as ours:
+        pairings = [
+            (a, [*ref_client, str(ref.port)]),
+            (b, [*ref_client, str(ours.port)]),
+            (c, client_cmd(ref.port)),
+        ]
+        for k in range(runs):
+            for fig, cmd in pairings[k % 3 :] + pairings[: k % 3]:  # each goes first in turn
+                fig.values.append(n / timed(cmd, words(n)))
     for f in (a, b, c):
+        f.note = f"{runs} rounds"
         res.add(f)
+    for f, what in ((b, "our tracker"), (c, "our client")):
+        ratio = Figure(f"{what} / the reference-style pair, same round", "x")
+        ratio.values = [x / y for x, y in zip(f.values, a.values, strict=True)]
+        res.add(ratio)
 
 
 def _bench_rate(port: int, clients: int, rounds: int) -> float:
@@ -340,11 +358,9 @@ def suite_udp(res: Results, n: int, runs: int) -> None:
 
 
 def plot(res: Results) -> str:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    try:  # (imported by name: matplotlib is an optional extra, absent where CI type-checks)
+        importlib.import_module("matplotlib").use("Agg")
+        plt: Any = importlib.import_module("matplotlib.pyplot")
     except ImportError:
         return "plot skipped: matplotlib is not installed (pip install -e '.[bench]')"
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -402,7 +418,8 @@ def report(res: Results, command: str) -> str:
         START,
         "",
         f"Generated by `{command}` on {datetime.date.today().isoformat()}:"
-        f" {machine()}. Median (min - max) of {len(res.figures[0].values)} runs each.",
+        f" {machine()}. Median (min - max) of {len(res.figures[0].values)} runs each unless"
+        " the row says otherwise.",
         "",
         "| measurement | result |",
         "| --- | --- |",
