@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import os
+import pickle
 import re
 import signal
 import socket
@@ -28,6 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import CLI, ClientRunner, TrackerFactory, TrackerProcess
 from cs457p2p.client import ClientConfig, fetch_message
 from cs457p2p.database import Database
+from cs457p2p.decoder import decode_prefix
 from cs457p2p.monitor import Monitor
 from cs457p2p.protocol import BadRequest, Position, Register, Request, expand_runs
 from cs457p2p.reporting import JsonFormatter, Reporter, TextFormatter, log_event, setup_logging
@@ -160,7 +162,7 @@ def test_metrics_parse_and_move_after_client_runs(
     assert before["cs457p2p_items"] == 16
     for kind in ("register", "position", "bad"):
         assert before[f'cs457p2p_requests_total{{kind="{kind}"}}'] == 0
-    for kind in ("loss", "duplicate", "reorder", "delay", "reset"):
+    for kind in ("loss", "duplicate", "reorder", "delay", "chunk", "reset"):
         assert before[f'cs457p2p_faults_injected_total{{kind="{kind}"}}'] == 0
     assert before['cs457p2p_batch_latency_seconds_bucket{le="+Inf"}'] == 0
 
@@ -210,6 +212,21 @@ def test_fault_counters_are_reported(
     wait_for(lambda: status(port)["faults_injected"]["loss"] > 0, "the loss count in the status")
     (c,) = status(port)["client_list"]
     assert (c["address"], c["transport"], c["finished"]) == ("127.0.0.2", "udp", True)
+
+
+def test_chunked_answers_are_counted(start_tracker: TrackerFactory) -> None:
+    tp = start_tracker("--http", "127.0.0.1:0", "--chunk", "4")
+    port = dashboard_port(tp)
+    # Reference-style: one answer per connection, each longer than 4 bytes.
+    for request in (b"REGISTER", pickle.dumps(3, protocol=2), b"I300\n."):
+        with socket.create_connection(("127.0.0.1", tp.port), timeout=5) as s:
+            s.sendall(request)
+            while s.recv(4096):
+                pass
+    m = metrics(port)
+    assert m['cs457p2p_faults_injected_total{kind="chunk"}'] == 3  # the bad request too
+    assert m['cs457p2p_faults_injected_total{kind="delay"}'] == 0
+    assert status(port)["faults"] == "chunk=4"
 
 
 @pytest.mark.parametrize("level", ["info", "warning"])
@@ -546,9 +563,44 @@ def test_the_observer_sees_every_request_once(transport: str) -> None:
         assert peer[0] == "127.0.0.1" and tr == transport
         assert 0 < answers <= len(expand_runs(reqs)) and bytes_in > 0 and bytes_out > 0
         assert 0 <= latency < 5
-    if transport == "tcp":
-        assert len(recorder.calls) < len(requests)  # pipelined: batches of requests
-        assert sum(c[3] for c in recorder.calls) == len(requests)
+    assert len(recorder.calls) < len(requests)  # pipelined: batches of requests
+    # Each batch holds exactly what was answered (over UDP, not the requests that did not
+    # fit in the answer datagram: the client asks for those again).
+    assert sum(c[3] for c in recorder.calls) == len(requests)
+
+
+def test_the_observer_sees_only_what_a_datagram_answered() -> None:
+    # 100 answers of about 2 kB each: one datagram holds about 30 of them.
+    words = [f"{k:03d}" + "x" * 2000 for k in range(100)]
+    db = Database.from_message(" ".join(words), shuffle_seed=1)
+
+    async def main() -> tuple[Recorder, bytes]:
+        tracker = Tracker(db, TrackerConfig(host="127.0.0.1", port=0, transport="udp"))
+        recorder = Recorder()
+        tracker.observer = recorder
+        await tracker.start()
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.setblocking(False)
+                s.connect(("127.0.0.1", tracker.port))
+                s.send(b"".join(pickle.dumps(i, protocol=2) for i in range(100)))
+                loop = asyncio.get_running_loop()
+                data = await asyncio.wait_for(loop.sock_recv(s, 1 << 17), 5)
+        finally:
+            await tracker.close()
+        return recorder, data
+
+    recorder, data = asyncio.run(main())
+    answered = 0
+    while data:
+        _, end = decode_prefix(data, 0, max_size=len(data))
+        data = data[end:]
+        answered += 1
+    assert 10 < answered < 100
+    ((_peer, _tr, requests, answers, _in, _out, _lat),) = recorder.calls
+    positions = expand_runs(requests)
+    assert answers == len(positions) == answered
+    assert [p.index for p in positions if isinstance(p, Position)] == list(range(answered))
 
 
 def test_a_failing_monitor_does_not_break_serving() -> None:

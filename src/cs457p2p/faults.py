@@ -149,10 +149,13 @@ class TcpFaultWriter:
 
     def write_answers(self, answers: list[bytes | memoryview]) -> None:
         now = self.loop.time()
+        chunk = self.faults.config.chunk
         for answer in answers:
             if self.faults.reset():
                 self.queue.append((now, b""))  # b"" marks an abort instead of this answer
                 break
+            if chunk and len(answer) > chunk:
+                self.faults.injected["chunk"] += 1  # a write cut in pieces (a run: one)
             self.queue.append((now + self.faults.delay(), answer))
         self._pump()
 

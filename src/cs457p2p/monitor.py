@@ -38,7 +38,7 @@ LATENCY_BUCKETS: tuple[float, ...] = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 )  # fmt: skip
 #: The kinds of fault the tracker counts in ``Faults.injected``.
-FAULT_KINDS = ("loss", "duplicate", "reorder", "delay", "reset")
+FAULT_KINDS = ("loss", "duplicate", "reorder", "delay", "chunk", "reset")
 #: Seconds of request-rate history kept (one point a second).
 HISTORY_SECONDS = 300
 #: The rate shown as "now" is the average over this many seconds.

@@ -333,23 +333,25 @@ class _Datagrams(asyncio.DatagramProtocol):
         # Answers, cut after the last whole answer that fits in one datagram (the
         # client asks again for the rest).
         answers: list[bytes | memoryview] = []
+        answered: list[Request] = []  # what the answers answer: the observer sees these
         count = 0  # answers sent (a run counts each of its positions)
         room = MAX_DATAGRAM
         for request in requests:
             if isinstance(request, PositionRun):
                 fit = tracker.db.run_fitting(request.start, request.count, room)
                 if fit < request.count:
+                    if not fit and not answers:  # one answer larger than a datagram:
+                        fit = 1  # send it anyway
                     if fit:
                         answers.append(tracker.db.answer_run(request.start, fit))
+                        answered.append(PositionRun(request.start, fit))
                         count += fit
-                    elif not answers:  # one answer larger than a datagram: send it anyway
-                        answers.append(tracker.db.answer(request.start))
-                        count += 1
                     break
             answer = tracker.answer(request)
             if len(answer) > room and answers:
                 break
             answers.append(answer)
+            answered.append(request)
             count += request.count if isinstance(request, PositionRun) else 1
             room -= len(answer)
         payload = bytes(answers[0]) if len(answers) == 1 else b"".join(answers)
@@ -359,7 +361,7 @@ class _Datagrams(asyncio.DatagramProtocol):
             self._send(payload, addr)
         if observer is not None:
             latency = time.monotonic() - started
-            observer.observe(addr, "udp", requests, count, len(data), len(payload), latency)
+            observer.observe(addr, "udp", answered, count, len(data), len(payload), latency)
 
     def error_received(self, exc: Exception) -> None:
         pass  # e.g. ICMP port unreachable from a client that left: nothing to do
