@@ -159,7 +159,8 @@ class _Connection(asyncio.Protocol):
         transport = cast(asyncio.Transport, transport)  # (uvloop transports do not subclass it)
         self.transport = transport
         tracker = self.tracker
-        if len(tracker._connections) >= tracker.config.max_connections or tracker._closing:
+        full = len(tracker._connections) >= tracker.config.max_connections
+        if (full or tracker._closing) and not self._unsent:  # (an answer under way: finish)
             tracker.refused += 1
             transport.abort()
             return
