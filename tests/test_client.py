@@ -9,6 +9,7 @@ import random
 import re
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -410,3 +411,25 @@ def test_a_session_connects_to_the_first_address_that_answers() -> None:
         n, target = session.register_blocking(targets)
     assert (n, target) == (len(REFERENCE_ITEMS), targets[1])
     assert session.connections == 1
+
+
+def test_a_cancelled_library_fetch_leaves_no_thread_behind() -> None:
+    """Cancelled while its reference-style threads wait on a hanging tracker: it returns
+    once they have stopped (a timeout at most), and none asks for anything after."""
+
+    async def main(port: int) -> float:
+        started = time.monotonic()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(
+                fetch_message(ClientConfig(host=HOST, port=port, timeout=1.0)), 0.3
+            )
+        return time.monotonic() - started
+
+    with LyingTracker("hang_item") as liar:
+        took = asyncio.run(main(int(liar.address.rsplit(":", 1)[1])))
+        alive = [t.name for t in threading.enumerate() if t.name.startswith("cs457p2p")]
+        seen = liar.connections
+        time.sleep(0.5)
+        assert liar.connections == seen
+    assert not alive
+    assert took < 3

@@ -17,7 +17,7 @@ import contextlib
 import socket
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import cast
 
 from .collection import Collection, CollectionError
@@ -61,7 +61,7 @@ __all__ = [
 ]
 
 
-def _in_thread(fn: Callable[[], None]) -> Awaitable[None]:
+def _in_thread(fn: Callable[[], None]) -> asyncio.Future[None]:
     """Run ``fn`` in a thread of its own (not the loop's shared executor, which would
     queue concurrent sessions behind each other); awaitable for its end."""
     loop = asyncio.get_running_loop()
@@ -201,13 +201,19 @@ class Client(Session):
         await asyncio.sleep(self._retry_delay(error))
 
     async def _fetch_reference_style(self, coll: Collection) -> None:
-        """:meth:`Session.fetch_reference_style` (its threads), awaited."""
+        """:meth:`Session.fetch_reference_style` (its threads), awaited. Cancelled, it
+        stops the threads and waits for them (each finishes its exchange: a timeout at
+        most) without blocking the loop, so that none outlives the fetch."""
         target = self._target or self._resolve()[0]
-        done = _in_thread(lambda: self.fetch_reference_style(coll, target))
+        self.start_reference_style()
+        done = _in_thread(lambda: self.run_reference_style(coll, target))
         try:
-            await done
+            await asyncio.shield(done)
         finally:
-            self.stop()  # (cancelled: the threads finish their exchange and stop)
+            self.stop()
+            await asyncio.wait([done])
+            if not done.cancelled():
+                done.exception()  # (seen: cancelled meanwhile, nobody else will look)
 
     async def _pipeline_session(self, coll: Collection) -> None:
         """One persistent connection driven by :class:`_Pipeline` until the collection

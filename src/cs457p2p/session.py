@@ -263,29 +263,44 @@ class Session:
             infos = socket.getaddrinfo(cfg.host, cfg.port, type=socket.SOCK_STREAM)
         except socket.gaierror as e:
             raise ClientError(f"cannot resolve {cfg.host!r}: {e.strerror}") from None
+        except UnicodeError as e:  # (a name IDNA cannot encode)
+            raise ClientError(f"cannot resolve {cfg.host!r}: {e}") from None
         return [(family, address) for family, _, _, _, address in infos]
 
-    def _open(self, target: Target) -> socket.socket:
-        """A connected blocking socket with the session's timeout; OSError if not."""
+    def _open(self, target: Target, timeout: float | None = None) -> socket.socket:
+        """A connected blocking socket with the session's timeout; OSError if the
+        tracker cannot be reached, :class:`ClientError` if ``--bind`` cannot be used."""
         cfg = self.config
         sock = socket.socket(target[0], socket.SOCK_STREAM)
         try:
-            sock.settimeout(cfg.timeout)
             if cfg.bind:
-                sock.bind((cfg.bind, 0))
+                try:
+                    sock.bind((cfg.bind, 0))
+                except OSError as e:
+                    raise ClientError(
+                        f"cannot connect to {self.address} from {cfg.bind}: {e.strerror or e}"
+                    ) from None
+            sock.settimeout(cfg.timeout if timeout is None else timeout)
             sock.connect(target[1])
+            sock.settimeout(cfg.timeout)
         except BaseException:
             sock.close()
             raise
         return sock
 
     def _connect_blocking(self, targets: Sequence[Target]) -> tuple[socket.socket, Target]:
-        """Connect to the first of ``targets`` that accepts (as asyncio does), or raise
-        the :class:`ClientError` that says why the last one did not."""
+        """Connect to the first of ``targets`` that accepts (as asyncio does), all
+        within the session's timeout, or raise the :class:`ClientError` that says why
+        the last one did not."""
         error: OSError = OSError("no address")
+        deadline = time.monotonic() + self.config.timeout
         for target in targets:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                error = TimeoutError()
+                break
             try:
-                sock = self._open(target)
+                sock = self._open(target, left)
             except OSError as e:
                 error = e
                 continue
@@ -306,7 +321,7 @@ class Session:
             raise ClientError(
                 f"timed out after {self.config.timeout:g} s waiting for {what} from {self.address}"
             ) from None
-        except (ConnectionResetError, BrokenPipeError):
+        except OSError:  # reset, aborted...
             return b""  # treated as a drop: unanswered positions are asked again
 
     def register_blocking(self, targets: Sequence[Target]) -> tuple[int, Target]:
@@ -315,7 +330,7 @@ class Session:
         reg = Registration(self.config.max_items)
         sock, target = self._connect_blocking(targets)
         with sock:
-            with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            with contextlib.suppress(OSError):
                 sock.sendall(REGISTER)  # (closed already: the read below sees it)
             while True:
                 data = self._recv(sock, "the REGISTER answer")
@@ -337,7 +352,7 @@ class Session:
             time.sleep(self._retry_delay(e))
             return
         with sock:
-            with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            with contextlib.suppress(OSError):
                 sock.sendall(probe.request())  # (closed already: the reads below see it)
             while not probe.done:
                 data = self._recv(sock, f"item {probe.waiting_for}")
@@ -381,9 +396,20 @@ class Session:
         about 90 us for blocking sockets, and one connection per item is nothing but
         that cost. The threads release the GIL in every system call, so a few of them
         keep a one-connection-at-a-time tracker busy."""
+        self.start_reference_style()
+        self.run_reference_style(coll, target)
+
+    def start_reference_style(self) -> None:
+        """Ready the threads' shared flags (before any thread runs: a :meth:`stop` from
+        then on is never lost)."""
+        with self._shared:
+            self._stopped = False
+            self._error = None
+
+    def run_reference_style(self, coll: Collection, target: Target) -> None:
+        """The threads of :meth:`fetch_reference_style`, after
+        :meth:`start_reference_style`."""
         count = max(1, self.config.reference_connections)
-        self._stopped = False
-        self._error = None
         threads = [
             threading.Thread(
                 target=self._reference_worker,
@@ -487,7 +513,7 @@ class Session:
             ) from None
         except DecodeError as e:
             raise _error_from(e) from None
-        except (ConnectionResetError, BrokenPipeError):
+        except OSError:  # reset, aborted...
             return _CLOSED
         finally:
             sock.close()
