@@ -3,16 +3,22 @@ lying and dropping stand-ins; and the stand-in reference client against our trac
 
 from __future__ import annotations
 
+import asyncio
 import pickle
 import random
 import re
+import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import ClientRunner, ClientSpawner, TrackerFactory, TrackerProcess
+from cs457p2p.client import ClientConfig, ClientError, FetchResult, fetch_message
+from cs457p2p.session import Session
 from standins import (
     BAD_REQUEST_P0,
     LIE_ITEMS,
@@ -340,3 +346,90 @@ def test_a_million_items_arrive_whole_through_a_pipe(
         assert r.returncode == 0, r.stderr
         assert len(r.stdout) == len(words) + 1
         assert r.stdout == words + "\n"
+
+
+# ------------------------------------------- the library's asyncio driver, same rules
+#
+# ``cs457p2p client`` runs the blocking session (cs457p2p.session) and turns to asyncio
+# only for a pipelining tracker; ``fetch_message`` (the library, ``cs457p2p bench``)
+# drives the same probe and threads from asyncio. The same trackers, in this process.
+
+
+def _fetch(address: str, **config: Any) -> FetchResult:
+    host, port = address.rsplit(":", 1)
+    return asyncio.run(fetch_message(ClientConfig(host=host, port=int(port), **config)))
+
+
+def test_library_client_detects_a_reference_style_tracker() -> None:
+    items = shuffled_items(100, seed=3)
+    with ReferenceTracker(items) as ref:
+        result = _fetch(ref.address)
+        assert result.message == message_of(items)
+        assert result.reference_style
+        assert result.connections == ref.connections == 101
+    assert ref.requests[0] == REGISTER and ref.requests.count(b"") == 0
+
+
+def test_library_client_asks_again_when_a_reference_style_tracker_drops() -> None:
+    items = shuffled_items(200, seed=9)
+    with FlakyReferenceTracker(items, 3) as flaky:
+        result = _fetch(flaky.address)
+        assert result.message == message_of(items)
+        assert flaky.dropped >= 200 // 3
+        assert result.connections == flaky.connections == 1 + 200 + flaky.dropped
+
+
+def test_library_client_reconnects_when_a_persistent_tracker_drops() -> None:
+    items = shuffled_items(300, seed=7)
+    with DroppingTracker(items, 7) as dropper:
+        result = _fetch(dropper.address)
+        assert result.message == message_of(items)
+        assert not result.reference_style
+        assert result.connections == dropper.connections
+
+
+@pytest.mark.parametrize("lie", list(LIES))
+def test_library_client_refuses_every_lie(tmp_path: Path, lie: str) -> None:
+    marker = tmp_path / "pwned"
+    with LyingTracker(lie, touch_command(marker)) as liar, pytest.raises(ClientError) as caught:
+        _fetch(liar.address, timeout=1.0)
+    assert re.search(LIES[lie][2], str(caught.value), re.IGNORECASE), caught.value
+    assert not marker.exists(), "the client ran code from a pickle"
+
+
+@pytest.mark.skipif(not ipv6_loopback_available(), reason="no IPv6 loopback here")
+def test_a_session_connects_to_the_first_address_that_answers() -> None:
+    """As asyncio does: a host name with several addresses (IPv6 first, say) and a
+    tracker on only one of them."""
+    with ReferenceTracker() as ref:
+        port = int(ref.address.rsplit(":", 1)[1])
+        session = Session(ClientConfig(host="127.0.0.1", port=port))
+        targets = [
+            (socket.AF_INET6, ("::1", free_port(), 0, 0)),  # nothing listens there
+            (socket.AF_INET, ("127.0.0.1", port)),
+        ]
+        n, target = session.register_blocking(targets)
+    assert (n, target) == (len(REFERENCE_ITEMS), targets[1])
+    assert session.connections == 1
+
+
+def test_a_cancelled_library_fetch_leaves_no_thread_behind() -> None:
+    """Cancelled while its reference-style threads wait on a hanging tracker: it returns
+    once they have stopped (a timeout at most), and none asks for anything after."""
+
+    async def main(port: int) -> float:
+        started = time.monotonic()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(
+                fetch_message(ClientConfig(host=HOST, port=port, timeout=1.0)), 0.3
+            )
+        return time.monotonic() - started
+
+    with LyingTracker("hang_item") as liar:
+        took = asyncio.run(main(int(liar.address.rsplit(":", 1)[1])))
+        alive = [t.name for t in threading.enumerate() if t.name.startswith("cs457p2p")]
+        seen = liar.connections
+        time.sleep(0.5)
+        assert liar.connections == seen
+    assert not alive
+    assert took < 3

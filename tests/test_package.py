@@ -8,7 +8,7 @@ import types
 
 import cs457p2p
 from conftest import TrackerProcess
-from standins import REFERENCE_MESSAGE
+from standins import REFERENCE_MESSAGE, ReferenceTracker
 
 
 def test_every_public_name_resolves_to_its_home_module() -> None:
@@ -28,21 +28,29 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
         raise AssertionError("no AttributeError")
 
 
-def test_the_client_command_does_not_import_the_tracker_side(
-    shared_tracker: TrackerProcess,
-) -> None:
-    """A reference-style run is mostly start-up: the client command loads what it runs."""
+def client_command_modules(address: str) -> tuple[str, list[str]]:
+    """Run the ``client`` command in a fresh interpreter: (its message, the modules of
+    cs457p2p and asyncio it loaded)."""
     code = (
         "import sys; from cs457p2p.cli import main;"
-        f"code = main(['client', '--tracker', '127.0.0.1:{shared_tracker.port}', '-q']);"
-        "print(sorted(m for m in sys.modules if m.startswith('cs457p2p.'))); sys.exit(code)"
+        f"code = main(['client', '--tracker', '{address}', '-q']);"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in"
+        " ('asyncio', 'cs457p2p'))); sys.exit(code)"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     message, modules = out.stdout.splitlines()
+    return message, eval(modules)  # a list literal printed by the child
+
+
+def test_the_client_command_does_not_import_the_tracker_side(
+    shared_tracker: TrackerProcess,
+) -> None:
+    """Against our (pipelining) tracker the client command turns to the asyncio client,
+    and still loads nothing of the tracker side."""
+    message, loaded = client_command_modules(f"127.0.0.1:{shared_tracker.port}")
     assert message == REFERENCE_MESSAGE
-    loaded = eval(modules)  # a list literal printed by the child
     assert "cs457p2p.client" in loaded
     for heavy in (
         "cs457p2p.tracker",
@@ -53,3 +61,13 @@ def test_the_client_command_does_not_import_the_tracker_side(
         "cs457p2p.dashboard",
     ):
         assert heavy not in loaded
+
+
+def test_against_a_reference_style_tracker_the_client_does_not_import_asyncio() -> None:
+    """Blocking sockets until the tracker turns out to pipeline: a reference-style run
+    does without asyncio's import (a twentieth of its time)."""
+    with ReferenceTracker() as ref:
+        message, loaded = client_command_modules(ref.address)
+    assert message == REFERENCE_MESSAGE
+    assert "cs457p2p.session" in loaded
+    assert "asyncio" not in loaded and "cs457p2p.client" not in loaded

@@ -11,7 +11,8 @@ __version__ = "0.1.0"
 # pay for the checker, the tracker and their imports at start-up.
 _HOMES = {
     "checker": ("CheckResult", "ClientCommandError", "Report", "check_client", "check_tracker"),
-    "client": ("Client", "ClientConfig", "ClientError", "FetchResult", "fetch_message"),
+    "client": ("Client", "fetch_message"),
+    "session": ("ClientConfig", "ClientError", "FetchResult", "Session"),
     "collection": ("Collection", "CollectionError"),
     "database": ("Database", "DatabaseError"),
     "decoder": (
@@ -51,7 +52,7 @@ _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 if TYPE_CHECKING:
     from .checker import CheckResult, ClientCommandError, Report, check_client, check_tracker
-    from .client import Client, ClientConfig, ClientError, FetchResult, fetch_message
+    from .client import Client, fetch_message
     from .collection import Collection, CollectionError
     from .database import Database, DatabaseError
     from .decoder import (
@@ -85,6 +86,7 @@ if TYPE_CHECKING:
         interpret_count,
         interpret_item,
     )
+    from .session import ClientConfig, ClientError, FetchResult, Session
     from .tracker import Tracker, TrackerConfig
 
 
@@ -128,6 +130,7 @@ __all__ = [
     "Report",
     "Request",
     "RequestParser",
+    "Session",
     "SharedReference",
     "TooDeep",
     "TooLarge",

@@ -16,17 +16,13 @@ import asyncio
 import contextlib
 import socket
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 from .collection import Collection, CollectionError
 from .decoder import DecodeError, Incomplete, Value, decode_prefix
 from .protocol import (
-    BAD_REQUEST_TEXT,
     MAX_ANSWER,
     MAX_DATAGRAM,
     REGISTER,
@@ -41,6 +37,18 @@ from .protocol import (
     position_run_bytes,
 )
 from .reliability import Channel, RttEstimator
+from .session import (
+    REFERENCE,
+    UNKNOWN,
+    ClientConfig,
+    ClientError,
+    FetchResult,
+    Probe,
+    Progress,
+    Registration,
+    Session,
+    Target,
+)
 
 __all__ = [
     "Client",
@@ -49,89 +57,48 @@ __all__ = [
     "FetchResult",
     "UdpClient",
     "fetch_message",
+    "fetch_rest",
 ]
 
-Progress = Callable[[int, int], None]
+
+def _in_thread(fn: Callable[[], None]) -> asyncio.Future[None]:
+    """Run ``fn`` in a thread of its own (not the loop's shared executor, which would
+    queue concurrent sessions behind each other); awaitable for its end."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle(error: BaseException | None) -> None:
+        if done.done():
+            return
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+
+    def run() -> None:
+        error: BaseException | None = None
+        try:
+            fn()
+        except BaseException as e:  # handed to the loop
+            error = e
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+            loop.call_soon_threadsafe(settle, error)
+
+    threading.Thread(target=run, name="cs457p2p-reference-style", daemon=True).start()
+    return done
 
 
-class ClientError(Exception):
-    """The client could not get a correct, complete message; the text says why."""
-
-
-@dataclass(frozen=True)
-class ClientConfig:
-    host: str = "localhost"
-    port: int = 7777
-    transport: str = "tcp"
-    #: seconds to wait for any one step: a connection, or the next bytes of an answer
-    timeout: float = 10.0
-    #: local address to connect from (127.0.0.2 looks like another host on loopback)
-    bind: str | None = None
-    #: requests in flight on one persistent connection
-    window: int = 1 << 17
-    #: persistent connections used against a pipelining tracker
-    connections: int = 2
-    #: threads, each with one blocking one-request connection at a time, against a
-    #: reference-style tracker (more only add lock contention: 4 measured best)
-    reference_connections: int = 4
-    #: refuse a REGISTER answer larger than this (a lying tracker cannot exhaust memory)
-    max_items: int = 10_000_000
-    #: consecutive connections that answer nothing before giving up
-    max_retries: int = 5
-    #: UDP: sockets with a request in flight at once
-    udp_lanes: int = 16
-    #: UDP: aim for answer datagrams of about this many bytes
-    udp_datagram: int = 8192
-
-
-@dataclass(frozen=True)
-class FetchResult:
-    message: str
-    n: int
-    connections: int  # TCP connections, or UDP sockets, opened
-    reference_style: bool
-    transport: str = "tcp"
-
-    def __repr__(self) -> str:
-        # Short: asyncio.run() formats its task's repr (and so its result's) while it
-        # restores the SIGINT handler; a million-item message took 43 ms to repr.
-        return (
-            f"FetchResult(message=<{len(self.message)} characters>, n={self.n},"
-            f" connections={self.connections}, reference_style={self.reference_style},"
-            f" transport={self.transport!r})"
-        )
-
-
-_UNKNOWN, _PERSISTENT, _REFERENCE = "unknown", "persistent", "reference"
-
-
-class _Outcome:
-    """How a reference-style exchange ended without an answer (two instances)."""
-
-    __slots__ = ()
-
-
-_NOT_CONNECTED = _Outcome()  # a retry with backoff follows
-_CLOSED = _Outcome()  # closed (or reset) before a whole answer: asked again
-
-
-class Client:
-    """One client session: :meth:`fetch` registers, collects and assembles."""
+class Client(Session):
+    """One client session driven by asyncio: :meth:`fetch` registers, collects and
+    assembles. (``cs457p2p client`` runs the blocking :class:`Session` instead, which
+    hands over to this class only for a pipelining tracker.)"""
 
     def __init__(
         self, config: ClientConfig | None = None, progress: Progress | None = None
     ) -> None:
-        self.config = config or ClientConfig()
-        self.progress = progress
-        self.connections = 0
-        self.mode = _UNKNOWN
-        self._failures = 0
-        self._stopped = False
+        super().__init__(config, progress)
         self._wake = asyncio.Event()
-
-    @property
-    def address(self) -> str:
-        return format_address(self.config.host, self.config.port)
+        self._target: Target | None = None  # the address that answered REGISTER
 
     # ----------------------------------------------------------------- connections
 
@@ -153,6 +120,11 @@ class Client:
         except OSError as e:
             raise ClientError(f"cannot connect to {self.address}: {e.strerror or e}") from None
         self.connections += 1
+        if self._target is None:
+            sock = conn[1].get_extra_info("socket")
+            peer = conn[1].get_extra_info("peername")
+            if sock is not None and peer is not None:
+                self._target = (int(sock.family), tuple(peer))
         return conn
 
     async def _read(self, reader: asyncio.StreamReader, what: str) -> bytes:
@@ -170,29 +142,18 @@ class Client:
     async def register(self) -> int:
         """Send REGISTER on its own connection; return N."""
         reader, writer = await self._connect()
-        parser = AnswerParser()
+        reg = Registration(self.config.max_items)
         try:
             writer.write(REGISTER)
             while True:
                 data = await self._read(reader, "the REGISTER answer")
                 if not data:
-                    raise ClientError("tracker closed the connection without answering REGISTER")
-                answers = parser.feed(data)
-                if answers:
-                    n = interpret_count(answers[0])
-                    break
-        except DecodeError as e:
-            raise ClientError(f"refused the tracker's REGISTER answer: {e}") from None
-        except ProtocolError as e:
-            raise ClientError(str(e)) from None
+                    raise reg.closed()
+                n = reg.feed(data)
+                if n is not None:
+                    return n
         finally:
             writer.close()
-        if n > self.config.max_items:
-            raise ClientError(
-                f"tracker says N = {n}, more than the limit of {self.config.max_items}"
-                " (--max-items)"
-            )
-        return n
 
     # ----------------------------------------------------------------------- fetch
 
@@ -201,27 +162,31 @@ class Client:
         n = await self.register()
         coll = Collection(n)
         try:
-            while self.mode == _UNKNOWN and not coll.complete:
+            while self.mode == UNKNOWN and not coll.complete:
                 await self._probe(coll)
-            if not coll.complete and self.mode == _REFERENCE:
+            if not coll.complete and self.mode == REFERENCE:
                 await self._fetch_reference_style(coll)
             elif not coll.complete:
-                count = max(1, self.config.connections)
-                tasks = [asyncio.ensure_future(self._worker(coll)) for _ in range(count)]
-                try:
-                    await asyncio.gather(*tasks)
-                finally:
-                    # Workers also stop by themselves once told (a cancellation can be
-                    # lost when it races with a completing wait on Python 3.11).
-                    self._stopped = True
-                    self._wake.set()
-                    for t in tasks:
-                        t.cancel()
-                    await asyncio.wait(tasks, timeout=self.config.timeout)
+                await self._collect(coll)
             message = coll.message()
         except CollectionError as e:
             raise ClientError(str(e)) from None
-        return FetchResult(message, n, self.connections, self.mode == _REFERENCE)
+        return FetchResult(message, n, self.connections, self.mode == REFERENCE)
+
+    async def _collect(self, coll: Collection) -> None:
+        """The rest of the collection, pipelined over a few persistent connections."""
+        count = max(1, self.config.connections)
+        tasks = [asyncio.ensure_future(self._worker(coll)) for _ in range(count)]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            # Workers also stop by themselves once told (a cancellation can be lost
+            # when it races with a completing wait on Python 3.11).
+            self._stopped = True
+            self._wake.set()
+            for t in tasks:
+                t.cancel()
+            await asyncio.wait(tasks, timeout=self.config.timeout)
 
     async def _worker(self, coll: Collection) -> None:
         while not coll.complete and not self._stopped:
@@ -232,140 +197,23 @@ class Client:
             await self._pipeline_session(coll)
         self._wake.set()
 
-    def _retry_delay(self, error: ClientError) -> float:
-        """A connection could not be opened: how long to wait before the next try
-        (longer each time), or raise ``error`` after ``max_retries`` failures in a row."""
-        if self._failures >= self.config.max_retries:
-            raise error
-        self._failures += 1
-        return 0.05 * (1 << self._failures)
-
     async def _retry_later(self, error: ClientError) -> None:
         await asyncio.sleep(self._retry_delay(error))
 
-    def _count_connection(self, answered: bool) -> None:
-        """Note whether a connection answered anything; too many silent ones in a row
-        end the run."""
-        if answered:
-            self._failures = 0
-            return
-        self._failures += 1
-        if self._failures > self.config.max_retries:
-            raise ClientError(
-                f"tracker at {self.address} closed {self._failures} connections in a row "
-                "without answering"
-            )
-
     async def _fetch_reference_style(self, coll: Collection) -> None:
-        """Against a tracker that answers one request per connection: a few threads,
-        each running blocking exchanges (connect, send, read the answer, close) like
-        a reference client, over one shared :class:`Collection`.
-
-        Why threads: asyncio costs about 190 µs of CPU per connection here, against
-        about 90 µs for blocking sockets, and one connection per item is nothing but
-        that cost. The threads release the GIL in every system call, so a few of them
-        keep a one-connection-at-a-time tracker busy."""
-        count = max(1, self.config.reference_connections)
+        """:meth:`Session.fetch_reference_style` (its threads), awaited. Cancelled, it
+        stops the threads and waits for them (each finishes its exchange: a timeout at
+        most) without blocking the loop, so that none outlives the fetch."""
+        target = self._target or self._resolve()[0]
+        self.start_reference_style()
+        done = _in_thread(lambda: self.run_reference_style(coll, target))
         try:
-            infos = socket.getaddrinfo(self.config.host, self.config.port, type=socket.SOCK_STREAM)
-        except socket.gaierror as e:
-            raise ClientError(f"cannot resolve {self.config.host!r}: {e.strerror}") from None
-        family, _, _, _, address = infos[0]
-        shared = threading.Condition()
-        loop = asyncio.get_running_loop()
-        with ThreadPoolExecutor(count, thread_name_prefix="cs457p2p-oneshot") as pool:
-            workers = [
-                loop.run_in_executor(pool, self._reference_worker, coll, shared, family, address)
-                for _ in range(count)
-            ]
-            try:
-                await asyncio.gather(*workers)
-            finally:
-                with shared:
-                    self._stopped = True  # the others finish their exchange and stop
-                    shared.notify_all()
-                await asyncio.wait(workers)
-
-    def _reference_worker(
-        self,
-        coll: Collection,
-        shared: threading.Condition,
-        family: int,
-        address: tuple[Any, ...],
-    ) -> None:
-        """One thread of :meth:`_fetch_reference_style`: take a position, ask for it on
-        its own connection, place the answer; everything shared under ``shared``."""
-        while True:
-            with shared:
-                while not (self._stopped or coll.complete or coll.queued):
-                    shared.wait()  # the others hold what is left: one may give it back
-                if self._stopped or coll.complete:
-                    shared.notify_all()
-                    return
-                positions = coll.take(1)
-            if not positions:
-                continue
-            position = positions[0]
-            try:
-                value = self._exchange(position, family, address)
-                with shared:
-                    if value is not _NOT_CONNECTED:
-                        self.connections += 1
-                    if isinstance(value, _Outcome):
-                        coll.give_back(positions)
-                        shared.notify_all()
-                        if value is _NOT_CONNECTED:
-                            delay = self._retry_delay(
-                                ClientError(f"cannot connect to {self.address} again")
-                            )
-                        else:  # closed without a whole answer
-                            self._count_connection(answered=False)
-                            continue
-                    else:
-                        seq, text = interpret_item(value, coll.n)
-                        coll.place(position, seq, text)
-                        self._count_connection(answered=True)
-                        if self.progress is not None:
-                            self.progress(coll.answered, coll.n)
-                        if coll.complete:
-                            shared.notify_all()
-                        continue
-            except DecodeError as e:
-                raise ClientError(f"refused an answer from the tracker: {e}") from None
-            except (ProtocolError, CollectionError) as e:
-                raise ClientError(str(e)) from None
-            time.sleep(delay)
-
-    def _exchange(self, position: int, family: int, address: tuple[Any, ...]) -> Value | _Outcome:
-        """One blocking reference-style exchange: the first whole answer (decoded),
-        ``_CLOSED`` if the tracker closes (or resets) first, or ``_NOT_CONNECTED``."""
-        cfg = self.config
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(cfg.timeout)
-            try:
-                if cfg.bind:
-                    sock.bind((cfg.bind, 0))
-                sock.connect(address)
-            except OSError:
-                return _NOT_CONNECTED
-            parser = AnswerParser()
-            sock.sendall(encode_position(position))
-            while True:
-                data = sock.recv(1 << 16)
-                if not data:
-                    return _CLOSED
-                values = parser.feed(data)
-                if values:
-                    return values[0]
-        except TimeoutError:
-            raise ClientError(
-                f"timed out after {cfg.timeout:g} s waiting for item {position} from {self.address}"
-            ) from None
-        except (ConnectionResetError, BrokenPipeError):
-            return _CLOSED
+            await asyncio.shield(done)
         finally:
-            sock.close()
+            self.stop()
+            await asyncio.wait([done])
+            if not done.cancelled():
+                done.exception()  # (seen: cancelled meanwhile, nobody else will look)
 
     async def _pipeline_session(self, coll: Collection) -> None:
         """One persistent connection driven by :class:`_Pipeline` until the collection
@@ -394,64 +242,32 @@ class Client:
             self._wake.set()
 
     async def _probe(self, coll: Collection) -> None:
-        """Ask for two positions at once on one connection and learn from the answers
-        how the tracker wants to be asked (``self.mode``); place what is answered, give
-        back the rest. Raises :class:`ClientError` on any fatal fault."""
-        outstanding: deque[int] = deque(coll.take(2))
-        if not outstanding:
+        """One :class:`Probe` on an asyncio connection."""
+        probe = Probe(coll)
+        if not probe.outstanding:
             return
         try:
             reader, writer = await self._connect()
         except ClientError as e:
-            coll.give_back(outstanding)
+            coll.give_back(probe.outstanding)
             self._wake.set()
             await self._retry_later(e)
             return
-        parser = AnswerParser()
-        answered = 0
-        learned = False  # found out how the tracker wants to be asked
-        sent = len(outstanding)
-        writer.write(b"".join(map(encode_position, outstanding)))
+        writer.write(probe.request())
         try:
-            while outstanding and not learned and not self._stopped:
-                data = await self._read(reader, f"item {outstanding[0]}")
+            while not probe.done and not self._stopped:
+                data = await self._read(reader, f"item {probe.waiting_for}")
                 if not data:
                     break
-                for value in parser.feed(data):
-                    if not outstanding:
-                        raise ClientError("tracker sent more answers than requests")
-                    if not answered and value == BAD_REQUEST_TEXT:
-                        # A tracker that reads one request per connection but refuses
-                        # two back to back: ask one at a time (a real refusal of a
-                        # position then shows up there).
-                        learned = True
-                        self.mode = _REFERENCE
-                        break
-                    position = outstanding.popleft()
-                    seq, text = interpret_item(value, coll.n)
-                    coll.place(position, seq, text)
-                    answered += 1
-                if self.progress is not None:
-                    self.progress(coll.answered, coll.n)
-                if answered >= 2:
-                    learned = True
-                    self.mode = _PERSISTENT
-        except DecodeError as e:
-            raise ClientError(f"refused an answer from the tracker: {e}") from None
-        except ProtocolError as e:
-            raise ClientError(str(e)) from None
+                probe.feed(data)
+                self._report_progress(coll)
         finally:
             writer.close()
-        if outstanding:
-            if answered == 1 and sent >= 2:
-                learned = True
-                self.mode = _REFERENCE  # one answer, then EOF: one request per connection
-            coll.give_back(outstanding)
-            self._wake.set()
-        if answered or learned or outstanding:
-            self._count_connection(answered=bool(answered or learned))
-        if coll.complete:
-            self._wake.set()
+        answered = probe.finish()
+        self.mode = probe.mode
+        if answered is not None:
+            self._count_connection(answered)
+        self._wake.set()
 
 
 class _Pipeline(asyncio.Protocol):
@@ -829,6 +645,19 @@ class UdpClient:
             for sock in list(self._live) + list(self._retired):
                 sock.close()
         return FetchResult(message, n, self.sockets, reference_style=False, transport="udp")
+
+
+def fetch_rest(session: Session, coll: Collection) -> None:
+    """Collect the rest of ``coll`` pipelined, on asyncio's loop, continuing a blocking
+    ``session`` that has learned that its tracker pipelines."""
+    client = Client(session.config, session.progress)
+    client._take_over(session)
+    try:
+        # asyncio's own loop: with uvloop 0.23 the client's 8 MB message on a pipe came
+        # out cut short (at exit status 0) in 5 of 8 runs; asyncio's never was.
+        asyncio.run(client._collect(coll))
+    finally:
+        session._take_over(client)
 
 
 async def fetch_message(config: ClientConfig, progress: Progress | None = None) -> FetchResult:
