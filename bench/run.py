@@ -43,7 +43,7 @@ DOC = ROOT / "docs" / "BENCHMARKS.md"
 PLOT = ROOT / "docs" / "benchmarks.png"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 #: rounds of the reference-style paths at least (each takes about a second)
-REF_PATH_RUNS = 9
+REF_PATH_RUNS = 15
 
 
 # ------------------------------------------------------------------------ measuring
