@@ -109,16 +109,10 @@ class Client(Session):
             conn = await asyncio.wait_for(
                 asyncio.open_connection(cfg.host, cfg.port, local_addr=local), cfg.timeout
             )
-        except asyncio.TimeoutError:
-            raise ClientError(
-                f"timed out after {cfg.timeout:g} s connecting to {self.address}"
-            ) from None
-        except ConnectionRefusedError:
-            raise ClientError(f"cannot connect to {self.address}: connection refused") from None
-        except socket.gaierror as e:
-            raise ClientError(f"cannot resolve {cfg.host!r}: {e.strerror}") from None
+        except asyncio.TimeoutError:  # (not a TimeoutError before Python 3.11)
+            raise self.connect_error(TimeoutError()) from None
         except OSError as e:
-            raise ClientError(f"cannot connect to {self.address}: {e.strerror or e}") from None
+            raise self.connect_error(e) from None
         self.connections += 1
         if self._target is None:
             sock = conn[1].get_extra_info("socket")
@@ -131,9 +125,7 @@ class Client(Session):
         try:
             return await asyncio.wait_for(reader.read(1 << 16), self.config.timeout)
         except asyncio.TimeoutError:
-            raise ClientError(
-                f"timed out after {self.config.timeout:g} s waiting for {what} from {self.address}"
-            ) from None
+            raise self.waiting_error(what) from None
         except (ConnectionResetError, BrokenPipeError):
             return b""  # treated as a drop: unanswered positions are asked again
 
@@ -374,12 +366,7 @@ class _Pipeline(asyncio.Protocol):
         quiet = self.loop.time() - self.last
         if quiet >= timeout:
             first = self.runs[0][0] if self.runs else 0
-            self._fail(
-                ClientError(
-                    f"timed out after {timeout:g} s waiting for item {first}"
-                    f" from {self.client.address}"
-                )
-            )
+            self._fail(self.client.waiting_error(f"item {first}"))
         else:
             self.watchdog = self.loop.call_later(timeout - quiet, self._check_time)
 

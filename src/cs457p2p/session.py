@@ -250,6 +250,24 @@ class Session:
                 "without answering"
             )
 
+    def waiting_error(self, what: str) -> ClientError:
+        """Nothing came for ``--timeout`` seconds while waiting for ``what``."""
+        return ClientError(
+            f"timed out after {self.config.timeout:g} s waiting for {what} from {self.address}"
+        )
+
+    def connect_error(self, error: OSError) -> ClientError:
+        """Why connecting failed, in one line (a TimeoutError: for --timeout seconds)."""
+        if isinstance(error, socket.gaierror):
+            return ClientError(f"cannot resolve {self.config.host!r}: {error.strerror}")
+        if isinstance(error, TimeoutError):
+            return ClientError(
+                f"timed out after {self.config.timeout:g} s connecting to {self.address}"
+            )
+        if isinstance(error, ConnectionRefusedError):
+            return ClientError(f"cannot connect to {self.address}: connection refused")
+        return ClientError(f"cannot connect to {self.address}: {error.strerror or error}")
+
     def _report_progress(self, coll: Collection) -> None:
         if self.progress is not None:
             self.progress(coll.answered, coll.n)
@@ -262,7 +280,7 @@ class Session:
         try:
             infos = socket.getaddrinfo(cfg.host, cfg.port, type=socket.SOCK_STREAM)
         except socket.gaierror as e:
-            raise ClientError(f"cannot resolve {cfg.host!r}: {e.strerror}") from None
+            raise self.connect_error(e) from None
         except UnicodeError as e:  # (a name IDNA cannot encode)
             raise ClientError(f"cannot resolve {cfg.host!r}: {e}") from None
         return [(family, address) for family, _, _, _, address in infos]
@@ -306,21 +324,13 @@ class Session:
                 continue
             self.connections += 1
             return sock, target
-        if isinstance(error, TimeoutError):
-            raise ClientError(
-                f"timed out after {self.config.timeout:g} s connecting to {self.address}"
-            )
-        if isinstance(error, ConnectionRefusedError):
-            raise ClientError(f"cannot connect to {self.address}: connection refused")
-        raise ClientError(f"cannot connect to {self.address}: {error.strerror or error}")
+        raise self.connect_error(error)
 
     def _recv(self, sock: socket.socket, what: str) -> bytes:
         try:
             return sock.recv(1 << 16)
         except TimeoutError:
-            raise ClientError(
-                f"timed out after {self.config.timeout:g} s waiting for {what} from {self.address}"
-            ) from None
+            raise self.waiting_error(what) from None
         except OSError:  # reset, aborted...
             return b""  # treated as a drop: unanswered positions are asked again
 
@@ -507,10 +517,7 @@ class Session:
                 if values:
                     return values[0]
         except TimeoutError:
-            raise ClientError(
-                f"timed out after {self.config.timeout:g} s waiting for item {position}"
-                f" from {self.address}"
-            ) from None
+            raise self.waiting_error(f"item {position}") from None
         except DecodeError as e:
             raise _error_from(e) from None
         except OSError:  # reset, aborted...
