@@ -672,6 +672,7 @@ def test_both_lanes_answer_the_same_bytes(name: str, then_eof: bool) -> None:
             tracker.observer = _Recorder()  # watching: every connection goes to asyncio
             got.append(await _ask(tracker.port, data, late=False, then_eof=then_eof))
             assert tracker.answered_at_accept == fast
+            assert (tracker.accepted, tracker.refused) == (3, 0)  # each counted once
             return got, fast, tracker.open_connections
         finally:
             await tracker.close()
@@ -688,20 +689,21 @@ def test_both_lanes_answer_the_same_bytes(name: str, then_eof: bool) -> None:
 def test_an_answer_too_large_for_one_send_arrives_whole() -> None:
     big = "x" * (8 << 20)  # more than the socket buffers take at once
 
-    async def main() -> tuple[bytes, bytes]:
+    async def main() -> tuple[bytes, bytes, tuple[int, int]]:
         db = Database.from_pairs([(0, big), (1, "end")], "test", shuffle_seed=0)
         position = [value for _seq, value in db.items].index(big)
         tracker = Tracker(db, TrackerConfig(host=HOST, port=0))
         await tracker.start()
         try:
             got = await _ask(tracker.port, p2(position), late=False, then_eof=False)
-            return got, db.answer(position)
+            return got, db.answer(position), (tracker.accepted, tracker.answered_at_accept)
         finally:
             await tracker.close()
 
-    got, expected = asyncio.run(main())
+    got, expected, counts = asyncio.run(main())
     assert len(expected) > 8 << 20
     assert got == expected
+    assert counts == (1, 0)  # accepted once, and finished by asyncio
 
 
 def test_close_ends_connections_waiting_for_their_first_bytes() -> None:

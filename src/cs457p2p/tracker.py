@@ -553,9 +553,10 @@ class Tracker:
         """Accept one connection waiting on ``listener`` (the loop calls again while
         more wait). If its first bytes are there already and hold one whole request,
         alone, it is reference-style: answered and closed here with plain socket calls,
-        never becoming an asyncio transport, which would cost it about 10 us more CPU
-        than the blocking reference spends. Any other connection goes to asyncio with
-        the bytes read so far; the rules are the same either way."""
+        never becoming an asyncio transport (which cost about 75 us of CPU per
+        connection, against 50 us for the blocking reference-style tracker). Any other
+        connection goes to asyncio with the bytes read so far; the rules are the same
+        either way."""
         try:
             conn, _addr = listener.accept()
         except (BlockingIOError, InterruptedError):
@@ -607,19 +608,19 @@ class Tracker:
                 if len(requests) != 1 or parser.buffered or isinstance(requests[0], PositionRun):
                     return False
                 answer = self.answer(requests[0])
-        self.accepted += 1
-        self.answered_at_accept += 1
         try:
             sent = conn.send(answer, socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             sent = 0
         except OSError:
+            self.accepted += 1
             conn.close()  # the client reset the connection: nobody to answer
             return True
-        if sent < len(answer):  # a large answer: asyncio writes the rest, then closes
-            self.accepted -= 1  # (counted again when asyncio takes it)
+        if sent < len(answer):  # a large answer: asyncio writes the rest (and counts it)
             self._adopt(conn, b"", bytes(answer[sent:]))
             return True
+        self.accepted += 1
+        self.answered_at_accept += 1
         conn.close()
         return True
 
