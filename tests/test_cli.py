@@ -15,6 +15,7 @@ import pytest
 
 from conftest import ClientSpawner, CliRunner, TrackerFactory
 from cs457p2p import __version__
+from cs457p2p.cli import build_parser
 from cs457p2p.client import ClientConfig, FetchResult, fetch_message
 from standins import REFERENCE_MESSAGE, error_line, reference_fetch
 
@@ -147,3 +148,29 @@ def test_loop_uvloop_when_missing_is_a_clean_error(monkeypatch: pytest.MonkeyPat
             run_loop(asyncio.sleep(0), "uvloop")
         gc.collect()
     assert run_loop(asyncio.sleep(0, result=7), "auto") == 7
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["tracker", "--port", "0", "--loss", "0.1", "--delay", "5:2"],
+        ["client", "--tracker", "127.0.0.1:9", "-q"],
+        ["bench", "--clients", "3"],
+        ["demo"],
+        ["check", "tracker", "127.0.0.1:9", "--json"],
+        ["check", "client", "--scenario", "udp-loss", "--transport", "udp", "x"],
+    ],
+)
+def test_the_parser_of_one_command_reads_it_as_the_whole_parser_does(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``main`` builds only the options of the command it runs (start-up): the same
+    arguments, defaults and help as the parser with every command."""
+    whole, one = build_parser(), build_parser(argv[0])
+    assert vars(one.parse_args(argv)) == vars(whole.parse_args(argv))
+    helps = []
+    for parser in (whole, one):
+        with pytest.raises(SystemExit):
+            parser.parse_args([*argv[: 2 if argv[0] == "check" else 1], "--help"])
+        helps.append(capsys.readouterr().out)
+    assert helps[0] == helps[1] and "usage:" in helps[0]

@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 __all__ = ["main", "parse_address"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-COMMANDS = ("tracker", "client", "bench", "demo", "check")
 #: Port of ``--http HOST`` when none is given.
 HTTP_PORT = 8080
 
@@ -898,7 +897,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "--" in argv:
         k = argv.index("--")
         argv, after = argv[:k], argv[k + 1 :]
-    parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
+    handlers = {
+        "tracker": run_tracker,
+        "client": run_client,
+        "demo": run_demo,
+        "check": run_check,
+        "bench": run_bench_command,
+    }
+    parser = build_parser(argv[0] if argv and argv[0] in handlers else None)
     args = parser.parse_args(argv)
     if after is not None:
         if args.command == "check" and args.check_command == "client":
@@ -911,13 +917,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             "missing COMMAND: write the client's command line after --",
             EXIT_USAGE,
         )
-    handlers = {
-        "tracker": run_tracker,
-        "client": run_client,
-        "demo": run_demo,
-        "check": run_check,
-        "bench": run_bench_command,
-    }
     with contextlib.suppress(KeyboardInterrupt):
         return handlers[args.command](args)
     return 130
