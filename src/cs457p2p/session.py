@@ -377,7 +377,8 @@ class Session:
 
     def fetch_blocking(self) -> FetchResult:
         """Register, collect every item, and return the assembled message, without an
-        event loop unless the tracker pipelines (then asyncio takes over)."""
+        event loop unless the tracker pipelines (then asyncio takes over, in
+        ``asyncio.run``: inside a running event loop, await ``fetch_message`` instead)."""
         n, target = self.register_blocking(self._resolve())
         coll = Collection(n)
         try:
