@@ -36,6 +36,7 @@ from cs457p2p.protocol import (
     expand_runs,
     interpret_count,
     interpret_item,
+    lone_request,
     position_run_bytes,
     position_run_size,
     single_position,
@@ -776,3 +777,46 @@ def test_single_position_takes_every_int_a_client_sends(
     assert single_position(data + tail, 0, MAX_REQUEST) == (value, len(data))
     parser = RequestParser()
     assert parser.feed(data) == [Position(value)]
+
+
+def _parsed_alone(data: bytes, run_limit: int) -> Request | None:
+    """What lone_request must give: the parser's one request, if there is exactly one
+    (not a run) and nothing is left over."""
+    parser = RequestParser(MAX_REQUEST, run_limit)
+    requests = parser.feed(data)
+    if len(requests) != 1 or parser.buffered or isinstance(requests[0], PositionRun):
+        return None
+    return requests[0]
+
+
+@given(
+    parts=st.lists(
+        st.one_of(
+            _INT_PICKLE,
+            _PROTO0_INT,
+            _FRAMED_INT,
+            st.just(REGISTER),
+            st.sampled_from([b"5", b"12\n", b" ", b"REG", b"\xff"]),
+            st.binary(max_size=12),
+        ),
+        min_size=0,
+        max_size=3,
+    ),
+    run_limit=st.sampled_from([0, 1000]),
+)
+@settings(max_examples=1500, deadline=None)
+def test_lone_request_reads_what_the_parser_reads(parts: list[bytes], run_limit: int) -> None:
+    data = b"".join(parts)
+    got, expected = lone_request(data, MAX_REQUEST, run_limit), _parsed_alone(data, run_limit)
+    assert type(got) is type(expected)
+    if not isinstance(got, Register):
+        assert got == expected
+
+
+def test_lone_request_shapes() -> None:
+    assert isinstance(lone_request(REGISTER, MAX_REQUEST), Register)
+    assert lone_request(encode_position(7), MAX_REQUEST, 100) == Position(7)
+    assert lone_request(b"I7\n.", MAX_REQUEST) == Position(7)
+    assert lone_request(encode_position(7) + encode_position(8), MAX_REQUEST, 100) is None
+    assert lone_request(b"7", MAX_REQUEST) is None  # a digit run: its end is not known yet
+    assert lone_request(REGISTER[:3], MAX_REQUEST) is None

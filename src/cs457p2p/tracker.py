@@ -40,7 +40,6 @@ from .protocol import (
     BAD_REQUEST,
     MAX_DATAGRAM,
     MAX_REQUEST,
-    REGISTER,
     BadRequest,
     Position,
     PositionRun,
@@ -48,7 +47,7 @@ from .protocol import (
     Request,
     RequestParser,
     format_address,
-    single_position,
+    lone_request,
 )
 
 __all__ = [
@@ -592,22 +591,10 @@ class Tracker:
     def _answer_lone(self, conn: socket.socket, first: bytes) -> bool:
         """Answer and close ``conn`` if ``first`` is one whole request and nothing more;
         False (nothing done) otherwise."""
-        # The two requests reference-style clients send are read directly (the parser
-        # reads them the same: single_position is checked against the decoder); any
-        # other bytes as a connection through asyncio would read them.
-        answer: bytes | memoryview
-        if first == REGISTER:
-            answer = self._count_answer
-        else:
-            one = single_position(first, 0, self.config.max_request)
-            if one is not None and one[1] == len(first) and 0 <= one[0] < self._n:
-                answer = self.db.answer(one[0])
-            else:
-                parser = RequestParser(self.config.max_request, run_limit=self._n)
-                requests = parser.feed(first)
-                if len(requests) != 1 or parser.buffered or isinstance(requests[0], PositionRun):
-                    return False
-                answer = self.answer(requests[0])
+        request = lone_request(first, self.config.max_request, self._n)
+        if request is None:
+            return False
+        answer = self.answer(request)
         try:
             sent = conn.send(answer, socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
