@@ -19,7 +19,7 @@ import random
 import socket
 import sys
 
-from cs457p2p.decoder import DecodeError, Incomplete, decode, decode_prefix
+from cs457p2p.core.decoder import DecodeError, Incomplete, decode, decode_prefix
 
 
 def serve(port: int, items: int) -> None:

@@ -1,7 +1,7 @@
 """Stand-ins written from ``shared/spec/WIRE.md`` for the integration tests.
 
 Nothing here uses cs457p2p's tracker, client or protocol code: requests and answers are
-decoded with :func:`cs457p2p.decoder.decode` only (never ``pickle.loads``), and the
+decoded with :func:`cs457p2p.core.decoder.decode` only (never ``pickle.loads``), and the
 Python 2 protocol-0 pickles the course's reference tracker sends are written by hand.
 
 * :class:`ReferenceTracker`: behaves like the Python 2 reference tracker (one request
@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cs457p2p.decoder import DecodeError, decode
+from cs457p2p.core.decoder import DecodeError, decode
 
 REGISTER = b"REGISTER"
 BAD_REQUEST_TEXT = "Bad request"

@@ -18,7 +18,7 @@ import pytest
 
 from conftest import ClientRunner, ClientSpawner, TrackerFactory, TrackerProcess
 from cs457p2p.client import ClientConfig, ClientError, FetchResult, fetch_message
-from cs457p2p.session import Session
+from cs457p2p.client.blocking import BlockingClient
 from standins import (
     BAD_REQUEST_P0,
     LIE_ITEMS,
@@ -350,7 +350,7 @@ def test_a_million_items_arrive_whole_through_a_pipe(
 
 # ------------------------------------------- the library's asyncio driver, same rules
 #
-# ``cs457p2p client`` runs the blocking session (cs457p2p.session) and turns to asyncio
+# ``cs457p2p client`` runs the blocking driver (cs457p2p.client.blocking) and turns to asyncio
 # only for a pipelining tracker; ``fetch_message`` (the library, ``cs457p2p bench``)
 # drives the same probe and threads from asyncio. The same trackers, in this process.
 
@@ -403,14 +403,14 @@ def test_a_session_connects_to_the_first_address_that_answers() -> None:
     tracker on only one of them."""
     with ReferenceTracker() as ref:
         port = int(ref.address.rsplit(":", 1)[1])
-        session = Session(ClientConfig(host="127.0.0.1", port=port))
+        client = BlockingClient(ClientConfig(host="127.0.0.1", port=port))
         targets = [
             (socket.AF_INET6, ("::1", free_port(), 0, 0)),  # nothing listens there
             (socket.AF_INET, ("127.0.0.1", port)),
         ]
-        n, target = session.register_blocking(targets)
+        n, target = client.register(targets)
     assert (n, target) == (len(REFERENCE_ITEMS), targets[1])
-    assert session.connections == 1
+    assert client.fetch.connections == 1
 
 
 def test_a_cancelled_library_fetch_leaves_no_thread_behind() -> None:

@@ -28,12 +28,18 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import CLI, ClientRunner, TrackerFactory, TrackerProcess
 from cs457p2p.client import ClientConfig, fetch_message
-from cs457p2p.database import Database
-from cs457p2p.decoder import decode_prefix
-from cs457p2p.monitor import Monitor
-from cs457p2p.protocol import BadRequest, Position, Register, Request, expand_runs
-from cs457p2p.reporting import JsonFormatter, Reporter, TextFormatter, log_event, setup_logging
-from cs457p2p.tracker import Tracker, TrackerConfig
+from cs457p2p.core.database import Database
+from cs457p2p.core.decoder import decode_prefix
+from cs457p2p.core.monitor import Monitor
+from cs457p2p.core.requests import BadRequest, Position, Register, Request, expand_runs
+from cs457p2p.monitoring.reporting import (
+    JsonFormatter,
+    Reporter,
+    TextFormatter,
+    log_event,
+    setup_logging,
+)
+from cs457p2p.tracker.server import Tracker, TrackerConfig
 from standins import REFERENCE_MESSAGE
 
 DASHBOARD = re.compile(r"^dashboard on http://127\.0\.0\.1:(\d+)/$")
@@ -613,9 +619,10 @@ def test_a_failing_monitor_does_not_break_serving() -> None:
     async def main() -> tuple[str, int]:
         tracker = Tracker(Database.default(), TrackerConfig(host="127.0.0.1", port=0))
         reporter = Reporter(
-            tracker, Broken(16, time.time), setup_logging("json", "warning", stream)
+            Broken(16, time.time), setup_logging("json", "warning", stream), tracker.counters
         )
         await tracker.start()
+        tracker.observer = reporter.observer
         reporter.start()
         try:
             result = await fetch_message(ClientConfig(host="127.0.0.1", port=tracker.port))

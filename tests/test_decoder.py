@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cs457p2p.decoder import (
+from cs457p2p.core.decoder import (
     MAX_DEPTH,
     DecodeError,
     Incomplete,

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from conftest import ClientRunner, TrackerFactory, TrackerProcess
-from cs457p2p.protocol import encode_position
+from cs457p2p.core.wire import encode_position
 from standins import (
     REFERENCE_MESSAGE,
     connect,

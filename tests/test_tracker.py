@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from conftest import CliRunner, TrackerFactory, TrackerProcess
-from cs457p2p.database import Database
-from cs457p2p.tracker import Tracker, TrackerConfig
+from cs457p2p.core.database import Database
+from cs457p2p.tracker.server import Tracker, TrackerConfig
 from standins import (
     BAD_REQUEST_TEXT,
     REFERENCE_MESSAGE,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ClientRunner, TrackerFactory
-from cs457p2p.protocol import encode_position
+from cs457p2p.core.wire import encode_position
 from standins import (
     REFERENCE_MESSAGE,
     connect,

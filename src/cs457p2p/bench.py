@@ -20,7 +20,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .client import ClientConfig, ClientError, fetch_message
+from .client import fetch_message
+from .core.fetch import ClientConfig, ClientError
 
 __all__ = ["BenchResult", "run_bench", "started_tracker"]
 
