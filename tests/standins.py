@@ -38,7 +38,7 @@ from cs457p2p.core.decoder import DecodeError, decode
 REGISTER = b"REGISTER"
 BAD_REQUEST_TEXT = "Bad request"
 
-#: The reference database (16 items) and its message, from WIRE.md.
+#: The reference database (16 items) and its message, from docs/PROTOCOL.md.
 REFERENCE_MESSAGE = "Now is the time for all good coders to review the use of threads in python."
 #: A stored (shuffled) order for the stand-ins: position i holds REFERENCE_ITEMS[i].
 REFERENCE_ITEMS: tuple[tuple[int, str], ...] = tuple(
@@ -327,7 +327,7 @@ class OneShotServer(StandinServer):
 
 
 class ReferenceTracker(OneShotServer):
-    """The Python 2 reference tracker, as WIRE.md describes it: ``REGISTER`` -> N;
+    """The Python 2 reference tracker, as docs/PROTOCOL.md describes it: ``REGISTER`` -> N;
     a pickled position ``0 <= i < N`` -> ``items[i]``; anything else -> 'Bad request'.
     Every answer is a protocol-0 pickle. ``items`` is the stored (shuffled) order."""
 

@@ -1,5 +1,5 @@
 """``cs457p2p check tracker`` and ``cs457p2p check client``: against our own tracker and
-client, against reference-style stand-ins written from WIRE.md, and against broken ones,
+client, against reference-style stand-ins written from docs/PROTOCOL.md, and against broken ones,
 each of which must fail with the check that names its fault."""
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ UDP_SCENARIOS = [
     "udp-reorder",
 ]
 
-#: A student-style client, written from WIRE.md: REGISTER, then one connection per
+#: A student-style client, written from docs/PROTOCOL.md: REGISTER, then one connection per
 #: position, each answer read until EOF, VALUE placed at index SEQNUM. It encodes with
 #: pickle.dumps and decodes with the restricted decoder. Its third argument breaks it.
 STUDENT_CLIENT = """\

@@ -433,3 +433,27 @@ def test_a_cancelled_library_fetch_leaves_no_thread_behind() -> None:
         assert liar.connections == seen
     assert not alive
     assert took < 3
+
+
+@pytest.mark.parametrize("driver", ["blocking", "asyncio"])
+def test_a_session_resolves_the_tracker_once_and_keeps_the_address_that_answered(
+    shared_tracker: TrackerProcess, monkeypatch: pytest.MonkeyPatch, driver: str
+) -> None:
+    """Every connection after REGISTER (the probe, the pipelined ones) goes to the
+    address that answered it: the name is resolved once, whichever driver runs."""
+    real = socket.getaddrinfo
+    calls: list[Any] = []
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", counting)
+    config = ClientConfig(host="localhost", port=shared_tracker.port, window=4)
+    if driver == "blocking":
+        result = BlockingClient(config).run()
+    else:
+        result = asyncio.run(fetch_message(config))
+    assert result.message == REFERENCE_MESSAGE and not result.reference_style
+    assert result.connections >= 3  # REGISTER, the probe, the pipeline
+    assert calls == ["localhost"]

@@ -30,7 +30,7 @@ def test_default_database() -> None:
 
 
 def test_default_database_twelve_is_of() -> None:
-    # WIRE.md's example answer is (12, 'of')
+    # docs/PROTOCOL.md's example answer is (12, 'of')
     assert (12, "of") in Database.default().items
 
 

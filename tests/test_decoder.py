@@ -735,7 +735,7 @@ def test_malformed(data: bytes) -> None:
         b"N",  # a complete value but no STOP
         b"\x80\x02K\x05",
         b"I12\n",
-        b"(I12\nS'of'\np0\ntp1\n",  # the WIRE.md item without its STOP
+        b"(I12\nS'of'\np0\ntp1\n",  # the docs/PROTOCOL.md item without its STOP
     ],
 )
 def test_truncated_pickle_is_malformed(data: bytes) -> None:

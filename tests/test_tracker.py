@@ -1,5 +1,5 @@
 """A real ``cs457p2p tracker`` process, driven over loopback sockets with the bytes of
-``shared/spec/WIRE.md``."""
+docs/PROTOCOL.md."""
 
 from __future__ import annotations
 

@@ -23,9 +23,8 @@ __all__ = ["DEFAULT_ITEMS", "DEFAULT_MESSAGE", "Database", "DatabaseError"]
 
 DEFAULT_MESSAGE = "Now is the time for all good coders to review the use of threads in python."
 
-#: The built-in database as stored: ``(SEQNUM, VALUE)`` in a fixed shuffled order.
-#: WIRE.md fixes the items and their message but not the reference's stored order, so
-#: this order is ours; it is fixed so that the default tracker is reproducible.
+#: The built-in database as stored: ``(SEQNUM, VALUE)`` in a fixed shuffled order of our
+#: own, so that the default tracker is reproducible.
 DEFAULT_ITEMS: tuple[tuple[int, str], ...] = (
     (12, "of"),
     (3, "time"),
@@ -55,7 +54,7 @@ class Database:
 
     The answers are pickled once, into one buffer (``blob``) with their ``offsets``,
     so serving a run of consecutive positions is one slice, and a million items take
-    about 30 MB rather than a Python object per item.
+    one buffer rather than a Python object per item.
     """
 
     __slots__ = ("_items", "blob", "count_answer", "n", "offsets", "source")
