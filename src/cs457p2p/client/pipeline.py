@@ -33,7 +33,7 @@ from ..core.fetch import (
 from ..core.wire import REGISTER
 from ..net import Target
 from .oneshot import OneShotFetcher
-from .sockets import connect_error, new_socket, targets_of
+from .sockets import connect_error, new_socket, numeric_target, targets_of
 
 __all__ = ["AsyncClient", "collect_pipelined"]
 
@@ -42,6 +42,9 @@ __all__ = ["AsyncClient", "collect_pipelined"]
 
 
 async def _resolve(config: ClientConfig, address: str) -> list[Target]:
+    numeric = numeric_target(config.host, config.port)
+    if numeric is not None:
+        return numeric
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM)

@@ -19,6 +19,7 @@ __all__ = [
     "connect_error",
     "connect_first",
     "new_socket",
+    "numeric_target",
     "resolve",
     "targets_of",
 ]
@@ -40,8 +41,25 @@ def targets_of(infos: Sequence[tuple[Any, ...]]) -> list[Target]:
     return [(int(info[0]), tuple(info[4])) for info in infos]
 
 
+def numeric_target(host: str, port: int) -> list[Target] | None:
+    """The one address of a numeric IPv4 or IPv6 host, without asking the resolver
+    (asyncio's ``getaddrinfo`` runs in a thread: its first use starts one); None for a
+    name."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        sockaddr = (host, port) if family == socket.AF_INET else (host, port, 0, 0)
+        return [(int(family), sockaddr)]
+    return None
+
+
 def resolve(config: ClientConfig, address: str) -> list[Target]:
     """Every address of the tracker's host, in the resolver's order."""
+    numeric = numeric_target(config.host, config.port)
+    if numeric is not None:
+        return numeric
     try:
         infos = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM)
     except socket.gaierror as e:

@@ -164,7 +164,7 @@ class Database:
 
     @classmethod
     def from_file(cls, path: str | Path, shuffle_seed: int | None = None) -> Database:
-        """Load ``.txt``, ``.json`` or ``.csv`` (see the README for the formats)."""
+        """Load ``.txt``, ``.json`` or ``.csv`` (the formats: docs/COMMANDS.md)."""
         p = Path(path)
         name = str(path)
         suffix = p.suffix.lower()

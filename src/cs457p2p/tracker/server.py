@@ -216,7 +216,11 @@ class _Connection(asyncio.Protocol):
 
     def _digit_wait_over(self) -> None:
         self._digit_timer = None
-        self.check(self._loop.time())
+        # The timer is due at rules.digit_at, but loop.time() can read a little less
+        # when it fires (uvloop rounds timers to milliseconds): the wait is over.
+        due = self.rules.digit_at
+        now = self._loop.time()
+        self.check(now if due is None else max(now, due))
 
     def check(self, now: float) -> None:
         """The time is ``now``: apply whatever the rules say is due (the digit wait, the
