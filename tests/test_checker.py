@@ -268,7 +268,7 @@ def test_large_database_is_checked_in_time(
     concurrent = by_name(report)["concurrent"]
     assert concurrent["data"]["positions"] == tracker_checks.CONCURRENT_SAMPLE
     assert "a sample of the 800" in concurrent["detail"]
-    assert time.monotonic() - start < 15
+    assert time.monotonic() - start < 45
 
 
 def test_reference_style_standin_passes_the_required_checks(run_cli: CliRunner) -> None:
@@ -485,7 +485,7 @@ def test_a_hanging_client_is_killed_and_fails(
     for check in report["checks"]:
         assert check["detail"].startswith("did not exit within 1 s (killed)")
         assert check["data"]["timed_out"]
-    assert elapsed < 10  # the child holding stdout was killed with it
+    assert elapsed < 30  # the child holding stdout (for 60 s) was killed with it
 
 
 def test_a_memorised_message_does_not_pass(run_cli: CliRunner) -> None:
