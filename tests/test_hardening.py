@@ -76,6 +76,7 @@ def test_connections_beyond_the_limit_are_closed_and_serving_continues(
     finally:
         for s in held:
             s.close()
+
     def serves() -> bool:  # (refused, with a reset, until the tracker has seen them go)
         try:
             return exchange("127.0.0.1", t.port, b"REGISTER") == b"\x80\x02K\x10."
