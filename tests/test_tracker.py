@@ -378,8 +378,10 @@ def test_stalled_and_vanishing_clients_do_not_stop_others(tracker: TrackerProces
         assert reference_fetch(HOST, port) == REFERENCE_MESSAGE
         with connect(HOST, port) as s:
             s.sendall(REGISTER + p2(0) + p2(1))
-            assert len(read_raw_answers(s, 3, timeout=5)) == 3
-        assert time.monotonic() - start < 3
+            assert len(read_raw_answers(s, 3, timeout=20)) == 3
+        # (a bound at what keeps a flood from starving the others, not a speed target:
+        # under two busy processes the flood's 4 MiB of answers took 5.4 s of the loop)
+        assert time.monotonic() - start < 30
         assert tracker.alive()
     finally:
         for s in stalled:
