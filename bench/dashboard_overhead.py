@@ -35,10 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cs457p2p.client import ClientConfig, fetch_message
-from cs457p2p.database import Database
-from cs457p2p.monitor import Monitor
-from cs457p2p.protocol import RequestParser, encode_position
-from cs457p2p.tracker import Tracker as InProcessTracker
+from cs457p2p.core.database import Database
+from cs457p2p.core.monitor import Monitor
+from cs457p2p.core.requests import RequestParser
+from cs457p2p.core.wire import encode_position
+from cs457p2p.tracker.server import Tracker as InProcessTracker
 
 HEADING = "## Dashboard overhead"
 LISTENING = re.compile(r"^listening on 127\.0\.0\.1:(\d+) ")
@@ -178,7 +179,7 @@ def per_position(items: int, batch: int = 4096, rounds: int = 5) -> tuple[float,
         start = time.perf_counter()
         for chunk in data:
             requests = RequestParser().feed(chunk)
-            b"".join(tracker.answers_for(requests))
+            b"".join(tracker.responder.answers(requests))
             parsed.append(requests)
         serve = min(serve, time.perf_counter() - start)
         monitor = Monitor(items, time.time)

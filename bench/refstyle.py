@@ -1,4 +1,5 @@
-"""Reference-style tracker and client, written from shared/spec/WIRE.md: the baseline.
+"""Reference-style tracker and client, as the course's reference behaves on the wire
+(docs/PROTOCOL.md): the baseline.
 
 The course's reference serves one connection at a time: accept, one ``recv(1024)``, one
 answer in pickle protocol 0, close. Its clients open one connection per request and
@@ -19,7 +20,7 @@ import random
 import socket
 import sys
 
-from cs457p2p.decoder import DecodeError, Incomplete, decode, decode_prefix
+from cs457p2p.core.decoder import DecodeError, Incomplete, decode, decode_prefix
 
 
 def serve(port: int, items: int) -> None:

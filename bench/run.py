@@ -395,7 +395,7 @@ def prepare() -> str:
     import compileall
 
     import cs457p2p
-    from cs457p2p import speedups
+    from cs457p2p.core import speedups
 
     compileall.compile_dir(Path(cs457p2p.__file__).parent, quiet=1)
     return "C speedups built" if speedups.ACTIVE else "pure Python (no C speedups)"

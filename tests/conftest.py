@@ -7,8 +7,12 @@ starts is stopped (SIGTERM, then SIGKILL) when the test ends.
 from __future__ import annotations
 
 import contextlib
+import functools
+import glob
+import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -258,3 +262,44 @@ def spawn_client() -> Iterator[ClientSpawner]:
             p.kill()
         with contextlib.suppress(subprocess.TimeoutExpired, ValueError):
             p.communicate(timeout=STOP_TIMEOUT)
+
+
+# ------------------------------------------------------------------------- Python 2.7
+
+
+@functools.cache
+def find_python2() -> str | None:
+    """A Python 2.7 interpreter that runs (``CS457P2P_PYTHON2``, pyenv's versions, or
+    ``python2.7`` on the PATH), or None."""
+    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    candidates = [
+        os.environ.get("CS457P2P_PYTHON2", ""),
+        *sorted(glob.glob(os.path.join(root, "versions", "2.7*", "bin", "python2.7"))),
+        shutil.which("python2.7") or "",
+    ]
+    for path in filter(None, candidates):
+        try:
+            out = subprocess.run(
+                [path, "-c", "import sys; print(sys.version_info[:2])"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if out.returncode == 0 and out.stdout.strip() == "(2, 7)":
+            return path
+    return None
+
+
+@pytest.fixture(scope="session")
+def python2() -> str:
+    """The path of a Python 2.7 interpreter; the test is skipped where there is none
+    (failed instead under ``CI=true``, where one is expected)."""
+    path = find_python2()
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("no Python 2.7 found (pyenv install 2.7.18, or CS457P2P_PYTHON2)")
+        pytest.skip("no Python 2.7 interpreter here (pyenv install 2.7.18)")
+    return path

@@ -1,8 +1,11 @@
-"""Stand-ins written from ``shared/spec/WIRE.md`` for the integration tests.
+"""Stand-ins of the course's reference programs (docs/PROTOCOL.md says how they behave on
+the wire), for the integration tests.
 
 Nothing here uses cs457p2p's tracker, client or protocol code: requests and answers are
-decoded with :func:`cs457p2p.decoder.decode` only (never ``pickle.loads``), and the
-Python 2 protocol-0 pickles the course's reference tracker sends are written by hand.
+decoded with :func:`cs457p2p.core.decoder.decode` only (never ``pickle.loads``), and the
+Python 2 protocol-0 pickles the course's reference tracker sends are written by
+:func:`cs457p2p.checker.py2.dumps_py2` (checked against a real Python 2.7 in
+test_py2.py).
 
 * :class:`ReferenceTracker`: behaves like the Python 2 reference tracker (one request
   per connection, a single ``recv(1024)``, one answer, close); counts connections.
@@ -27,12 +30,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cs457p2p.decoder import DecodeError, decode
+from cs457p2p.checker.py2 import dumps_py2 as dumps_p0
+from cs457p2p.checker.py2 import py2_repr
+from cs457p2p.core.addresses import format_address
+from cs457p2p.core.decoder import DecodeError, decode
 
 REGISTER = b"REGISTER"
 BAD_REQUEST_TEXT = "Bad request"
 
-#: The reference database (16 items) and its message, from WIRE.md.
+#: The reference database (16 items) and its message, from docs/PROTOCOL.md.
 REFERENCE_MESSAGE = "Now is the time for all good coders to review the use of threads in python."
 #: A stored (shuffled) order for the stand-ins: position i holds REFERENCE_ITEMS[i].
 REFERENCE_ITEMS: tuple[tuple[int, str], ...] = tuple(
@@ -45,79 +51,6 @@ IO_TIMEOUT = 10.0
 
 
 # --------------------------------------------------------------------- Python 2 pickles
-
-
-def py2_repr(raw: bytes) -> bytes:
-    """``repr()`` of a Python 2 byte string, as Python 2 writes it after ``S``."""
-    quote = 0x22 if (b"'" in raw and b'"' not in raw) else 0x27
-    out = bytearray([quote])
-    for c in raw:
-        if c in (quote, 0x5C):
-            out += b"\\" + bytes([c])
-        elif c == 0x09:
-            out += b"\\t"
-        elif c == 0x0A:
-            out += b"\\n"
-        elif c == 0x0D:
-            out += b"\\r"
-        elif c < 0x20 or c >= 0x7F:
-            out += b"\\x%02x" % c
-        else:
-            out.append(c)
-    out.append(quote)
-    return bytes(out)
-
-
-class _Protocol0Writer:
-    """``pickle.dumps(value)`` as Python 2 writes it (protocol 0, memo PUTs included)."""
-
-    def __init__(self) -> None:
-        self.out = bytearray()
-        self.memo = 0
-
-    def put(self) -> None:
-        self.out += b"p%d\n" % self.memo
-        self.memo += 1
-
-    def save(self, value: Any) -> None:
-        if value is None:
-            self.out += b"N"
-        elif value is True or value is False:
-            self.out += b"I01\n" if value else b"I00\n"
-        elif isinstance(value, int):
-            if -(2**63) <= value < 2**63:
-                self.out += b"I%d\n" % value
-            else:
-                self.out += b"L%dL\n" % value
-        elif isinstance(value, float):
-            self.out += b"F" + repr(value).encode() + b"\n"
-        elif isinstance(value, str):  # a Python 2 str: the UTF-8 bytes
-            self.out += b"S" + py2_repr(value.encode("utf-8")) + b"\n"
-            self.put()
-        elif isinstance(value, bytes):
-            self.out += b"S" + py2_repr(value) + b"\n"
-            self.put()
-        elif isinstance(value, tuple):
-            self.out += b"("
-            for item in value:
-                self.save(item)
-            self.out += b"t"
-            self.put()
-        elif isinstance(value, list):
-            self.out += b"(l"
-            self.put()
-            for item in value:
-                self.save(item)
-                self.out += b"a"
-        else:
-            raise TypeError(f"no protocol 0 writer for {type(value).__name__}")
-
-
-def dumps_p0(value: Any) -> bytes:
-    """Python 2 ``pickle.dumps(value)`` (protocol 0): ``b"I16\\n."`` for 16."""
-    w = _Protocol0Writer()
-    w.save(value)
-    return bytes(w.out) + b"."
 
 
 BAD_REQUEST_P0 = dumps_p0(BAD_REQUEST_TEXT)
@@ -184,10 +117,6 @@ def is_bad_request(value: Any) -> bool:
 
 
 # --------------------------------------------------------------------- client sockets
-
-
-def format_address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def connect(host: str, port: int, timeout: float = IO_TIMEOUT) -> socket.socket:
@@ -398,7 +327,7 @@ class OneShotServer(StandinServer):
 
 
 class ReferenceTracker(OneShotServer):
-    """The Python 2 reference tracker, as WIRE.md describes it: ``REGISTER`` -> N;
+    """The Python 2 reference tracker, as docs/PROTOCOL.md describes it: ``REGISTER`` -> N;
     a pickled position ``0 <= i < N`` -> ``items[i]``; anything else -> 'Bad request'.
     Every answer is a protocol-0 pickle. ``items`` is the stored (shuffled) order."""
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from conftest import ClientSpawner, TrackerFactory
-from cs457p2p.protocol import REGISTER, encode_position
+from cs457p2p.core.wire import REGISTER, encode_position
 from test_dashboard import dashboard_port, send_garbage
 
 CHROMIUM = "/usr/bin/chromium"

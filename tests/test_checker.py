@@ -1,5 +1,5 @@
 """``cs457p2p check tracker`` and ``cs457p2p check client``: against our own tracker and
-client, against reference-style stand-ins written from WIRE.md, and against broken ones,
+client, against reference-style stand-ins written from docs/PROTOCOL.md, and against broken ones,
 each of which must fail with the check that names its fault."""
 
 from __future__ import annotations
@@ -19,18 +19,14 @@ from typing import Any
 import pytest
 
 from conftest import CliRunner, TrackerFactory
-from cs457p2p import checker
-from cs457p2p.checker import (
-    CheckResult,
-    ReferenceStyleTracker,
-    Report,
-    protocol0_count,
-    protocol0_item,
-    secret_words,
-    substitute,
-)
-from cs457p2p.database import Database
-from cs457p2p.decoder import decode
+from cs457p2p.checker import tracker_checks
+from cs457p2p.checker.client_checks import secret_words
+from cs457p2p.checker.py2 import protocol0_count, protocol0_item
+from cs457p2p.checker.refstyle import ReferenceStyleTracker
+from cs457p2p.checker.report import CheckResult, Report
+from cs457p2p.checker.runner import substitute
+from cs457p2p.core.database import Database
+from cs457p2p.core.decoder import decode
 from standins import (
     BAD_REQUEST_P0,
     REFERENCE_ITEMS,
@@ -76,7 +72,7 @@ UDP_SCENARIOS = [
     "udp-reorder",
 ]
 
-#: A student-style client, written from WIRE.md: REGISTER, then one connection per
+#: A student-style client, written from docs/PROTOCOL.md: REGISTER, then one connection per
 #: position, each answer read until EOF, VALUE placed at index SEQNUM. It encodes with
 #: pickle.dumps and decodes with the restricted decoder. Its third argument breaks it.
 STUDENT_CLIENT = """\
@@ -85,7 +81,7 @@ import socket
 import sys
 import time
 
-from cs457p2p.decoder import decode
+from cs457p2p.core.decoder import decode
 
 host, port = sys.argv[1], int(sys.argv[2])
 mode = sys.argv[3] if len(sys.argv) > 3 else "good"
@@ -215,7 +211,7 @@ def test_our_tracker_passes_every_check(start_tracker: TrackerFactory, run_cli: 
         assert checks[name]["passed"], checks[name]
         assert checks[name]["result"] == "INFO"
     assert checks["pickle-protocol"]["data"]["protocols"] == [2]
-    assert checks["latency"]["data"]["samples"] == checker.LATENCY_SAMPLES
+    assert checks["latency"]["data"]["samples"] == tracker_checks.LATENCY_SAMPLES
     assert report["summary"] == {
         "required": 9,
         "passed": 9,
@@ -270,9 +266,9 @@ def test_large_database_is_checked_in_time(
     assert code == 0, report["summary"]
     assert report["message"] == " ".join(words)
     concurrent = by_name(report)["concurrent"]
-    assert concurrent["data"]["positions"] == checker.CONCURRENT_SAMPLE
+    assert concurrent["data"]["positions"] == tracker_checks.CONCURRENT_SAMPLE
     assert "a sample of the 800" in concurrent["detail"]
-    assert time.monotonic() - start < 15
+    assert time.monotonic() - start < 45
 
 
 def test_reference_style_standin_passes_the_required_checks(run_cli: CliRunner) -> None:
@@ -312,10 +308,16 @@ def test_the_checker_sends_nothing_that_could_run_code(run_cli: CliRunner) -> No
             assert ops <= {"PROTO", "BININT1", "BININT2", "BININT", "STOP"}, (request, ops)
 
 
-def test_the_checker_never_unpickles_with_the_stock_unpickler() -> None:
-    source = Path(checker.__file__).read_text()
-    assert not re.search(r"^\s*(import pickle|from pickle )", source, re.M)
-    assert not re.search(r"pickle\.loads?\(|Unpickler\(", source)
+def test_no_module_of_the_package_unpickles_with_the_stock_unpickler() -> None:
+    """Only the restricted decoder reads network bytes: nothing in the package imports
+    pickle (the checker, the tracker and the clients included)."""
+    package = Path(tracker_checks.__file__).parent.parent
+    sources = sorted(package.rglob("*.py"))
+    assert len(sources) > 30
+    for path in sources:
+        source = path.read_text()
+        assert not re.search(r"^\s*(import pickle|from pickle |import _pickle)", source, re.M), path
+        assert not re.search(r"pickle\.loads?\(|Unpickler\(", source), path
 
 
 def test_duplicate_seqnums_fail_permutation(run_cli: CliRunner) -> None:
@@ -483,7 +485,7 @@ def test_a_hanging_client_is_killed_and_fails(
     for check in report["checks"]:
         assert check["detail"].startswith("did not exit within 1 s (killed)")
         assert check["data"]["timed_out"]
-    assert elapsed < 10  # the child holding stdout was killed with it
+    assert elapsed < 30  # the child holding stdout (for 60 s) was killed with it
 
 
 def test_a_memorised_message_does_not_pass(run_cli: CliRunner) -> None:
@@ -616,7 +618,8 @@ def test_check_tracker_api_in_a_thread() -> None:
     results: list[Report] = []
     with ReferenceTracker() as t:
         th = threading.Thread(
-            target=lambda: results.append(checker.check_tracker("127.0.0.1", t.port)), daemon=True
+            target=lambda: results.append(tracker_checks.check_tracker("127.0.0.1", t.port)),
+            daemon=True,
         )
         th.start()
         th.join(30)

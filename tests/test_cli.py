@@ -15,7 +15,7 @@ import pytest
 
 from conftest import ClientSpawner, CliRunner, TrackerFactory
 from cs457p2p import __version__
-from cs457p2p.cli import build_parser
+from cs457p2p.cli.main import build_parser
 from cs457p2p.client import ClientConfig, FetchResult, fetch_message
 from standins import REFERENCE_MESSAGE, error_line, reference_fetch
 
@@ -139,7 +139,7 @@ def test_loop_uvloop_when_missing_is_a_clean_error(monkeypatch: pytest.MonkeyPat
     import gc
     import warnings
 
-    from cs457p2p.cli import LoopUnavailable, run_loop
+    from cs457p2p.cli.tracker import LoopUnavailable, run_loop
 
     monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop -> ImportError
     with warnings.catch_warnings():

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cs457p2p.collection import Collection, CollectionError
-from cs457p2p.database import DEFAULT_ITEMS, DEFAULT_MESSAGE
+from cs457p2p.core.collection import Collection, CollectionError
+from cs457p2p.core.database import DEFAULT_ITEMS, DEFAULT_MESSAGE
 
 
 def test_take_in_order_and_queued() -> None:

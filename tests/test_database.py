@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from cs457p2p.database import DEFAULT_ITEMS, DEFAULT_MESSAGE, Database, DatabaseError
-from cs457p2p.decoder import decode
-from cs457p2p.protocol import encode_count, encode_item
+from cs457p2p.core.database import DEFAULT_ITEMS, DEFAULT_MESSAGE, Database, DatabaseError
+from cs457p2p.core.decoder import decode
+from cs457p2p.core.wire import encode_count, encode_item
 
 
 def test_default_message_text() -> None:
@@ -30,7 +30,7 @@ def test_default_database() -> None:
 
 
 def test_default_database_twelve_is_of() -> None:
-    # WIRE.md's example answer is (12, 'of')
+    # docs/PROTOCOL.md's example answer is (12, 'of')
     assert (12, "of") in Database.default().items
 
 

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cs457p2p.decoder import (
+from cs457p2p.core.decoder import (
     MAX_DEPTH,
     DecodeError,
     Incomplete,
@@ -33,24 +33,9 @@ from cs457p2p.decoder import (
     decode,
     decode_prefix,
 )
-
-PROTOCOLS = list(range(6))
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+from pickles import FAST, PROTOCOLS, same
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equality that also checks types (bool vs int, tuple vs list) and float signs/NaN."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float):
-        if math.isnan(a):
-            return math.isnan(b)
-        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
-    if isinstance(a, (tuple, list)):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
 
 
 def unshare(v: Any) -> Any:
@@ -735,7 +720,7 @@ def test_malformed(data: bytes) -> None:
         b"N",  # a complete value but no STOP
         b"\x80\x02K\x05",
         b"I12\n",
-        b"(I12\nS'of'\np0\ntp1\n",  # the WIRE.md item without its STOP
+        b"(I12\nS'of'\np0\ntp1\n",  # the docs/PROTOCOL.md item without its STOP
     ],
 )
 def test_truncated_pickle_is_malformed(data: bytes) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cs457p2p.faults import FaultConfig, Faults, parse_delay
+from cs457p2p.core.faults import FaultConfig, Faults, parse_delay
 
 
 def test_parse_delay() -> None:

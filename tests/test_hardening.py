@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from conftest import ClientRunner, TrackerFactory, TrackerProcess
-from cs457p2p.protocol import encode_position
+from cs457p2p.core.wire import encode_position
 from standins import (
     REFERENCE_MESSAGE,
     connect,
@@ -72,11 +72,18 @@ def test_connections_beyond_the_limit_are_closed_and_serving_continues(
         extra = connect("127.0.0.1", t.port)
         with extra:
             extra.sendall(b"REGISTER")
-            assert closed_by_peer(extra, within=2.0)
+            assert closed_by_peer(extra, within=5.0)
     finally:
         for s in held:
             s.close()
-    assert wait_for(lambda: exchange("127.0.0.1", t.port, b"REGISTER") == b"\x80\x02K\x10.", 5)
+
+    def serves() -> bool:  # (refused, with a reset, until the tracker has seen them go)
+        try:
+            return exchange("127.0.0.1", t.port, b"REGISTER") == b"\x80\x02K\x10."
+        except OSError:
+            return False
+
+    assert wait_for(serves, 10)
     r = run_client(t.address, "--quiet")
     assert r.returncode == 0 and r.stdout == REFERENCE_MESSAGE + "\n"
 
@@ -92,9 +99,9 @@ def test_slow_sender_is_dropped(start_tracker: TrackerFactory) -> None:
         except (BrokenPipeError, ConnectionResetError):
             pass  # dropped while still trickling
         else:
-            assert closed_by_peer(s, within=2.0)
+            assert closed_by_peer(s, within=10.0)
         elapsed = time.monotonic() - start
-        assert 0.4 < elapsed < 2.5
+        assert 0.4 < elapsed < 10  # the request timeout, long before the idle one (60 s)
 
 
 def test_unfinished_request_gets_bad_request_at_the_request_timeout(
@@ -104,8 +111,8 @@ def test_unfinished_request_gets_bad_request_at_the_request_timeout(
     with connect("127.0.0.1", t.port) as s:
         start = time.monotonic()
         s.sendall(b"I5")  # a protocol-0 int that never gets its newline
-        assert read_until_eof(s, timeout=3) == b"\x80\x02X\x0b\x00\x00\x00Bad request."
-        assert 0.4 < time.monotonic() - start < 2.5
+        assert read_until_eof(s, timeout=12) == b"\x80\x02X\x0b\x00\x00\x00Bad request."
+        assert 0.4 < time.monotonic() - start < 10
 
 
 def test_idle_pipelining_connection_is_dropped(start_tracker: TrackerFactory) -> None:
@@ -115,7 +122,7 @@ def test_idle_pipelining_connection_is_dropped(start_tracker: TrackerFactory) ->
         time.sleep(0.1)
         assert len(s.recv(65536)) > 0
         start = time.monotonic()
-        assert closed_by_peer(s, within=3.0)
+        assert closed_by_peer(s, within=8.0)  # (the request timeout is 10 s)
         assert time.monotonic() - start >= 0.3
 
 

@@ -4,14 +4,13 @@ the events and the status JSON. No sockets, no loop, a fake clock."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cs457p2p.monitor import (
+from cs457p2p.core.monitor import (
     FAULT_KINDS,
     LATENCY_BUCKETS,
     MAX_PENDING_EVENTS,
@@ -19,7 +18,14 @@ from cs457p2p.monitor import (
     Monitor,
     TrackerCounters,
 )
-from cs457p2p.protocol import BadRequest, Position, Register, Request, RequestParser
+from cs457p2p.core.requests import (
+    BadRequest,
+    Position,
+    PositionRun,
+    Register,
+    Request,
+    RequestParser,
+)
 
 
 class FakeClock:
@@ -186,24 +192,18 @@ def test_finished_matches_a_plain_model(n: int, batches: list[list[int]]) -> Non
             assert c.fetched == (n if c.finished else len(fetched))
 
 
-@dataclass(frozen=True)
-class Run:
-    """A run of positions as a bulk parser may report it (``start``, ``count``)."""
-
-    start: int
-    count: int
-
-
 def test_runs_of_positions_count_like_the_positions_they_stand_for() -> None:
     m, _ = make(10)
-    runs: list[Any] = [Register(), Run(0, 4), Position(2), Run(3, 5)]
+    runs: list[Any] = [Register(), PositionRun(0, 4), Position(2), PositionRun(3, 5)]
     feed(m, runs)
     c = m.clients["127.0.0.2"]
     assert (c.fetched, c.finished) == (8, False)
     assert (m.positions, c.requests) == (10, 11)
-    feed(m, [Run(8, 2), Run(0, 10)])
+    feed(m, [PositionRun(8, 2), PositionRun(0, 10)])
     assert (c.fetched, c.finished) == (10, True)
-    feed(m, [Run(8, 5), Run(-1, 2), Run(0, 0)])  # out of range: bad; empty: nothing
+    feed(
+        m, [PositionRun(8, 5), PositionRun(-1, 2), PositionRun(0, 0)]
+    )  # out of range: bad; empty: nothing
     assert (m.bad, c.bad, m.positions) == (2, 2, 22)
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from cs457p2p.collection import Collection, CollectionError
-from cs457p2p.protocol import ProtocolError
-from cs457p2p.reliability import Channel, RttEstimator
+from cs457p2p.core.collection import Collection, CollectionError
+from cs457p2p.core.errors import ProtocolError
+from cs457p2p.core.reliability import Channel, RttEstimator
 
 # A database of 6 items: position p holds SEQNUM STORED[p].
 STORED = [3, 0, 5, 1, 4, 2]

@@ -17,11 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import CLI, RUN_TIMEOUT, TrackerFactory
-from cs457p2p import speedups
-from cs457p2p.collection import Collection, CollectionError, fill_values_py
-from cs457p2p.protocol import decode_items_fast, decode_items_py, encode_item
+from cs457p2p.core import speedups
+from cs457p2p.core.answers import decode_items_fast, decode_items_py
+from cs457p2p.core.collection import Collection, CollectionError, fill_values_py
+from cs457p2p.core.wire import encode_item
 
-_speedups = pytest.importorskip("cs457p2p._speedups")
+_speedups = pytest.importorskip("cs457p2p.core._speedups")
 
 # One answer: ours (valid or with one field bent), another pickle, or noise.
 _OURS = st.tuples(st.integers(0, 3000), st.text(max_size=12)).map(lambda t: encode_item(*t))
@@ -116,8 +117,8 @@ def test_the_package_uses_the_extension_unless_told_not_to() -> None:
     assert speedups.ACTIVE is (os.environ.get("CS457P2P_PURE", "") in ("", "0"))
     assert (decode_items_fast is _speedups.decode_items) is speedups.ACTIVE
     code = (
-        "from cs457p2p import speedups, protocol;"
-        "print(speedups.ACTIVE, protocol.decode_items_fast.__module__)"
+        "from cs457p2p.core import speedups, answers;"
+        "print(speedups.ACTIVE, answers.decode_items_fast.__module__)"
     )
     env = dict(os.environ, CS457P2P_PURE="1")
     out = subprocess.run(
@@ -128,7 +129,7 @@ def test_the_package_uses_the_extension_unless_told_not_to() -> None:
         timeout=60,
         check=True,
     )
-    assert out.stdout.split() == ["False", "cs457p2p.protocol"]
+    assert out.stdout.split() == ["False", "cs457p2p.core.answers"]
 
 
 @pytest.mark.parametrize("pure", ["0", "1"])

@@ -1,5 +1,5 @@
 """A real ``cs457p2p tracker`` process, driven over loopback sockets with the bytes of
-``shared/spec/WIRE.md``."""
+docs/PROTOCOL.md."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from conftest import CliRunner, TrackerFactory, TrackerProcess
-from cs457p2p.database import Database
-from cs457p2p.tracker import Tracker, TrackerConfig
+from cs457p2p.core.database import Database
+from cs457p2p.tracker.server import Tracker, TrackerConfig
 from standins import (
     BAD_REQUEST_TEXT,
     REFERENCE_MESSAGE,
@@ -378,8 +378,10 @@ def test_stalled_and_vanishing_clients_do_not_stop_others(tracker: TrackerProces
         assert reference_fetch(HOST, port) == REFERENCE_MESSAGE
         with connect(HOST, port) as s:
             s.sendall(REGISTER + p2(0) + p2(1))
-            assert len(read_raw_answers(s, 3, timeout=5)) == 3
-        assert time.monotonic() - start < 3
+            assert len(read_raw_answers(s, 3, timeout=20)) == 3
+        # (a bound at what keeps a flood from starving the others, not a speed target:
+        # under two busy processes the flood's 4 MiB of answers took 5.4 s of the loop)
+        assert time.monotonic() - start < 30
         assert tracker.alive()
     finally:
         for s in stalled:
@@ -388,14 +390,15 @@ def test_stalled_and_vanishing_clients_do_not_stop_others(tracker: TrackerProces
 
 
 def test_unfinishable_request_is_closed_at_idle_timeout(start_tracker: TrackerFactory) -> None:
-    """b"junk" looks like the start of a pickle (LONG_BINGET + 3 of its 4 bytes): the
-    tracker waits for the rest, and closes the connection when it stays silent."""
+    """The start of a pickle whose string never comes: the tracker waits for the rest,
+    and drops the connection when it stays silent for the idle timeout (long before the
+    request timeout of 10 s)."""
     t = start_tracker("--idle-timeout", "0.5")
     with connect(HOST, t.port) as s:
-        s.sendall(b"junk")
+        s.sendall(b"\x80\x02X\xff\x00\x00\x00ab")  # 255 bytes of text announced, 2 sent
         start = time.monotonic()
-        read_until_eof(s, timeout=5)
-        assert time.monotonic() - start < 3
+        read_until_eof(s, timeout=12)
+        assert 0.4 < time.monotonic() - start < 8
 
 
 def test_idle_timeout_closes_silent_connections(start_tracker: TrackerFactory) -> None:
@@ -406,8 +409,8 @@ def test_idle_timeout_closes_silent_connections(start_tracker: TrackerFactory) -
         socks[2].sendall(REGISTER + p2(0))  # pipelined: kept open until idle
         start = time.monotonic()
         for s in socks:
-            read_until_eof(s, timeout=5)
-        assert time.monotonic() - start < 3
+            read_until_eof(s, timeout=12)
+        assert time.monotonic() - start < 8  # the idle timeout, not the request timeout
     finally:
         for s in socks:
             s.close()
@@ -712,7 +715,10 @@ def test_close_ends_connections_waiting_for_their_first_bytes() -> None:
         await tracker.start()
         socks = [socket.create_connection((HOST, tracker.port)) for _ in range(20)]
         try:
-            await asyncio.sleep(0.1)  # accepted, handed to asyncio, silent
+            for _ in range(200):  # accepted, handed to asyncio, silent
+                if tracker.open_connections == 20:
+                    break
+                await asyncio.sleep(0.05)
             assert tracker.open_connections == 20
             start = time.monotonic()
             await tracker.close()

@@ -411,7 +411,7 @@ def test_options_that_need_one_process_are_refused(
 def test_without_so_reuseport_workers_is_a_one_line_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], how: str
 ) -> None:
-    from cs457p2p import cli
+    from cs457p2p.cli.main import main
 
     def no_fork() -> int:
         raise AssertionError("forked")
@@ -421,7 +421,7 @@ def test_without_so_reuseport_workers_is_a_one_line_error(
         monkeypatch.delattr(socket, "SO_REUSEPORT")
     else:
         monkeypatch.setattr(sys, "platform", "darwin")
-    code = cli.main(["tracker", "--host", "127.0.0.1", "--port", "0", "--workers", "2"])
+    code = main(["tracker", "--host", "127.0.0.1", "--port", "0", "--workers", "2"])
     out, err = capsys.readouterr()
     assert (code, out) == (2, "")
     line = error_line(err)

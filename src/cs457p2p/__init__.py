@@ -1,4 +1,7 @@
-"""cs457p2p: a safe, fast, byte-compatible implementation of the cs457 P2P protocol."""
+"""cs457p2p: a safe, fast, byte-compatible implementation of the cs457 P2P protocol.
+
+The package root re-exports the public API; the layout is in docs/ARCHITECTURE.md.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +12,15 @@ __version__ = "0.1.0"
 
 # The public API, imported on first use (PEP 562) so that a client process does not
 # pay for the checker, the tracker and their imports at start-up.
-_HOMES = {
+_HOMES: dict[str, tuple[str, ...]] = {
     "checker": ("CheckResult", "ClientCommandError", "Report", "check_client", "check_tracker"),
-    "client": ("Client", "fetch_message"),
-    "session": ("ClientConfig", "ClientError", "FetchResult", "Session"),
-    "collection": ("Collection", "CollectionError"),
-    "database": ("Database", "DatabaseError"),
-    "decoder": (
+    "client": ("fetch_message",),
+    "client.blocking": ("fetch_blocking",),
+    "core.answers": ("AnswerParser", "interpret_count", "interpret_item"),
+    "core.collection": ("Collection", "CollectionError"),
+    "core.connection_rules": ("ConnectionRules", "Limits"),
+    "core.database": ("Database", "DatabaseError"),
+    "core.decoder": (
         "DecodeError",
         "Incomplete",
         "Malformed",
@@ -28,23 +33,17 @@ _HOMES = {
         "decode",
         "decode_prefix",
     ),
-    "protocol": (
+    "core.errors": ("ProtocolError", "RemoteProtocolError"),
+    "core.fetch": ("ClientConfig", "ClientError", "FetchResult"),
+    "core.requests": ("BadRequest", "Position", "Register", "Request", "RequestParser"),
+    "core.wire": (
         "BAD_REQUEST",
         "MAX_REQUEST",
         "REGISTER",
-        "AnswerParser",
-        "BadRequest",
-        "Position",
-        "ProtocolError",
-        "Register",
-        "Request",
-        "RequestParser",
         "encode",
         "encode_count",
         "encode_item",
         "encode_position",
-        "interpret_count",
-        "interpret_item",
     ),
     "tracker": ("Tracker", "TrackerConfig"),
 }
@@ -52,10 +51,13 @@ _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 if TYPE_CHECKING:
     from .checker import CheckResult, ClientCommandError, Report, check_client, check_tracker
-    from .client import Client, fetch_message
-    from .collection import Collection, CollectionError
-    from .database import Database, DatabaseError
-    from .decoder import (
+    from .client import fetch_message
+    from .client.blocking import fetch_blocking
+    from .core.answers import AnswerParser, interpret_count, interpret_item
+    from .core.collection import Collection, CollectionError
+    from .core.connection_rules import ConnectionRules, Limits
+    from .core.database import Database, DatabaseError
+    from .core.decoder import (
         DecodeError,
         Incomplete,
         Malformed,
@@ -68,25 +70,18 @@ if TYPE_CHECKING:
         decode,
         decode_prefix,
     )
-    from .protocol import (
+    from .core.errors import ProtocolError, RemoteProtocolError
+    from .core.fetch import ClientConfig, ClientError, FetchResult
+    from .core.requests import BadRequest, Position, Register, Request, RequestParser
+    from .core.wire import (
         BAD_REQUEST,
         MAX_REQUEST,
         REGISTER,
-        AnswerParser,
-        BadRequest,
-        Position,
-        ProtocolError,
-        Register,
-        Request,
-        RequestParser,
         encode,
         encode_count,
         encode_item,
         encode_position,
-        interpret_count,
-        interpret_item,
     )
-    from .session import ClientConfig, ClientError, FetchResult, Session
     from .tracker import Tracker, TrackerConfig
 
 
@@ -110,27 +105,28 @@ __all__ = [
     "AnswerParser",
     "BadRequest",
     "CheckResult",
-    "Client",
     "ClientCommandError",
     "ClientConfig",
     "ClientError",
     "Collection",
     "CollectionError",
+    "ConnectionRules",
     "Database",
     "DatabaseError",
     "DecodeError",
     "FetchResult",
     "Incomplete",
+    "Limits",
     "Malformed",
     "Position",
     "ProtocolError",
     "RefusedCode",
     "RefusedType",
     "Register",
+    "RemoteProtocolError",
     "Report",
     "Request",
     "RequestParser",
-    "Session",
     "SharedReference",
     "TooDeep",
     "TooLarge",
@@ -146,6 +142,7 @@ __all__ = [
     "encode_count",
     "encode_item",
     "encode_position",
+    "fetch_blocking",
     "fetch_message",
     "interpret_count",
     "interpret_item",

@@ -20,7 +20,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .client import ClientConfig, ClientError, fetch_message
+from .client.pipeline import AsyncClient
+from .core.fetch import ClientConfig, ClientError
 
 __all__ = ["BenchResult", "run_bench", "started_tracker"]
 
@@ -94,7 +95,7 @@ def started_tracker(items: int, *extra: str, timeout: float = 60.0) -> Iterator[
 
 async def _timed_session(config: ClientConfig) -> tuple[float, str, int]:
     start = time.perf_counter()
-    result = await fetch_message(config)
+    result = await AsyncClient(config).run()
     return time.perf_counter() - start, result.message, result.n
 
 

@@ -1,0 +1,114 @@
+"""The ``cs457p2p`` command: one subcommand per module of this package.
+
+Errors are one line on stderr: exit 2 for usage and configuration errors (bad flags, a
+bad database), 1 for failures at run time (connection refused, a lying tracker...).
+
+Each command imports what it runs, when it runs: ``main`` builds only the options of
+the command it runs (the others keep their one-line help), so a TCP client loads
+neither asyncio nor the tracker, the checker or the benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import shlex
+import sys
+from collections.abc import Sequence
+from typing import Protocol
+
+from .. import __version__
+from .args import EXIT_USAGE, Parser, fail
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+
+class _Command(Protocol):
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+#: name -> (module of this package, one-line help, description)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "tracker": (
+        "tracker",
+        "serve a database of items",
+        "Serve a shuffled database of items (Part 1).",
+    ),
+    "client": (
+        "client",
+        "collect every item and print the message",
+        "Register, collect every item and print the assembled message.",
+    ),
+    "bench": (
+        "bench",
+        "measure full client sessions against a tracker",
+        "Run C concurrent full client sessions (register, fetch every item, assemble,"
+        " check every message against the first), R rounds, in one process; print items/s"
+        " and session times. Without --tracker, start a tracker in another process on"
+        " 127.0.0.1 serving --items generated words.",
+    ),
+    "demo": (
+        "demo",
+        "run a tracker and a client in one process",
+        "Start a tracker with the built-in database on a free port and run the client against it.",
+    ),
+    "check": (
+        "check",
+        "check someone else's tracker or client (conformance, grading)",
+        "Run named conformance checks against a tracker, or run a client against"
+        " trackers started here. Exit 0 when every required check passes, 1 when one"
+        " fails, 2 for a usage error.",
+    ),
+}
+
+
+def _command(name: str) -> _Command:
+    module: _Command = importlib.import_module(f"{__package__}.{COMMANDS[name][0]}")
+    return module
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``cs457p2p`` parser. With ``command``, only that command's options are filled
+    in (the others keep their one-line help): running a command then imports nothing
+    that only another command's options need."""
+    parser = Parser(
+        prog="cs457p2p",
+        description="The cs457 P2P protocol: a safe, concurrent tracker and client.",
+    )
+    parser.add_argument("--version", action="version", version=f"cs457p2p {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+    for name, (_, help_text, description) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=description)
+        if command in (None, name):
+            _command(name).add_arguments(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after the first "--" is the COMMAND of "check client", whatever it
+    # looks like (its own options included), on every Python version.
+    after: list[str] | None = None
+    if "--" in argv:
+        k = argv.index("--")
+        argv, after = argv[:k], argv[k + 1 :]
+    name = argv[0] if argv and argv[0] in COMMANDS else None
+    parser = build_parser(name)
+    args = parser.parse_args(argv)
+    if after is not None:
+        if getattr(args, "takes_command", False):
+            args.program = [*args.program, *after]
+        elif after:
+            parser.error(f"unrecognized arguments after --: {shlex.join(after)}")
+    if getattr(args, "takes_command", False) and not args.program:
+        return fail(
+            f"cs457p2p {args.command} {args.check_command}",
+            f"missing COMMAND: write the {args.check_command}'s command line after --",
+            EXIT_USAGE,
+        )
+    with contextlib.suppress(KeyboardInterrupt):
+        return _command(args.command).run(args)
+    return 130

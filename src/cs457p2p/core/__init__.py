@@ -1,0 +1,18 @@
+"""The sans-I/O core: every rule of the protocol as pure code. Bytes and the time go in;
+bytes, decisions and deadlines come out. Nothing here opens a socket, starts a thread or
+a task, or reads a clock (import-linter's contracts in pyproject.toml hold it to that);
+the transports in :mod:`cs457p2p.tracker` and :mod:`cs457p2p.client` only move bytes.
+
+* :mod:`.decoder`: the restricted pickle decoder, the only reader of network bytes;
+* :mod:`.wire`: every Part 1 message's bytes; :mod:`.requests` and :mod:`.answers`:
+  the two sides' stream parsers;
+* :mod:`.errors`: ``RemoteProtocolError``, the base of every "the other side broke the
+  protocol";
+* :mod:`.database`: the items, stored shuffled, answers pre-encoded;
+* :mod:`.connection_rules`: the tracker's rules per connection and per datagram;
+* :mod:`.collection` and :mod:`.fetch`: the client's N slots and its session's
+  decisions; :mod:`.reliability`: UDP attribution and retransmission timeouts;
+* :mod:`.monitor`: what the tracker has seen, for the dashboard and the logs;
+* :mod:`.faults`: injected faults, configured and decided;
+* :mod:`.addresses`: ``HOST:PORT`` as text; :mod:`.speedups`: the optional C loops.
+"""

@@ -1,0 +1,119 @@
+"""Reliable collection over UDP, sans I/O: round-trip estimation and the bookkeeping
+that ties each answer datagram to the request that caused it.
+
+An answer ``(SEQNUM, VALUE)`` does not say which position it answers, and a datagram
+can be lost, duplicated, reordered or late. The rules that keep attribution certain:
+
+* An *attempt* is one request datagram (a batch of positions) sent from one socket. A
+  socket carries one attempt at a time, so a reply that reaches it answers that
+  attempt's positions, in order (a prefix of them, if the tracker had to cut it).
+* A socket gets a new attempt only after its previous attempt was answered. Any late
+  copy that reaches it afterwards is then a copy of an answered reply: its first SEQNUM
+  is already filled, and it is discarded as stale. A genuine reply to a new attempt
+  starts with an unanswered position, whose SEQNUM cannot be filled yet (SEQNUMs are a
+  permutation of the positions).
+* A socket whose attempt timed out is retired: it keeps listening (its one attempt may
+  still be answered late, and that reply is still certain), but never sends again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .collection import Collection
+from .errors import ProtocolError
+
+__all__ = ["Attempt", "Channel", "RttEstimator"]
+
+
+class RttEstimator:
+    """Retransmission timeout from measured round trips (RFC 6298, with Karn's rule
+    unnecessary: each attempt has its own socket, so every sample is unambiguous)."""
+
+    def __init__(self, initial: float = 0.1, min_rto: float = 0.02, max_rto: float = 1.0) -> None:
+        self.srtt: float | None = None
+        self.rttvar = 0.0
+        self.min_rto = min_rto
+        self.max_rto = max_rto
+        self._rto = initial
+        self._backoff = 1.0
+
+    @property
+    def rto(self) -> float:
+        return min(self._rto * self._backoff, self.max_rto)
+
+    def sample(self, rtt: float) -> None:
+        if self.srtt is None:
+            self.srtt, self.rttvar = rtt, rtt / 2
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
+            self.srtt = 0.875 * self.srtt + 0.125 * rtt
+        self._rto = max(self.min_rto, self.srtt + 4 * self.rttvar)
+        self._backoff = 1.0
+
+    def timed_out(self) -> None:
+        self._backoff = min(self._backoff * 2, 8.0)
+
+
+@dataclass
+class Attempt:
+    """One request datagram: the positions asked, in order, and when."""
+
+    positions: list[int]
+    sent_at: float
+    answered: bool = False
+
+
+class Channel:
+    """The state of one UDP socket: its attempt, and the first SEQNUM of every reply
+    it has accepted (a reply starting with one of those is a late copy: stale)."""
+
+    __slots__ = ("attempt", "firsts", "retired")
+
+    def __init__(self) -> None:
+        self.attempt: Attempt | None = None
+        self.firsts: set[int] = set()
+        self.retired = False
+
+    @property
+    def can_send(self) -> bool:
+        return not self.retired and (self.attempt is None or self.attempt.answered)
+
+    def start(self, positions: list[int], now: float) -> Attempt:
+        assert self.can_send and positions
+        self.attempt = Attempt(positions, now)
+        return self.attempt
+
+    def timed_out(self) -> list[int]:
+        """Retire this socket; return its attempt's positions to ask again elsewhere."""
+        self.retired = True
+        a = self.attempt
+        return [] if a is None or a.answered else list(a.positions)
+
+    def on_reply(self, coll: Collection, seqs: list[int], texts: list[bytes]) -> list[int] | None:
+        """Place a reply (its answers' SEQNUMs and UTF-8 VALUEs, in order); return the
+        positions it left unanswered (to ask again), or None when it is stale or has
+        nothing new.
+
+        Raises :class:`~cs457p2p.core.errors.ProtocolError` for more answers than asked and
+        :class:`~cs457p2p.core.collection.CollectionError` for a contradiction.
+        """
+        a = self.attempt
+        if a is None or not seqs:
+            return None
+        if seqs[0] in self.firsts or a.answered:
+            return None  # a late copy of a reply this socket already accepted
+        k = len(seqs)
+        if k > len(a.positions):
+            raise ProtocolError(f"a reply held {k} answers to a request for {len(a.positions)}")
+        a.answered = True
+        self.firsts.add(seqs[0])
+        first = a.positions[0]
+        if a.positions[k - 1] == first + k - 1:  # consecutive positions: in bulk
+            coll.place_run(first, seqs, texts)
+        else:
+            for position, seq, text in zip(a.positions, seqs, texts, strict=False):
+                coll.place(position, seq, text)
+        if self.retired:
+            return []  # its positions were already given back when it timed out
+        return a.positions[k:]

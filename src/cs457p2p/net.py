@@ -1,0 +1,145 @@
+"""Sockets, in one place: every address of a host bound on one port (TCP, UDP or both),
+the retry that makes port 0 one free port for all of them, and a connection failure said
+in one line. The tracker, its workers and the dashboard bind through :func:`bind_host`.
+
+``HOST:PORT`` itself is written and read by :mod:`cs457p2p.core.addresses` (pure text,
+so that the sans-I/O core can name addresses too).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import socket
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+__all__ = [
+    "PORT_ATTEMPTS",
+    "SocketPair",
+    "Target",
+    "bind_addresses",
+    "bind_host",
+    "close_pairs",
+    "describe_os_error",
+    "passive_addresses",
+    "raise_fd_limit",
+    "retry_port",
+    "unique_addresses",
+]
+
+#: ``(family, sockaddr)``: one address, as ``getaddrinfo`` gives it.
+Target = tuple[int, tuple[Any, ...]]
+#: The sockets of one address: ``(TCP, UDP)`` with transport ``both``, ``(TCP, None)``
+#: with ``tcp``, ``(UDP, None)`` with ``udp``.
+SocketPair = tuple[socket.socket, socket.socket | None]
+#: Tries of port 0 before giving up (another program can take the port that the first
+#: address got before the other addresses or the other transport bind it).
+PORT_ATTEMPTS = 20
+
+T = TypeVar("T")
+
+
+def describe_os_error(error: OSError) -> str:
+    """A failed connection or bind in a few lowercase words: ``connection refused``."""
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, ConnectionResetError):
+        return "reset"
+    if isinstance(error, TimeoutError):
+        return "timed out"
+    return str(error.strerror or error).lower()
+
+
+# -------------------------------------------------------------------------- binding
+
+
+# -------------------------------------------------------------------------- binding
+
+
+def unique_addresses(infos: Sequence[tuple[Any, ...]]) -> list[Target]:
+    """``(family, sockaddr)`` of each distinct address in ``getaddrinfo`` results."""
+    unique: list[Target] = []
+    for family, _, _, _, addr in infos:
+        if all((family, addr[0]) != (f, a[0]) for f, a in unique):
+            unique.append((int(family), tuple(addr)))
+    return unique
+
+
+def passive_addresses(host: str, port: int) -> list[Target]:
+    """Every distinct address ``host`` resolves to, for listening (``localhost``:
+    127.0.0.1 and ::1). Raises ``socket.gaierror``."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    return unique_addresses(infos)
+
+
+def bind_addresses(
+    addresses: Sequence[Target], port: int, transport: str, reuse_port: bool = False
+) -> list[SocketPair]:
+    """Bind a TCP and/or a UDP socket (``transport``: ``tcp``, ``udp`` or ``both``) on
+    each address, all on one port; port 0: the first bind picks it. ``reuse_port``:
+    with ``SO_REUSEPORT``, so that other sockets (another worker's) can bind the same
+    port and share its traffic. One try: OSError when any bind fails (nothing stays
+    bound)."""
+    bound: list[SocketPair] = []
+    pair: list[socket.socket] = []
+    try:
+        for family, addr in addresses:
+            pair = []
+            kinds = [socket.SOCK_STREAM] if transport != "udp" else []
+            if transport != "tcp":
+                kinds.append(socket.SOCK_DGRAM)
+            for kind in kinds:
+                s = socket.socket(family, kind)
+                pair.append(s)
+                if kind == socket.SOCK_STREAM:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if reuse_port:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                if family == socket.AF_INET6:
+                    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                s.bind((addr[0], port, *addr[2:]))
+                port = s.getsockname()[1]
+            bound.append((pair[0], pair[1] if len(pair) > 1 else None))
+    except OSError:
+        close_pairs(bound)
+        for s in pair:
+            s.close()
+        raise
+    return bound
+
+
+def retry_port(port: int, bind: Callable[[int], T], attempts: int = PORT_ATTEMPTS) -> T:
+    """``bind(port)``; with port 0, tried again (up to ``attempts`` times) while it
+    fails, since the free port the first socket got can be taken before the others
+    bind it. A fixed port is tried once. Raises the last OSError."""
+    last_error: OSError | None = None
+    for _attempt in range(attempts if port == 0 else 1):
+        try:
+            return bind(port)
+        except OSError as e:
+            last_error = e
+    assert last_error is not None
+    raise last_error
+
+
+def bind_host(host: str, port: int, transport: str = "both") -> list[SocketPair]:
+    """Every address of ``host`` bound on one port (port 0: one free port for all of
+    them and both transports). Raises OSError (``socket.gaierror`` included)."""
+    addresses = passive_addresses(host, port)
+    return retry_port(port, lambda p: bind_addresses(addresses, p, transport))
+
+
+def close_pairs(pairs: Sequence[SocketPair]) -> None:
+    for first, second in pairs:
+        first.close()
+        if second is not None:
+            second.close()
+
+
+def raise_fd_limit() -> None:
+    """Allow as many open files as the hard limit permits (each connection is one)."""
+    with contextlib.suppress(ValueError, OSError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

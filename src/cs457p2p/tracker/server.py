@@ -1,0 +1,529 @@
+"""The asyncio tracker, over TCP and UDP: a thin driver of the sans-I/O rules of
+:mod:`cs457p2p.core.connection_rules` and of a database's pre-encoded answers.
+
+Each TCP connection is a :class:`_Connection` that feeds its bytes, its EOF and the time
+to a :class:`~cs457p2p.core.connection_rules.ConnectionRules` and does what each step
+says (write the answers, close, abort). One timer per tracker (the sweep) checks every
+connection's deadline; a pending ASCII digit run gets a short timer of its own. UDP
+datagrams are answered by :func:`~cs457p2p.core.connection_rules.answer_datagram`.
+
+Before a connection becomes an asyncio transport, the accept handler reads what came
+with it: when that is one whole request alone (what a reference-style client sends),
+it is answered and closed there with plain socket calls, as the rules would have it;
+every other connection goes to asyncio with the bytes read so far.
+
+Limits: at most ``max_connections`` TCP connections are open (others are closed at
+once); a client that does not read its answers stops being read (``write_buffer``
+bytes queued), then is dropped after ``idle_timeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
+
+from ..core.connection_rules import (
+    ABORT,
+    CLOSE,
+    ConnectionRules,
+    Limits,
+    Responder,
+    Step,
+    answer_datagram,
+    request_count,
+)
+from ..core.database import Database
+from ..core.faults import FaultConfig, Faults
+from ..core.monitor import TrackerCounters
+from ..core.requests import Request, lone_request
+from ..core.wire import MAX_REQUEST
+from ..net import SocketPair, bind_host, raise_fd_limit
+from .fault_writers import TcpFaultWriter, UdpFaultSender
+
+__all__ = ["Observer", "Tracker", "TrackerConfig"]
+
+Address = tuple[Any, ...]
+
+TRANSPORTS = ("tcp", "udp", "both")
+
+_BACKLOG = 1024  # listen backlog
+_FIRST_READ = 64 * 1024  # bytes read at accept time
+_ACCEPT_RETRY = 1.0  # seconds before accepting again after running out of descriptors
+_OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    host: str = "localhost"
+    port: int = 7777
+    transport: str = "both"
+    idle_timeout: float = 60.0
+    request_timeout: float = 10.0
+    max_connections: int = 1024
+    digit_wait: float = 0.010
+    max_request: int = MAX_REQUEST
+    #: bytes of answers queued for one TCP client before its requests stop being read
+    write_buffer: int = 256 * 1024
+    #: seconds a shutdown waits for answers in flight before aborting connections
+    drain_timeout: float = 5.0
+    faults: FaultConfig = field(default_factory=FaultConfig)
+
+    def __post_init__(self) -> None:
+        if self.transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}")
+
+    @property
+    def limits(self) -> Limits:
+        """The per-connection limits, for the connection rules."""
+        return Limits(self.max_request, self.request_timeout, self.idle_timeout, self.digit_wait)
+
+
+class Observer(Protocol):
+    """Monitoring hook (``Tracker.observer``; see :mod:`cs457p2p.core.monitor`): sees
+    each batch of requests answered at once (one read from a connection, or one
+    datagram)."""
+
+    def observe(
+        self,
+        peer: Address,
+        transport: str,
+        requests: Sequence[Request],
+        answers: int,
+        bytes_in: int,
+        bytes_out: int,
+        latency: float,
+    ) -> None:
+        """``latency``: seconds from the batch's last bytes arriving to its answers
+        being handed to the transport."""
+
+
+class _PlainWriter:
+    """Output without faults: straight to the transport."""
+
+    __slots__ = ("transport",)
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+
+    def write_answers(self, answers: list[bytes | memoryview]) -> None:
+        self.transport.write(answers[0] if len(answers) == 1 else b"".join(answers))
+
+    def close(self) -> None:
+        t = self.transport
+        if t.can_write_eof() and not t.get_write_buffer_size():
+            t.write_eof()  # the FIN goes out now, not one loop iteration later
+        t.close()
+
+    def cancel(self) -> None:
+        pass
+
+
+class _Connection(asyncio.Protocol):
+    """One TCP connection, handed over by the tracker's accept handler with the bytes it
+    has read already (``first``), or the tail of an answer it could not send whole
+    (``unsent``: write it, then close). It moves bytes; :attr:`rules` decides."""
+
+    def __init__(self, tracker: Tracker, first: bytes = b"", unsent: bytes = b"") -> None:
+        self.tracker = tracker
+        self._first = first
+        self._unsent = unsent
+        self._loop = asyncio.get_running_loop()
+        self.rules = ConnectionRules(tracker.limits, tracker.responder.n, self._loop.time())
+        self.transport: asyncio.Transport | None = None
+        self.out: _PlainWriter | TcpFaultWriter | None = None
+        self._digit_timer: asyncio.TimerHandle | None = None
+        self._paused = False
+        self._bytes_in = 0  # for the observer only
+        self._received_at = 0.0  # for the observer only
+
+    # ------------------------------------------------------------------ asyncio API
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # (uvloop transports do not subclass it)
+        self.transport = transport
+        tracker = self.tracker
+        full = len(tracker._connections) >= tracker.config.max_connections
+        if (full or tracker._closing) and not self._unsent:  # (an answer under way: finish)
+            tracker.refused += 1
+            transport.abort()
+            return
+        tracker._connections.add(self)
+        tracker.accepted += 1
+        transport.set_write_buffer_limits(high=tracker.config.write_buffer)
+        faults = tracker.faults
+        self.out = (
+            TcpFaultWriter(faults, transport)
+            if faults is not None and faults.config.tcp_active
+            else _PlainWriter(transport)
+        )
+        if self._unsent:  # answered at accept time: the rest of that answer, then EOF
+            self.rules.closed = True
+            self.out.write_answers([self._unsent])
+            self.out.close()
+        elif self._first:
+            first, self._first = self._first, b""
+            self.data_received(first)
+
+    def data_received(self, data: bytes) -> None:
+        if self.tracker.observer is not None:
+            self._bytes_in += len(data)
+            # (a fine clock: uvloop's loop.time() only moves once per loop iteration)
+            self._received_at = time.monotonic()
+        if self._digit_timer is not None:
+            self._digit_timer.cancel()
+            self._digit_timer = None
+        rules = self.rules
+        self._take(rules.received(data, self._loop.time()))
+        if rules.digit_at is not None:
+            self._digit_timer = self._loop.call_at(rules.digit_at, self._digit_wait_over)
+
+    def eof_received(self) -> bool:
+        self._take(self.rules.ended())
+        return True  # keep the transport until the writer closes it
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._digit_timer is not None:
+            self._digit_timer.cancel()
+        if self.out is not None:
+            self.out.cancel()
+        tracker = self.tracker
+        if self in tracker._connections:
+            tracker._connections.discard(self)
+            tracker._closed_one()
+
+    def pause_writing(self) -> None:
+        # The client is not reading its answers: stop reading its requests until it does.
+        if self.transport is not None and not self._paused:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and self._paused:
+            self._paused = False
+            if not self.transport.is_closing():
+                self.transport.resume_reading()
+
+    # -------------------------------------------------------------------- internals
+
+    def _closing(self) -> bool:
+        return self.transport is None or self.transport.is_closing()
+
+    def _digit_wait_over(self) -> None:
+        self._digit_timer = None
+        # The timer is due at rules.digit_at, but loop.time() can read a little less
+        # when it fires (uvloop rounds timers to milliseconds): the wait is over.
+        due = self.rules.digit_at
+        now = self._loop.time()
+        self.check(now if due is None else max(now, due))
+
+    def check(self, now: float) -> None:
+        """The time is ``now``: apply whatever the rules say is due (the digit wait, the
+        idle and request timeouts)."""
+        t = self.transport
+        if t is None or t.is_closing():
+            return
+        step = self.rules.expired(now, writing=bool(t.get_write_buffer_size()))
+        if step.why == "idle":
+            self.tracker.dropped_idle += 1
+        elif step.why == "slow":
+            self.tracker.dropped_slow += 1
+        self._take(step)
+
+    def _take(self, step: Step) -> None:
+        """Do what the rules' step says."""
+        out = self.out
+        if out is None or self._closing():
+            return
+        if step.then == ABORT:
+            cast(asyncio.Transport, self.transport).abort()
+            return
+        if step.requests:
+            answers = self.tracker.responder.answers(step.requests)
+            out.write_answers(answers)
+            if self.tracker.observer is not None:
+                self._observe(step.requests, answers)
+        if step.then == CLOSE:
+            out.close()
+
+    def _observe(self, requests: Sequence[Request], answers: list[bytes | memoryview]) -> None:
+        observer, transport = self.tracker.observer, self.transport
+        if observer is None or transport is None:
+            return
+        bytes_in, self._bytes_in = self._bytes_in, 0
+        latency = time.monotonic() - self._received_at
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        count = request_count(requests)
+        observer.observe(peer, "tcp", requests, count, bytes_in, sum(map(len, answers)), latency)
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    """The UDP endpoint: each datagram is answered with one (see
+    :func:`~cs457p2p.core.connection_rules.answer_datagram`)."""
+
+    def __init__(self, tracker: Tracker) -> None:
+        self.tracker = tracker
+        self.transport: asyncio.DatagramTransport | None = None
+        self.sender: UdpFaultSender | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # (the selector loop's datagram transport does not subclass DatagramTransport)
+        self.transport = cast(asyncio.DatagramTransport, transport)
+        faults = self.tracker.faults
+        if faults is not None and faults.config.active:
+            self.sender = UdpFaultSender(faults, self._send)
+
+    def _send(self, data: bytes, addr: Address) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.sendto(data, addr)
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        tracker = self.tracker
+        tracker.datagrams += 1
+        observer = tracker.observer
+        started = time.monotonic() if observer is not None else 0.0
+        faults = tracker.faults
+        if faults is not None and faults.drop():
+            return  # the request is lost on the way in
+        answer = answer_datagram(data, tracker.responder, tracker.config.max_request)
+        if self.sender is not None:
+            self.sender.sendto(answer.payload, addr)
+        else:
+            self._send(answer.payload, addr)
+        if observer is not None:
+            latency = time.monotonic() - started
+            observer.observe(
+                addr, "udp", answer.answered, answer.count, len(data), len(answer.payload), latency
+            )
+
+    def error_received(self, exc: Exception) -> None:
+        pass  # e.g. ICMP port unreachable from a client that left: nothing to do
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.sender is not None:
+            self.sender.close()
+
+
+class Tracker:
+    """Serves one database over TCP and/or UDP. Use :meth:`start`, then :meth:`close`."""
+
+    def __init__(self, db: Database, config: TrackerConfig | None = None) -> None:
+        self.db = db
+        self.config = config or TrackerConfig()
+        self.limits = self.config.limits
+        self.responder = Responder(db)
+        self.faults = Faults(self.config.faults) if self.config.faults.active else None
+        self._connections: set[_Connection] = set()
+        self._listeners: list[socket.socket] = []
+        self._adopting: set[asyncio.Task[Any]] = set()
+        self._udp: list[asyncio.DatagramTransport] = []
+        self._all_closed: asyncio.Event | None = None
+        self._closing = False
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._sweep_every = 1.0
+        self.addresses: list[tuple[str, int]] = []
+        #: monitoring hook, off (None) unless a dashboard or logs ask for it
+        self.observer: Observer | None = None
+        # counters
+        self.accepted = 0
+        self.refused = 0
+        self.dropped_idle = 0
+        self.dropped_slow = 0
+        self.datagrams = 0
+        self.answered_at_accept = 0
+
+    # ------------------------------------------------------------------- lifecycle
+
+    @property
+    def port(self) -> int:
+        return self.addresses[0][1]
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._connections)
+
+    def counters(self) -> TrackerCounters:
+        """The tracker's own counters, now (for the monitor)."""
+        return TrackerCounters(
+            accepted=self.accepted,
+            refused=self.refused,
+            open_connections=self.open_connections,
+            dropped_idle=self.dropped_idle,
+            dropped_slow=self.dropped_slow,
+            datagrams=self.datagrams,
+            faults=dict(self.faults.injected) if self.faults is not None else {},
+        )
+
+    async def start(self, sockets: Sequence[SocketPair] | None = None) -> None:
+        """Bind every address of ``config.host`` on one port (``port=0``: a free port,
+        the same for all addresses and both transports) and start serving; or serve on
+        ``sockets``, bound already (``--workers``)."""
+        raise_fd_limit()
+        loop = asyncio.get_running_loop()
+        cfg = self.config
+        if sockets is not None:
+            bound = list(sockets)
+        else:
+            bound = await loop.run_in_executor(None, bind_host, cfg.host, cfg.port, cfg.transport)
+        self._all_closed = asyncio.Event()
+        # One timer for all connections: a timeout is noticed within a quarter of it.
+        self._sweep_every = min(max(min(cfg.idle_timeout, cfg.request_timeout) / 4, 0.05), 1.0)
+        self._sweeper = loop.call_later(self._sweep_every, self._sweep)
+        for first, second in bound:
+            if cfg.transport == "udp":
+                await self._start_udp(first)
+                sockname = first.getsockname()
+            else:
+                first.listen(_BACKLOG)
+                first.setblocking(False)
+                self._listeners.append(first)
+                loop.add_reader(first.fileno(), self._accept, first)
+                sockname = first.getsockname()
+                if second is not None:
+                    await self._start_udp(second)
+            self.addresses.append((str(sockname[0]), int(sockname[1])))
+
+    async def _start_udp(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        sock.setblocking(False)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+        transport, _ = await loop.create_datagram_endpoint(lambda: _Datagrams(self), sock=sock)
+        self._udp.append(transport)
+
+    # ------------------------------------------------------------------- accepting
+
+    def _accept(self, listener: socket.socket) -> None:
+        """Accept one connection waiting on ``listener`` (the loop calls again while
+        more wait). If its first bytes are there already and hold one whole request,
+        alone, it is reference-style: answered and closed here with plain socket calls,
+        never becoming an asyncio transport (which costs more CPU per connection than
+        the whole exchange). Any other connection goes to asyncio with the bytes read so
+        far; the rules are the same either way."""
+        try:
+            conn, _addr = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as e:
+            if e.errno in _OUT_OF_RESOURCES:
+                self._pause_accepting(listener)  # out of descriptors: try again soon
+            return  # otherwise (e.g. ECONNABORTED) that client has gone already
+        if self._closing or len(self._connections) >= self.config.max_connections:
+            self.refused += 1
+            conn.close()
+            return
+        first = b""
+        if self.observer is None and (self.faults is None or not self.faults.config.tcp_active):
+            try:
+                # (MSG_DONTWAIT: no syscall to make the socket non-blocking first)
+                first = conn.recv(_FIRST_READ, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                pass  # nothing sent yet: asyncio will wait for it
+            except OSError:
+                self.accepted += 1
+                conn.close()  # reset already
+                return
+            else:
+                if not first:  # connected and closed without a word
+                    self.accepted += 1
+                    conn.close()
+                    return
+                if self._answer_lone(conn, first):
+                    return
+        self._adopt(conn, first)
+
+    def _answer_lone(self, conn: socket.socket, first: bytes) -> bool:
+        """Answer and close ``conn`` if ``first`` is one whole request and nothing more
+        (the rules' reference-style case); False (nothing done) otherwise."""
+        request = lone_request(first, self.limits.max_request, self.responder.n)
+        if request is None:
+            return False
+        answer = self.responder.answer(request)
+        try:
+            sent = conn.send(answer, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self.accepted += 1
+            conn.close()  # the client reset the connection: nobody to answer
+            return True
+        if sent < len(answer):  # a large answer: asyncio writes the rest (and counts it)
+            self._adopt(conn, b"", bytes(answer[sent:]))
+            return True
+        self.accepted += 1
+        self.answered_at_accept += 1
+        conn.close()
+        return True
+
+    def _adopt(self, conn: socket.socket, first: bytes, unsent: bytes = b"") -> None:
+        """Hand ``conn`` to asyncio, as a :class:`_Connection` that starts with ``first``
+        (bytes read already) or with writing ``unsent``."""
+        loop = asyncio.get_running_loop()
+        conn.setblocking(False)
+        task = loop.create_task(
+            loop.connect_accepted_socket(lambda: _Connection(self, first, unsent), conn)
+        )
+        self._adopting.add(task)
+
+        def adopted(task: asyncio.Task[Any]) -> None:
+            self._adopting.discard(task)
+            if task.cancelled() or task.exception() is not None:
+                conn.close()  # shutting down, or the client has gone already
+
+        task.add_done_callback(adopted)
+
+    def _pause_accepting(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(listener.fileno())
+
+        def resume() -> None:
+            if not self._closing and listener in self._listeners:
+                loop.add_reader(listener.fileno(), self._accept, listener)
+
+        loop.call_later(_ACCEPT_RETRY, resume)
+
+    def _sweep(self) -> None:
+        """Check every connection whose deadline has come, then come again."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for conn in list(self._connections):
+            if now >= conn.rules.deadline:
+                conn.check(now)
+        if not self._closing:
+            self._sweeper = loop.call_later(self._sweep_every, self._sweep)
+
+    def _closed_one(self) -> None:
+        if not self._connections and self._all_closed is not None:
+            self._all_closed.set()
+
+    async def close(self) -> None:
+        """Stop accepting, let answers already written drain, then close everything."""
+        self._closing = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        loop = asyncio.get_running_loop()
+        for listener in self._listeners:
+            loop.remove_reader(listener.fileno())
+            listener.close()
+        self._listeners.clear()
+        for transport in self._udp:
+            transport.close()
+        for conn in list(self._connections):
+            if conn.out is not None and not conn._closing():
+                conn.out.close()  # after what was queued, then closes
+        if self._connections and self._all_closed is not None:
+            self._all_closed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._all_closed.wait(), self.config.drain_timeout)
+        for conn in list(self._connections):
+            if conn.transport is not None:
+                conn.transport.abort()
+        for task in list(self._adopting):
+            task.cancel()
+        self._udp.clear()

@@ -1,0 +1,363 @@
+"""cs457p2p.core.connection_rules: the tracker's rules for one connection and one
+datagram, byte by byte and with the time passed in. No sockets: the asyncio driver
+around them is tested end to end in test_tracker.py."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Sequence
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cs457p2p.core.connection_rules import (
+    ABORT,
+    CLOSE,
+    KEEP,
+    ConnectionRules,
+    Limits,
+    Responder,
+    Step,
+    answer_datagram,
+    request_count,
+)
+from cs457p2p.core.database import Database
+from cs457p2p.core.requests import (
+    BadRequest,
+    Position,
+    PositionRun,
+    Register,
+    Request,
+    RequestParser,
+    expand_runs,
+    lone_request,
+)
+from cs457p2p.core.wire import (
+    BAD_REQUEST,
+    MAX_DATAGRAM,
+    MAX_REQUEST,
+    REGISTER,
+    encode_position,
+    position_run_bytes,
+)
+from pickles import cut
+
+LIMITS = Limits(max_request=MAX_REQUEST, request_timeout=10.0, idle_timeout=60.0, digit_wait=0.01)
+N = 100
+
+
+def rules(now: float = 0.0, n: int = N) -> ConnectionRules:
+    return ConnectionRules(LIMITS, n, now)
+
+
+def p(i: int) -> bytes:
+    return encode_position(i)
+
+
+# --------------------------------------------------------- reference style or pipelining
+
+
+@pytest.mark.parametrize(
+    ("first", "expected"),
+    [
+        (REGISTER, Register()),
+        (p(5), Position(5)),
+        (b"I5\n.", Position(5)),  # Python 2's pickle.dumps(5)
+        (pickle.dumps("REGISTER", protocol=0), Register()),
+        (pickle.dumps(500, protocol=4), Position(500)),
+        (p(N), Position(N)),  # out of range: answered 'Bad request', then closed
+    ],
+)
+def test_a_first_read_holding_one_request_alone_is_answered_then_closed(
+    first: bytes, expected: Request
+) -> None:
+    r = rules()
+    assert r.received(first, 1.0) == Step([expected], CLOSE)
+    assert r.closed and not r.persistent
+    assert r.received(p(1), 1.1) == Step()  # closing: nothing more is answered
+
+
+def test_two_requests_in_the_first_read_make_a_pipelining_connection() -> None:
+    r = rules()
+    assert r.received(REGISTER + p(7), 1.0) == Step([Register(), Position(7)], KEEP)
+    assert r.persistent and not r.closed
+    assert r.received(p(3), 2.0) == Step([Position(3)], KEEP)
+
+
+def test_a_run_of_positions_is_one_request_that_counts_each_position() -> None:
+    r = rules()
+    step = r.received(position_run_bytes(0, 50), 1.0)
+    assert step == Step([PositionRun(0, 50)], KEEP)
+    assert r.requests == request_count(step.requests) == 50 and r.persistent
+
+
+def test_bytes_after_the_first_request_make_the_connection_persistent() -> None:
+    """The first request and the start of a second in the first read: the client
+    pipelines, so the connection stays open."""
+    r = rules()
+    assert r.received(p(1) + p(2)[:2], 1.0) == Step([Position(1)], KEEP)
+    assert r.persistent
+    assert r.received(p(2)[2:], 1.5) == Step([Position(2)], KEEP)
+
+
+def test_a_request_cut_in_two_reads_is_still_reference_style() -> None:
+    """The reference's single recv may see a request in pieces; the first whole request
+    alone still gets its answer and EOF."""
+    r = rules()
+    assert r.received(p(300)[:3], 1.0) == Step()
+    assert r.partial_since == 1.0
+    assert r.received(p(300)[3:], 1.2) == Step([Position(300)], CLOSE)
+
+
+@pytest.mark.parametrize(
+    "garbage", [b"\xff\xfe not a pickle", b"\x80\x02cos\nsystem\n.", b"x" * 2000]
+)
+def test_bytes_that_are_not_a_message_are_refused_then_closed(garbage: bytes) -> None:
+    r = rules()
+    step = r.received(REGISTER + garbage, 1.0)
+    assert step.then == CLOSE and step.requests[0] == Register()
+    assert [type(q) for q in step.requests] == [Register, BadRequest]
+    bad = step.requests[1]
+    assert isinstance(bad, BadRequest) and bad.fatal
+
+
+def test_a_wrong_but_wellformed_value_is_refused_and_the_connection_goes_on() -> None:
+    r = rules()
+    step = r.received(p(1) + pickle.dumps("hello", protocol=2) + p(2), 1.0)
+    assert step.then == KEEP
+    assert [type(q) for q in step.requests] == [Position, BadRequest, Position]
+
+
+# ---------------------------------------------------------------------- the digit wait
+
+
+def test_a_lone_digit_run_is_complete_after_the_digit_wait() -> None:
+    r = rules()
+    assert r.received(b"5", 1.0) == Step()
+    assert r.digit_at == pytest.approx(1.01)
+    assert r.deadline == pytest.approx(1.01)
+    assert r.expired(1.005) == Step()  # not yet
+    assert r.expired(1.01) == Step([Position(5)], CLOSE)
+
+
+def test_a_digit_run_continued_in_the_next_read_is_one_position() -> None:
+    r = rules()
+    r.received(b"1", 1.0)
+    assert r.received(b"2", 1.005) == Step()
+    assert r.digit_at == pytest.approx(1.015)  # the wait starts again
+    assert r.received(b"\n", 1.006) == Step([Position(12)], CLOSE)
+    assert r.digit_at is None
+
+
+def test_terminated_digits_need_no_wait_and_pipeline() -> None:
+    r = rules()
+    assert r.received(b"5\n6\n7", 1.0) == Step([Position(5), Position(6)], KEEP)
+    assert r.persistent and r.digit_at is not None
+    assert r.expired(r.digit_at) == Step([Position(7)], KEEP)
+
+
+# ------------------------------------------------------------------------------- EOF
+
+
+def test_eof_completes_a_trailing_digit_run_and_closes() -> None:
+    r = rules()
+    r.received(b"4", 1.0)
+    assert r.ended() == Step([Position(4)], CLOSE)
+    assert r.ended() == Step()
+
+
+def test_eof_in_the_middle_of_a_request_is_a_bad_request() -> None:
+    r = rules()
+    r.received(p(9)[:3], 1.0)
+    step = r.ended()
+    assert step.then == CLOSE and len(step.requests) == 1
+    bad = step.requests[0]
+    assert isinstance(bad, BadRequest) and bad.fatal and "incomplete" in bad.reason
+
+
+def test_eof_after_nothing_just_closes() -> None:
+    assert rules().ended() == Step((), CLOSE)
+
+
+# -------------------------------------------------------------------------- timeouts
+
+
+def test_a_silent_connection_is_aborted_at_the_idle_timeout() -> None:
+    r = rules(now=0.0)
+    r.received(REGISTER + REGISTER, 5.0)
+    assert r.deadline == 65.0
+    assert r.expired(64.9) == Step()
+    assert r.expired(65.0) == Step((), ABORT, "idle")
+    assert r.closed and r.expired(100.0) == Step()
+
+
+def test_a_request_slower_than_the_request_timeout_is_refused_then_closed() -> None:
+    r = rules()
+    r.received(REGISTER + REGISTER, 1.0)
+    r.received(b"\x80\x02", 2.0)  # a request begins...
+    r.received(b"J", 8.0)  # ...and trickles in
+    assert r.deadline == 12.0  # ten seconds from its first byte, not from the last
+    assert r.expired(11.9) == Step()
+    step = r.expired(12.0)
+    assert (step.then, step.why) == (CLOSE, "slow")
+    bad = step.requests[0]
+    assert isinstance(bad, BadRequest) and "10 s" in bad.reason
+
+
+def test_a_slow_request_behind_unwritten_answers_is_aborted() -> None:
+    r = rules()
+    r.received(REGISTER + REGISTER + b"I5", 1.0)  # protocol 0, never ended by its \n
+    assert r.expired(11.0, writing=True) == Step((), ABORT, "slow")
+
+
+def test_the_deadline_is_the_earliest_of_the_three() -> None:
+    r = rules()
+    r.received(REGISTER + REGISTER, 1.0)
+    assert r.deadline == 61.0  # idle
+    r.received(b"\x80", 2.0)
+    assert r.deadline == 12.0  # the partial request
+    r2 = rules()
+    r2.received(REGISTER + b"7", 3.0)
+    assert r2.deadline == pytest.approx(3.01)  # the digit wait
+
+
+# --------------------------------------------------------- Hypothesis: any cut, any time
+
+_REQUEST = st.one_of(
+    st.just(REGISTER),
+    st.integers(0, 2 * N).map(p),
+    st.tuples(st.integers(0, 2 * N), st.sampled_from([0, 2, 4, 5])).map(
+        lambda t: pickle.dumps(t[0], protocol=t[1])
+    ),
+    st.integers(0, 999).map(lambda i: b"%d\n" % i),
+    st.tuples(st.integers(0, N - 1), st.integers(2, 40)).map(
+        lambda t: position_run_bytes(t[0], min(t[1], N - t[0]))
+    ),
+    st.just(pickle.dumps("hello", protocol=2)),
+)
+
+
+def _drive(pieces: Sequence[bytes], end: bool) -> tuple[list[Request], str]:
+    """Feed ``pieces`` one read each, a millisecond apart, letting the digit wait pass
+    between reads when it is due; then EOF (``end``). Returns the requests answered and
+    the last step's verdict."""
+    r = rules()
+    now = 0.0
+    got: list[Request] = []
+    then = KEEP
+    for piece in pieces:
+        now += 0.001
+        if r.digit_at is not None and now >= r.digit_at:
+            step = r.expired(now)
+            got += step.requests
+            then = step.then
+        if then != KEEP:
+            break
+        step = r.received(piece, now)
+        got += step.requests
+        then = step.then
+        if then != KEEP:
+            break
+    if end and then == KEEP:
+        step = r.ended()
+        got += step.requests
+        then = step.then
+    return got, then
+
+
+@settings(max_examples=400, deadline=None)
+@given(messages=st.lists(_REQUEST, min_size=2, max_size=8), cuts=st.lists(st.integers(0, 400)))
+def test_pipelined_requests_cut_anywhere_are_all_answered_in_order(
+    messages: list[bytes], cuts: list[int]
+) -> None:
+    """Two or more requests written at once (as a pipelining client writes them),
+    delivered in any pieces, then EOF: every request is answered, in order, exactly as
+    the parser reads the whole stream, and the connection closes only at the end. (The
+    one exception is the reference-style rule: when the read that completes the first
+    request holds nothing more, that request is answered and the connection closed.)"""
+    data = b"\n".join(messages)  # (a digit run needs an end before the next message)
+    pieces = [c for c in cut(data, cuts) if c]
+    whole = RequestParser(MAX_REQUEST)
+    expected = whole.feed(data) + whole.flush()
+    reads = RequestParser(MAX_REQUEST, N)
+    for piece in pieces:  # the read that completes the first request...
+        completed = reads.feed(piece)
+        if completed:
+            break
+    if request_count(completed) == 1 and not reads.buffered:
+        return  # ...held it alone: reference style (tested above and below)
+    got, then = _drive(pieces, end=True)
+    assert then == CLOSE
+    assert expand_runs(got) == expected
+
+
+_FIRST = st.one_of(
+    _REQUEST,
+    st.lists(_REQUEST, min_size=2, max_size=3).map(b"".join),
+    st.sampled_from([b"5", b"12\n", b" ", b"REG", b"\xff", b"I5\n", b""]),
+    st.binary(max_size=12),
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(first=_FIRST)
+def test_the_accept_time_lane_agrees_with_the_rules(first: bytes) -> None:
+    """The tracker answers a connection at accept time when ``lone_request`` reads one
+    request alone in its first bytes: exactly when the rules would answer that request
+    and close."""
+    lone = lone_request(first, MAX_REQUEST, N)
+    step = rules().received(first, 1.0)
+    alone = step.then == CLOSE and len(step.requests) == 1
+    assert (lone is not None) == alone
+    if lone is not None:
+        assert step.requests[0] == lone
+
+
+# ------------------------------------------------------------------------ the answers
+
+DB = Database.from_message(" ".join(f"w{i}" for i in range(N)), shuffle_seed=3)
+RESPONDER = Responder(DB)
+
+
+def test_the_responder_answers_from_the_database() -> None:
+    assert RESPONDER.answer(Register()) == DB.count_answer
+    assert RESPONDER.answer(Position(4)) == DB.answer(4)
+    assert bytes(RESPONDER.answer(PositionRun(2, 3))) == DB.answer(2) + DB.answer(3) + DB.answer(4)
+    for bad in (Position(N), Position(-1), BadRequest("x", fatal=False)):
+        assert RESPONDER.answer(bad) == BAD_REQUEST
+
+
+# -------------------------------------------------------------------------------- UDP
+
+
+def test_a_datagram_of_several_requests_gets_one_datagram_of_answers() -> None:
+    d = answer_datagram(REGISTER + p(1) + p(2), RESPONDER)
+    assert d.payload == DB.count_answer + DB.answer(1) + DB.answer(2)
+    assert expand_runs(d.answered) == [Register(), Position(1), Position(2)] and d.count == 3
+
+
+def test_an_empty_datagram_is_a_bad_request() -> None:
+    d = answer_datagram(b"", RESPONDER)
+    assert d.payload == BAD_REQUEST and d.count == 1
+
+
+def test_a_trailing_digit_run_ends_with_the_datagram() -> None:
+    assert answer_datagram(b"7", RESPONDER).payload == DB.answer(7)
+
+
+def test_answers_are_cut_after_the_last_whole_one_that_fits() -> None:
+    room = len(DB.answer(0)) * 3 + 5
+    d = answer_datagram(position_run_bytes(0, 10), RESPONDER, room=room)
+    assert d.answered == [PositionRun(0, 3)] and d.count == 3
+    assert d.payload == b"".join(DB.answer(i) for i in range(3))
+
+
+def test_one_answer_larger_than_a_datagram_is_sent_whole() -> None:
+    big = Database.from_message("x" * (MAX_DATAGRAM + 10) + " y", shuffle_seed=1)
+    responder = Responder(big)
+    position = next(i for i in range(2) if len(big.answer(i)) > MAX_DATAGRAM)
+    d = answer_datagram(p(position), responder)
+    assert d.payload == big.answer(position) and d.count == 1
+    d = answer_datagram(position_run_bytes(0, 2), responder)
+    assert d.count == 1 and d.payload == big.answer(0)
