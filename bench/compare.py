@@ -121,6 +121,7 @@ def main() -> None:
     parser.add_argument("before")
     parser.add_argument("after")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--only", default="", help="the measurements whose name holds this")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         dbs = {}
@@ -129,6 +130,8 @@ def main() -> None:
             Path(dbs[n]).write_text(" ".join(f"w{i}" for i in range(n)))
         print(f"{'measurement':<50} {'before':>12} {'after':>12} {'after/before':>14}")
         for name, (unit, run) in measurements(dbs).items():
+            if args.only not in name:
+                continue
             before: list[float] = []
             after: list[float] = []
             for k in range(args.rounds):  # alternate which goes first

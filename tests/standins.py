@@ -24,6 +24,7 @@ import io
 import pickletools
 import shlex
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -219,7 +220,16 @@ HANG = _Hang()
 #: A responder's answer meaning "close without answering".
 CLOSE = None
 
-Answer = bytes | _Hang | None
+
+class Drip:
+    """A responder's answer sent one byte every ``interval`` seconds."""
+
+    def __init__(self, data: bytes, interval: float = 0.3) -> None:
+        self.data = data
+        self.interval = interval
+
+
+Answer = bytes | _Hang | Drip | None
 
 
 class StandinServer:
@@ -322,6 +332,11 @@ class OneShotServer(StandinServer):
         answer = self.respond(data)
         if isinstance(answer, _Hang):
             self.wait_stopped(60)
+        elif isinstance(answer, Drip):
+            for k in range(len(answer.data)):
+                conn.sendall(answer.data[k : k + 1])
+                if self.wait_stopped(answer.interval):
+                    return
         elif answer is not None:
             conn.sendall(answer)
 
@@ -361,6 +376,26 @@ class ReferenceTracker(OneShotServer):
         return dumps_p0(self.items[position])
 
 
+def huge_int_pickle(size: int = 2000) -> bytes:
+    """A protocol 2 pickle of an integer written as ``size`` bytes (LONG4): over 4,300
+    digits, more than Python formats by default."""
+    return b"\x80\x02\x8b" + struct.pack("<i", size) + b"\x01" * size
+
+
+def memo_bomb(count: int, text_size: int = 1000) -> bytes:
+    """A protocol 2 pickle of a list holding one ``text_size``-character string
+    ``count`` times, each a 2-byte memo GET: a few bytes that stand for
+    ``count * text_size`` characters once described."""
+    text = b"x" * text_size
+    return (
+        b"\x80\x02](X" + struct.pack("<I", text_size) + text + b"q\x01"
+        + b"h\x01" * count + b"e."
+    )  # fmt: skip
+
+
+#: A memo bomb that fills an answer of 1 MiB (what a client accepts for one answer).
+MEMO_BOMB = memo_bomb((1 << 20) // 2 - 600)
+
 #: A small database for the lies: stored order; the message is "a b c d".
 LIE_ITEMS: tuple[tuple[int, str], ...] = ((2, "c"), (0, "a"), (3, "d"), (1, "b"))
 LIE_MESSAGE = "a b c d"
@@ -391,6 +426,13 @@ LIES: dict[str, tuple[str, Any, str]] = {
     "close_item": ("item", CLOSE, r"without answering|closed"),
     "truncated_item": ("item", dumps_p0((1, "b"))[:-3], r"without answering|closed"),
     "hang_item": ("item", HANG, r"timed out"),
+    "huge_int_seqnum": (
+        "item",
+        huge_int_pickle() + b"X\x01\x00\x00\x00b\x86.",
+        r"refused.*(large|limit)",
+    ),
+    "memo_bomb_item": ("item", MEMO_BOMB, r"refused.*(large|limit)"),
+    "memo_bomb_datagram": ("item", memo_bomb(24_000, 16_000), r"refused.*(large|limit)"),
     "evil_register": ("register", lambda cmd: evil_pickle(cmd, 0), r"refused|opcode|global"),
     "bad_request_register": ("register", BAD_REQUEST_P0, r"bad request"),
     "negative_n": ("register", dumps_p0(-1), r"negative"),
@@ -399,9 +441,14 @@ LIES: dict[str, tuple[str, Any, str]] = {
     "n_bool": ("register", dumps_p0(True), r"integer"),
     "n_tuple": ("register", dumps_p0((4,)), r"integer"),
     "n_huge": ("register", dumps_p0(10**12), r"limit|max-items"),
+    "huge_int_register": ("register", huge_int_pickle() + b".", r"refused.*(large|limit)"),
+    "memo_bomb_register": ("register", MEMO_BOMB, r"refused.*(large|limit)"),
     "garbage_register": ("register", b"four\n", r"refused|pickle|opcode|malformed"),
     "close_register": ("register", CLOSE, r"without answering|closed"),
     "hang_register": ("register", HANG, r"timed out"),
+    # one byte every 0.3 s of a pickle that would take minutes to end
+    "drip_register": ("register", Drip(dumps_p0("x" * 1000)), r"timed out"),
+    "drip_item": ("item", Drip(dumps_p0((1, "b" * 1000))), r"timed out"),
 }
 
 
@@ -423,6 +470,51 @@ class LyingTracker(ReferenceTracker):
         if self.target == "item" and position == LIE_POSITION:
             return self.lie_answer
         return super().answer_item(position)
+
+
+class LyingUdpTracker:
+    """A UDP tracker that tells one lie of :data:`LIES` (those of bytes only): REGISTER
+    gets N = 4 (or the lie), every other datagram the lie (or 'Bad request'). A thread on
+    a loopback port; a context manager."""
+
+    def __init__(self, lie: str, host: str = "127.0.0.1") -> None:
+        target, answer, _ = LIES[lie]
+        assert isinstance(answer, bytes), lie
+        self.target, self.lie_answer = target, answer
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.bind((host, 0))
+        self._sock.settimeout(0.05)
+        self.host, self.port = host, self._sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def address(self) -> str:
+        return format_address(self.host, self.port)
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, addr = self._sock.recvfrom(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if data.startswith(REGISTER):
+                answer = self.lie_answer if self.target == "register" else dumps_p0(4)
+            else:
+                answer = self.lie_answer if self.target == "item" else BAD_REQUEST_P0
+            with contextlib.suppress(OSError):
+                self._sock.sendto(answer[:65507], addr)
+
+    def __enter__(self) -> LyingUdpTracker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._sock.close()
 
 
 class FlakyReferenceTracker(ReferenceTracker):

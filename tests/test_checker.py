@@ -7,9 +7,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import pickletools
 import re
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -39,6 +41,7 @@ from standins import (
     error_line,
     first_pickle_end,
     free_port,
+    wait_for,
 )
 
 OUR_CLIENT = [sys.executable, "-m", "cs457p2p", "client", "--tracker", "{host}:{port}", "--quiet"]
@@ -90,6 +93,17 @@ if mode == "hang":
     import subprocess
     subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # holds stdout
     time.sleep(60)
+if mode in ("leak-setsid", "hold-stdout"):
+    import subprocess
+    # a grandchild in a session of its own (out of the client's process group), or one
+    # that keeps the client's stdout open: both must die with the client's run
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(300)"],
+        start_new_session=mode == "leak-setsid",
+        stdout=None if mode == "hold-stdout" else subprocess.DEVNULL,
+    )
+    with open(sys.argv[4], "a") as f:
+        f.write(f"{child.pid}\\n")
 
 
 def ask(request):
@@ -556,7 +570,8 @@ def test_dashes_after_the_command_are_the_commands_own(run_cli: CliRunner) -> No
 
 
 def test_substitute() -> None:
-    assert substitute(["c", "--t", "{host}:{port}", "{transport}", "{x}"], "h", 5, "udp") == [
+    values = {"host": "h", "port": 5, "transport": "udp"}
+    assert substitute(["c", "--t", "{host}:{port}", "{transport}", "{x}"], values) == [
         "c",
         "--t",
         "h:5",
@@ -624,3 +639,89 @@ def test_check_tracker_api_in_a_thread() -> None:
         th.start()
         th.join(30)
     assert results and results[0].ok, results[0].table() if results else "no report"
+
+
+@pytest.mark.parametrize("mode", ["leak-setsid", "hold-stdout"])
+def test_a_clients_whole_process_tree_ends_with_its_run(
+    run_cli: CliRunner, student_client: list[str], tmp_path: Path, mode: str
+) -> None:
+    """A grandchild in a session of its own once outlived the checker (and the scenario
+    passed); one that kept the client's stdout open turned a 0.1 s client into "did not
+    exit within 5 s"."""
+    pids = tmp_path / "pids"
+    start = time.monotonic()
+    code, report = run_json(
+        run_cli,
+        "client", "--json", "--timeout", "20", "--scenario", "reference-db",
+        "--", *student_client, mode, str(pids),
+    )  # fmt: skip
+    elapsed = time.monotonic() - start
+    assert code == 0, report["checks"]
+    assert elapsed < 15  # not held by the child for its 300 s, nor by the 20 s timeout
+    (pid,) = [int(line) for line in pids.read_text().split()]
+    assert wait_for(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), 10), (
+        f"process {pid} of the client's tree outlived the check"
+    )
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_check_tracker_stops_at_its_overall_deadline(
+    start_tracker: TrackerFactory, run_cli: CliRunner
+) -> None:
+    """A tracker that answers every request, slowly: each answer within --timeout, the
+    whole run (hundreds of requests) far longer. The report says what was not checked."""
+    t = start_tracker("--delay", "300")
+    start = time.monotonic()
+    code, report = run_json(
+        run_cli, "tracker", t.address, "--json", "--timeout", "2", "--deadline", "3"
+    )
+    elapsed = time.monotonic() - start
+    assert code == 1
+    assert elapsed < 20  # the deadline, and the checks under way when it passed
+    details = [c["detail"] for c in report["checks"]]
+    assert any("overall deadline of 3 s passed" in d for d in details), details
+
+
+def _peak_rss_mb(argv: list[str], timeout: float = 120) -> tuple[int, float, str]:
+    """Run ``argv``; its exit code, its peak resident memory in MB (wait4's
+    ru_maxrss), and its stdout."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    out = b""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while chunk := proc.stdout.read(65536):
+        out += chunk
+        assert time.monotonic() < deadline, "did not finish in time"
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage.ru_maxrss / 1024, out.decode()
+
+
+def test_check_tracker_keeps_one_copy_of_the_database(
+    start_tracker: TrackerFactory, tmp_path: Path
+) -> None:
+    """64 items of 100 kB: its concurrent check once held 20 copies (here 128 MB; 5.7 GB
+    for a database of 1 MiB answers); now it compares as the answers come."""
+    db = tmp_path / "big.txt"
+    db.write_text(" ".join(f"{k:03d}" + "v" * 100_000 for k in range(64)))
+    t = start_tracker("--db", str(db))
+    code, peak, out = _peak_rss_mb(
+        [sys.executable, "-m", "cs457p2p", "check", "tracker", t.address, "--json"]
+    )
+    report = json.loads(out)
+    assert code == 0, report["summary"]
+    assert by_name(report)["concurrent"]["passed"]
+    assert peak < 120, f"the checker's peak was {peak:.0f} MB"
+
+
+def test_check_tracker_survives_a_memo_bomb(run_cli: CliRunner) -> None:
+    with LyingTracker("memo_bomb_item") as t:
+        code, report = run_json(run_cli, "tracker", t.address, "--json")
+    assert code == 1
+    assert "memo references" in by_name(report)["items"]["detail"]

@@ -7,6 +7,7 @@ import asyncio
 import pickle
 import random
 import re
+import resource
 import socket
 import subprocess
 import threading
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from conftest import ClientRunner, ClientSpawner, TrackerFactory, TrackerProcess
+from conftest import CLI, ClientRunner, ClientSpawner, TrackerFactory, TrackerProcess
 from cs457p2p.client import ClientConfig, ClientError, FetchResult, fetch_message
 from cs457p2p.client.blocking import BlockingClient
 from standins import (
@@ -31,6 +32,7 @@ from standins import (
     DroppingTracker,
     FlakyReferenceTracker,
     LyingTracker,
+    LyingUdpTracker,
     ReferenceTracker,
     decode,
     dumps_p0,
@@ -221,7 +223,7 @@ def test_client_detects_a_reference_style_tracker(run_client: ClientRunner, n: i
 @pytest.mark.parametrize("lie", list(LIES))
 def test_client_refuses_every_lie(run_client: ClientRunner, tmp_path: Path, lie: str) -> None:
     marker = tmp_path / "pwned"
-    hangs = lie.startswith("hang_")
+    hangs = lie.startswith(("hang_", "drip_"))
     with LyingTracker(lie, touch_command(marker)) as liar:
         start = time.monotonic()
         r = run_client(liar.address, "--quiet", "--timeout", "1" if hangs else "2", timeout=15)
@@ -457,3 +459,77 @@ def test_a_session_resolves_the_tracker_once_and_keeps_the_address_that_answered
     assert result.message == REFERENCE_MESSAGE and not result.reference_style
     assert result.connections >= 3  # REGISTER, the probe, the pipeline
     assert calls == ["localhost"]
+
+
+# ----------------------------------------------------------- bounded memory and time
+
+#: Lies that cost an unbounded client gigabytes or a traceback: integers over 4,300
+#: digits (Python refuses to format them), and memo references that stand for hundreds
+#: of megabytes once described.
+BOMBS = [
+    "huge_int_register",
+    "huge_int_seqnum",
+    "memo_bomb_register",
+    "memo_bomb_item",
+    "memo_bomb_datagram",
+]
+#: The client's address space in these tests: far above what it needs, far below what
+#: describing a memo bomb in full takes.
+ADDRESS_SPACE = 400 << 20
+
+
+def run_capped(*args: str) -> subprocess.CompletedProcess[str]:
+    """``cs457p2p ARGS`` with its address space capped at :data:`ADDRESS_SPACE`."""
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+
+    return subprocess.run(
+        [*CLI, *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=cap,
+        check=False,
+    )
+
+
+def test_the_capped_client_fetches_normally() -> None:
+    """Control: the cap is no obstacle to an honest run, over TCP or UDP."""
+    with ReferenceTracker() as ref:
+        r = run_capped("client", "--tracker", ref.address, "-q")
+    assert (r.returncode, r.stdout, r.stderr) == (0, REFERENCE_MESSAGE + "\n", "")
+
+
+@pytest.mark.parametrize("lie", BOMBS)
+def test_a_bomb_over_tcp_is_one_line_in_bounded_memory(lie: str) -> None:
+    with LyingTracker(lie) as liar:
+        r = run_capped("client", "--tracker", liar.address, "-q", "--timeout", "10")
+    assert (r.returncode, r.stdout) == (1, ""), r.stderr[-2000:]
+    line = error_line(r.stderr)
+    assert re.search(LIES[lie][2], line, re.IGNORECASE), line
+    assert len(line) < 400, line
+
+
+@pytest.mark.parametrize("lie", [b for b in BOMBS if len(LIES[b][1]) <= 65507])
+def test_a_bomb_over_udp_is_one_line_in_bounded_memory(lie: str) -> None:
+    with LyingUdpTracker(lie) as liar:
+        r = run_capped("client", "--tracker", liar.address, "--transport", "udp", "-q")
+    assert (r.returncode, r.stdout) == (1, ""), r.stderr[-2000:]
+    line = error_line(r.stderr)
+    assert re.search(LIES[lie][2], line, re.IGNORECASE), line
+    assert len(line) < 400, line
+
+
+def test_valid_but_huge_answers_stop_at_the_message_limit() -> None:
+    """40 items of 900 kB each, every answer valid: the client refuses them once they
+    add up to more than --max-message, instead of holding them all (600 such answers
+    once took 1.88 GB)."""
+    items = [(seq, "v" * 900_000) for seq in range(40)]
+    with ReferenceTracker(items) as big:
+        r = run_capped(
+            "client", "--tracker", big.address, "-q", "--max-message", "16", "--timeout", "20"
+        )
+    assert (r.returncode, r.stdout) == (1, ""), r.stderr[-2000:]
+    assert "add up to more than 16,777,216 bytes (--max-message)" in error_line(r.stderr)

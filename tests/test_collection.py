@@ -249,3 +249,11 @@ def test_invalid_utf8_value_is_refused_when_assembling() -> None:
     c.place_run(0, [0, 1], [b"ok", b"\xff"])
     with pytest.raises(CollectionError, match="UTF-8"):
         c.message()
+
+
+def test_the_values_may_add_up_to_max_bytes_and_no_more() -> None:
+    coll = Collection(3, max_bytes=10)
+    coll.place(0, 0, "abcd")
+    coll.place_run(1, [1], [b"efgh"])
+    with pytest.raises(CollectionError, match="more than 10 bytes"):
+        coll.place(2, 2, "ijk")

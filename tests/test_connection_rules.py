@@ -47,8 +47,20 @@ LIMITS = Limits(max_request=MAX_REQUEST, request_timeout=10.0, idle_timeout=60.0
 N = 100
 
 
-def rules(now: float = 0.0, n: int = N) -> ConnectionRules:
-    return ConnectionRules(LIMITS, n, now)
+DB = Database.from_message(" ".join(f"w{i}" for i in range(N)), shuffle_seed=3)
+RESPONDER = Responder(DB)
+
+
+def rules(now: float = 0.0, limits: Limits = LIMITS) -> ConnectionRules:
+    return ConnectionRules(limits, RESPONDER, now)
+
+
+def said(step: Step) -> tuple[list[Request], str]:
+    """What a step answers and then does (checking its answers are those requests')."""
+    assert bytes(b"".join(step.answers)) == b"".join(
+        bytes(a) for a in RESPONDER.answers(step.requests)
+    )
+    return list(step.requests), step.then
 
 
 def p(i: int) -> bytes:
@@ -73,22 +85,22 @@ def test_a_first_read_holding_one_request_alone_is_answered_then_closed(
     first: bytes, expected: Request
 ) -> None:
     r = rules()
-    assert r.received(first, 1.0) == Step([expected], CLOSE)
+    assert said(r.received(first, 1.0)) == ([expected], CLOSE)
     assert r.closed and not r.persistent
-    assert r.received(p(1), 1.1) == Step()  # closing: nothing more is answered
+    assert said(r.received(p(1), 1.1)) == ([], KEEP)  # closing: nothing more is answered
 
 
 def test_two_requests_in_the_first_read_make_a_pipelining_connection() -> None:
     r = rules()
-    assert r.received(REGISTER + p(7), 1.0) == Step([Register(), Position(7)], KEEP)
+    assert said(r.received(REGISTER + p(7), 1.0)) == ([Register(), Position(7)], KEEP)
     assert r.persistent and not r.closed
-    assert r.received(p(3), 2.0) == Step([Position(3)], KEEP)
+    assert said(r.received(p(3), 2.0)) == ([Position(3)], KEEP)
 
 
 def test_a_run_of_positions_is_one_request_that_counts_each_position() -> None:
     r = rules()
     step = r.received(position_run_bytes(0, 50), 1.0)
-    assert step == Step([PositionRun(0, 50)], KEEP)
+    assert said(step) == ([PositionRun(0, 50)], KEEP)
     assert r.requests == request_count(step.requests) == 50 and r.persistent
 
 
@@ -96,18 +108,18 @@ def test_bytes_after_the_first_request_make_the_connection_persistent() -> None:
     """The first request and the start of a second in the first read: the client
     pipelines, so the connection stays open."""
     r = rules()
-    assert r.received(p(1) + p(2)[:2], 1.0) == Step([Position(1)], KEEP)
+    assert said(r.received(p(1) + p(2)[:2], 1.0)) == ([Position(1)], KEEP)
     assert r.persistent
-    assert r.received(p(2)[2:], 1.5) == Step([Position(2)], KEEP)
+    assert said(r.received(p(2)[2:], 1.5)) == ([Position(2)], KEEP)
 
 
 def test_a_request_cut_in_two_reads_is_still_reference_style() -> None:
     """The reference's single recv may see a request in pieces; the first whole request
     alone still gets its answer and EOF."""
     r = rules()
-    assert r.received(p(300)[:3], 1.0) == Step()
+    assert said(r.received(p(300)[:3], 1.0)) == ([], KEEP)
     assert r.partial_since == 1.0
-    assert r.received(p(300)[3:], 1.2) == Step([Position(300)], CLOSE)
+    assert said(r.received(p(300)[3:], 1.2)) == ([Position(300)], CLOSE)
 
 
 @pytest.mark.parametrize(
@@ -134,27 +146,27 @@ def test_a_wrong_but_wellformed_value_is_refused_and_the_connection_goes_on() ->
 
 def test_a_lone_digit_run_is_complete_after_the_digit_wait() -> None:
     r = rules()
-    assert r.received(b"5", 1.0) == Step()
+    assert said(r.received(b"5", 1.0)) == ([], KEEP)
     assert r.digit_at == pytest.approx(1.01)
     assert r.deadline == pytest.approx(1.01)
-    assert r.expired(1.005) == Step()  # not yet
-    assert r.expired(1.01) == Step([Position(5)], CLOSE)
+    assert said(r.expired(1.005)) == ([], KEEP)  # not yet
+    assert said(r.expired(1.01)) == ([Position(5)], CLOSE)
 
 
 def test_a_digit_run_continued_in_the_next_read_is_one_position() -> None:
     r = rules()
     r.received(b"1", 1.0)
-    assert r.received(b"2", 1.005) == Step()
+    assert said(r.received(b"2", 1.005)) == ([], KEEP)
     assert r.digit_at == pytest.approx(1.015)  # the wait starts again
-    assert r.received(b"\n", 1.006) == Step([Position(12)], CLOSE)
+    assert said(r.received(b"\n", 1.006)) == ([Position(12)], CLOSE)
     assert r.digit_at is None
 
 
 def test_terminated_digits_need_no_wait_and_pipeline() -> None:
     r = rules()
-    assert r.received(b"5\n6\n7", 1.0) == Step([Position(5), Position(6)], KEEP)
+    assert said(r.received(b"5\n6\n7", 1.0)) == ([Position(5), Position(6)], KEEP)
     assert r.persistent and r.digit_at is not None
-    assert r.expired(r.digit_at) == Step([Position(7)], KEEP)
+    assert said(r.expired(r.digit_at)) == ([Position(7)], KEEP)
 
 
 # ------------------------------------------------------------------------------- EOF
@@ -163,8 +175,8 @@ def test_terminated_digits_need_no_wait_and_pipeline() -> None:
 def test_eof_completes_a_trailing_digit_run_and_closes() -> None:
     r = rules()
     r.received(b"4", 1.0)
-    assert r.ended() == Step([Position(4)], CLOSE)
-    assert r.ended() == Step()
+    assert said(r.ended()) == ([Position(4)], CLOSE)
+    assert said(r.ended()) == ([], KEEP)
 
 
 def test_eof_in_the_middle_of_a_request_is_a_bad_request() -> None:
@@ -177,7 +189,7 @@ def test_eof_in_the_middle_of_a_request_is_a_bad_request() -> None:
 
 
 def test_eof_after_nothing_just_closes() -> None:
-    assert rules().ended() == Step((), CLOSE)
+    assert said(rules().ended()) == ([], CLOSE)
 
 
 # -------------------------------------------------------------------------- timeouts
@@ -187,9 +199,9 @@ def test_a_silent_connection_is_aborted_at_the_idle_timeout() -> None:
     r = rules(now=0.0)
     r.received(REGISTER + REGISTER, 5.0)
     assert r.deadline == 65.0
-    assert r.expired(64.9) == Step()
-    assert r.expired(65.0) == Step((), ABORT, "idle")
-    assert r.closed and r.expired(100.0) == Step()
+    assert said(r.expired(64.9)) == ([], KEEP)
+    assert r.expired(65.0) == Step((), [], ABORT, "idle")
+    assert r.closed and said(r.expired(100.0)) == ([], KEEP)
 
 
 def test_a_request_slower_than_the_request_timeout_is_refused_then_closed() -> None:
@@ -198,7 +210,7 @@ def test_a_request_slower_than_the_request_timeout_is_refused_then_closed() -> N
     r.received(b"\x80\x02", 2.0)  # a request begins...
     r.received(b"J", 8.0)  # ...and trickles in
     assert r.deadline == 12.0  # ten seconds from its first byte, not from the last
-    assert r.expired(11.9) == Step()
+    assert said(r.expired(11.9)) == ([], KEEP)
     step = r.expired(12.0)
     assert (step.then, step.why) == (CLOSE, "slow")
     bad = step.requests[0]
@@ -208,7 +220,7 @@ def test_a_request_slower_than_the_request_timeout_is_refused_then_closed() -> N
 def test_a_slow_request_behind_unwritten_answers_is_aborted() -> None:
     r = rules()
     r.received(REGISTER + REGISTER + b"I5", 1.0)  # protocol 0, never ended by its \n
-    assert r.expired(11.0, writing=True) == Step((), ABORT, "slow")
+    assert r.expired(11.0, writing=True) == Step((), [], ABORT, "slow")
 
 
 def test_the_deadline_is_the_earliest_of_the_three() -> None:
@@ -238,31 +250,38 @@ _REQUEST = st.one_of(
 )
 
 
-def _drive(pieces: Sequence[bytes], end: bool) -> tuple[list[Request], str]:
-    """Feed ``pieces`` one read each, a millisecond apart, letting the digit wait pass
-    between reads when it is due; then EOF (``end``). Returns the requests answered and
-    the last step's verdict."""
-    r = rules()
+def _drive(
+    pieces: Sequence[bytes], end: bool, limits: Limits = LIMITS
+) -> tuple[list[Request], str]:
+    """Feed ``pieces`` one read each, a millisecond apart, taking every later turn the
+    rules ask for (the client reads at once) and letting the digit wait pass between
+    reads when it is due; then EOF (``end``). Returns the requests answered and the
+    last step's verdict."""
+    r = rules(limits=limits)
     now = 0.0
     got: list[Request] = []
     then = KEEP
+
+    def take(step: Step) -> str:
+        got.extend(said(step)[0])
+        assert sum(map(len, step.answers)) <= max(limits.turn_output, 64), "over the turn"
+        return step.then
+
     for piece in pieces:
         now += 0.001
         if r.digit_at is not None and now >= r.digit_at:
-            step = r.expired(now)
-            got += step.requests
-            then = step.then
+            then = take(r.expired(now))
         if then != KEEP:
             break
-        step = r.received(piece, now)
-        got += step.requests
-        then = step.then
+        then = take(r.received(piece, now))
+        while then == KEEP and r.has_work:
+            then = take(r.resume(now))
         if then != KEEP:
             break
     if end and then == KEEP:
-        step = r.ended()
-        got += step.requests
-        then = step.then
+        then = take(r.ended())
+        while then == KEEP and r.has_work:
+            then = take(r.resume(now))
     return got, then
 
 
@@ -316,9 +335,6 @@ def test_the_accept_time_lane_agrees_with_the_rules(first: bytes) -> None:
 
 # ------------------------------------------------------------------------ the answers
 
-DB = Database.from_message(" ".join(f"w{i}" for i in range(N)), shuffle_seed=3)
-RESPONDER = Responder(DB)
-
 
 def test_the_responder_answers_from_the_database() -> None:
     assert RESPONDER.answer(Register()) == DB.count_answer
@@ -337,13 +353,13 @@ def test_a_datagram_of_several_requests_gets_one_datagram_of_answers() -> None:
     assert expand_runs(d.answered) == [Register(), Position(1), Position(2)] and d.count == 3
 
 
-def test_an_empty_datagram_is_a_bad_request() -> None:
+def test_an_empty_datagram_is_answered_by_nothing() -> None:
     d = answer_datagram(b"", RESPONDER)
-    assert d.payload == BAD_REQUEST and d.count == 1
+    assert d.payload == b"" and d.count == 0
 
 
 def test_a_trailing_digit_run_ends_with_the_datagram() -> None:
-    assert answer_datagram(b"7", RESPONDER).payload == DB.answer(7)
+    assert answer_datagram(b"7" + b" " * 7, RESPONDER).payload == DB.answer(7)
 
 
 def test_answers_are_cut_after_the_last_whole_one_that_fits() -> None:
@@ -353,11 +369,132 @@ def test_answers_are_cut_after_the_last_whole_one_that_fits() -> None:
     assert d.payload == b"".join(DB.answer(i) for i in range(3))
 
 
-def test_one_answer_larger_than_a_datagram_is_sent_whole() -> None:
+def test_an_answer_is_at_most_three_times_its_request() -> None:
+    """RFC 9000's amplification limit: a forged source address gets at most three times
+    what it sent; padding (spaces) buys room for more."""
+    request = position_run_bytes(0, 40)  # 200 bytes asking for 40 answers of ~17
+    d = answer_datagram(request, RESPONDER)
+    assert 0 < len(d.payload) <= 3 * len(request) and d.count < 40
+    assert d.payload == b"".join(DB.answer(i) for i in range(d.count))
+    padded = request + b" " * 100
+    d = answer_datagram(padded, RESPONDER)
+    assert d.count == 40 and len(d.payload) <= 3 * len(padded)
+    register = answer_datagram(REGISTER, RESPONDER)  # 8 bytes: N fits in 24
+    assert register.payload == DB.count_answer
+
+
+def test_bad_request_is_answered_only_when_it_fits_three_times_the_datagram() -> None:
+    assert answer_datagram(b"\xff" * 7, RESPONDER).payload == BAD_REQUEST  # 19 <= 21
+    assert answer_datagram(b"\xff" * 6, RESPONDER).payload == b""  # 19 > 18
+
+
+def test_an_answer_larger_than_a_datagram_is_never_sent() -> None:
     big = Database.from_message("x" * (MAX_DATAGRAM + 10) + " y", shuffle_seed=1)
     responder = Responder(big)
     position = next(i for i in range(2) if len(big.answer(i)) > MAX_DATAGRAM)
-    d = answer_datagram(p(position), responder)
-    assert d.payload == big.answer(position) and d.count == 1
-    d = answer_datagram(position_run_bytes(0, 2), responder)
-    assert d.count == 1 and d.payload == big.answer(0)
+    padded = p(position) + b" " * (MAX_DATAGRAM - 5)
+    assert answer_datagram(padded, responder).payload == b""
+    small = 1 - position
+    d = answer_datagram(p(small) + b" " * 20, responder)
+    assert d.payload == big.answer(small)
+
+
+# ---------------------------------------------------------------------------- budgets
+
+SMALL = Limits(turn_input=7, turn_output=40, queue=60, backlog=100)
+
+
+@settings(max_examples=300, deadline=None)
+@given(messages=st.lists(_REQUEST, min_size=2, max_size=8), cuts=st.lists(st.integers(0, 400)))
+def test_budgets_change_when_requests_are_answered_never_what_is_answered(
+    messages: list[bytes], cuts: list[int]
+) -> None:
+    """Tiny budgets (7 bytes parsed, 40 answered a step): the same answers, in order,
+    over many more steps."""
+    data = b"\n".join(messages)
+    pieces = [c for c in cut(data, cuts) if c]
+    reads = RequestParser(MAX_REQUEST, N)
+    for piece in pieces:
+        completed = reads.feed(piece)
+        if completed:
+            break
+    if request_count(completed) == 1 and not reads.buffered:
+        return  # reference style (its first request alone in a read)
+    got, then = _drive(pieces, end=True, limits=SMALL)
+    whole = RequestParser(MAX_REQUEST)
+    assert then == CLOSE
+    assert expand_runs(got) == whole.feed(data) + whole.flush()
+
+
+def test_a_client_that_does_not_read_gets_no_more_than_the_queue_limit() -> None:
+    limits = Limits(queue=1000, turn_output=400, backlog=2000)
+    r = rules(limits=limits)
+    flood = REGISTER + REGISTER + position_run_bytes(0, N) * 10  # about 17 kB of answers
+    queued = 0
+    step = r.received(flood[:1500], 1.0, queued)
+    queued += sum(map(len, step.answers))
+    while r.has_work:  # turns go on while the client reads nothing
+        step = r.resume(1.0, queued)
+        if not step.answers:
+            break
+        queued += sum(map(len, step.answers))
+    assert 0 < queued <= 1000 + 64  # the limit, or one answer over it at most
+    assert r.has_work and r.wants_input  # waiting for the client to read
+    step = r.received(flood[1500:], 1.1, queued)  # more requests arrive
+    assert not step.answers and not r.wants_input  # 2,000 bytes unparsed: stop reading
+    assert r.resume(1.2, queued).answers == []  # nothing while nothing is read
+    answers = r.resume(1.3, queued=0).answers  # it read everything: at most a turn's worth
+    assert 0 < sum(map(len, answers)) <= 400
+
+
+def test_the_trackers_total_holds_even_when_the_client_reads() -> None:
+    r = rules()
+    r.received(REGISTER + REGISTER, 1.0, spare=0)
+    assert r.has_work and r.resume(1.0, spare=0).answers == []
+    assert said(r.resume(1.0, spare=1000)) == ([Register(), Register()], KEEP)
+
+
+def test_one_answer_larger_than_the_queue_goes_alone_when_nothing_is_queued() -> None:
+    big = Responder(Database.from_message("x" * 5000 + " y z", shuffle_seed=2))
+    position = next(i for i in range(3) if len(big.db.answer(i)) > 5000)
+    r = ConnectionRules(Limits(queue=1000, turn_output=1000), big, 0.0)
+    step = r.received(p(position) + REGISTER + REGISTER, 1.0, queued=0)
+    assert step.requests == [Position(position)] and len(step.answers[0]) > 5000
+    assert r.resume(1.0, queued=5000).answers == []  # the rest waits for the client
+    step = r.resume(1.0, queued=0)
+    assert step.requests == [Register(), Register()] and step.answers == [big.count_answer] * 2
+
+
+def test_eof_after_a_backlog_answers_it_all_then_closes() -> None:
+    r = rules(limits=SMALL)
+    got: list[Request] = []
+    step = r.received(REGISTER + REGISTER + b"5\n6", 1.0)
+    got += step.requests
+    step = r.ended()
+    got += step.requests
+    while step.then == KEEP:
+        step = r.resume(1.0)
+        got += step.requests
+    assert (got, step.then) == ([Register(), Register(), Position(5), Position(6)], CLOSE)
+
+
+def test_a_first_read_larger_than_a_turn_is_not_reference_style() -> None:
+    r = rules(limits=SMALL)
+    step = r.received(p(1) + p(2), 1.0)  # 10 bytes: the turn parses 7
+    assert step.then == KEEP and r.persistent
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    data=st.one_of(
+        st.binary(max_size=200),
+        st.integers(1, 400).map(lambda k: b"7N." * k),  # 13x before the limit
+        st.lists(_REQUEST, max_size=30).map(b"".join),
+    )
+)
+def test_no_datagram_brings_back_more_than_three_times_its_size(data: bytes) -> None:
+    d = answer_datagram(data, RESPONDER)
+    assert len(d.payload) <= 3 * len(data)
+    whole = RequestParser(MAX_REQUEST, N)
+    parsed = whole.feed(data.rstrip(b" ")) + whole.flush() if data.rstrip(b" ") else []
+    assert expand_runs(d.answered) == expand_runs(parsed)[: len(expand_runs(d.answered))]

@@ -32,6 +32,7 @@ from cs457p2p.core.database import Database
 from cs457p2p.core.decoder import decode_prefix
 from cs457p2p.core.monitor import Monitor
 from cs457p2p.core.requests import BadRequest, Position, Register, Request, expand_runs
+from cs457p2p.monitoring.dashboard import MAX_CONNECTIONS
 from cs457p2p.monitoring.reporting import (
     JsonFormatter,
     Reporter,
@@ -40,7 +41,7 @@ from cs457p2p.monitoring.reporting import (
     setup_logging,
 )
 from cs457p2p.tracker.server import Tracker, TrackerConfig
-from standins import REFERENCE_MESSAGE
+from standins import REFERENCE_MESSAGE, exchange
 
 DASHBOARD = re.compile(r"^dashboard on http://127\.0\.0\.1:(\d+)/$")
 HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
@@ -589,7 +590,8 @@ def test_the_observer_sees_only_what_a_datagram_answered() -> None:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
                 s.setblocking(False)
                 s.connect(("127.0.0.1", tracker.port))
-                s.send(b"".join(pickle.dumps(i, protocol=2) for i in range(100)))
+                request = b"".join(pickle.dumps(i, protocol=2) for i in range(100))
+                s.send(request.ljust(30_000, b" "))  # (padding buys room: 3x the datagram)
                 loop = asyncio.get_running_loop()
                 data = await asyncio.wait_for(loop.sock_recv(s, 1 << 17), 5)
         finally:
@@ -645,3 +647,41 @@ def test_a_failing_monitor_does_not_break_serving() -> None:
 
 def test_no_observer_by_default() -> None:
     assert Tracker(Database.default()).observer is None
+
+
+def test_the_dashboard_takes_at_most_its_connection_limit(
+    dash: tuple[TrackerProcess, int],
+) -> None:
+    """200 idle connections to the dashboard: those beyond its limit are closed at once
+    (they once took descriptors without bound), and it still serves."""
+    tp, port = dash
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(200)]
+    try:
+        closed = 0
+        for s in socks:
+            s.settimeout(0.05)
+            try:
+                closed += s.recv(1) == b""
+            except TimeoutError:
+                pass  # open: kept by the dashboard
+            except ConnectionResetError:
+                closed += 1
+        assert closed >= 200 - MAX_CONNECTIONS, closed
+    finally:
+        for s in socks:
+            s.close()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        wait_for(lambda: _status_ok(conn), "the dashboard to serve again")
+    finally:
+        conn.close()
+    assert exchange("127.0.0.1", tp.port, b"REGISTER") == b"\x80\x02K\x10."  # (the tracker too)
+
+
+def _status_ok(conn: http.client.HTTPConnection) -> bool:
+    try:
+        conn.request("GET", "/api/status")
+        return conn.getresponse().status == 200
+    except OSError:
+        conn.close()
+        return False

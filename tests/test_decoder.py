@@ -9,10 +9,11 @@ import math
 import os
 import pickle
 import pickletools
+import struct
 import time
 import tracemalloc
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from hypothesis import strategies as st
 
 from cs457p2p.core.decoder import (
     MAX_DEPTH,
+    MAX_DIGITS,
+    MAX_LONG_BYTES,
     DecodeError,
     Incomplete,
     Malformed,
@@ -32,6 +35,7 @@ from cs457p2p.core.decoder import (
     TooLarge,
     decode,
     decode_prefix,
+    describe,
 )
 from pickles import FAST, PROTOCOLS, same
 
@@ -890,8 +894,78 @@ def test_prefix_oversize_is_too_large(proto: int) -> None:
 def test_hypothesis_prefix_incomplete(value: Any, proto: int, cut: float) -> None:
     full = pickle.dumps(unshare(value), protocol=proto)
     k = int(cut * len(full))
+    room = 1 << 20  # (what memo references stand for is not the point here)
     with pytest.raises(Incomplete) as ei:
-        decode_prefix(full[:k], 0, max_size=len(full))
+        decode_prefix(full[:k], 0, max_size=len(full), max_expanded=room)
     assert k < ei.value.needed <= len(full)
-    got, end = decode_prefix(full + b"\x00rest", 0, max_size=len(full))
+    got, end = decode_prefix(full + b"\x00rest", 0, max_size=len(full), max_expanded=room)
     assert same(got, value) and end == len(full)
+
+
+# ------------------------------------------------------- bounded integers and descriptions
+
+
+def test_an_integer_of_more_than_4300_digits_is_refused_before_it_is_built() -> None:
+    biggest = 2 ** (8 * MAX_LONG_BYTES - 1) - 1  # the largest LONG of MAX_LONG_BYTES bytes
+    assert len(str(biggest)) <= MAX_DIGITS  # every decoded int can be formatted
+    assert decode(pickle.dumps(biggest, protocol=2)) == biggest
+    assert decode(pickle.dumps(-biggest - 1, protocol=2)) == -biggest - 1
+    for protocol in (2, 4):
+        with pytest.raises(TooLarge, match=r"integer of .* bytes"):
+            decode(pickle.dumps(2 ** (8 * MAX_LONG_BYTES + 7), protocol=protocol))
+    # as a client would receive it: LONG4, 2,000 bytes, as an answer or a SEQNUM
+    long4 = b"\x80\x02\x8b" + struct.pack("<i", 2000) + b"\x01" * 2000
+    with pytest.raises(TooLarge):
+        decode(long4 + b".")
+    with pytest.raises(TooLarge):
+        decode(long4 + b"X\x01\x00\x00\x00b\x86.")
+
+
+def _memo_bomb(count: int, size: int) -> bytes:
+    return (
+        b"\x80\x02](X" + struct.pack("<I", size) + b"x" * size + b"q\x01" + b"h\x01" * count + b"e."
+    )
+
+
+def test_memo_references_count_as_the_bytes_they_stand_for() -> None:
+    bomb = _memo_bomb(10_000, 1000)  # 20 kB standing for 10 MB
+    with pytest.raises(TooLarge, match="memo references"):
+        decode_prefix(bomb, 0, max_size=1 << 20)
+    with pytest.raises(TooLarge, match="memo references"):
+        decode(bomb)
+    assert decode(_memo_bomb(10, 1000)) == ["x" * 1000] * 11  # 11 kB: within the limit
+    assert len(decode_prefix(bomb, 0, max_size=1 << 20, max_expanded=11 << 20)[0]) == 10_001
+
+
+def test_dup_counts_as_a_second_reference() -> None:
+    text = b"X" + struct.pack("<I", 600) + b"y" * 600
+    with pytest.raises(TooLarge, match="memo references"):
+        decode_prefix(b"\x80\x02(" + text + b"2" * 10 + b"l.", 0, max_size=1024)
+    assert decode_prefix(b"\x80\x02(" + text + b"2l.", 0, max_size=2048)[0] == ["y" * 600] * 2
+
+
+@given(value=values_with_bytes, limit=st.integers(4, 200))
+@settings(max_examples=300, deadline=None)
+def test_a_description_is_the_repr_or_a_cut_of_at_most_limit_characters(
+    value: Any, limit: int
+) -> None:
+    text = describe(value, limit)
+    full = repr(value)
+    if len(full) <= limit:
+        assert text == full
+    else:
+        assert len(text) == limit and text.endswith("...")
+
+
+def test_a_description_reads_no_further_than_it_shows() -> None:
+    class Counting(list[str]):
+        seen = 0
+
+        def __iter__(self) -> Iterator[str]:
+            for item in super().__iter__():
+                Counting.seen += 1
+                yield item
+
+    huge = Counting(["x" * 65_536] * 100_000)  # a repr of 6.5 GB
+    assert describe(huge, 60) == "['" + "x" * 55 + "..."
+    assert Counting.seen <= 2

@@ -276,3 +276,11 @@ def test_a_waiting_error_names_the_wait_and_the_address() -> None:
     assert str(fetch.waiting_error("item 3")) == (
         "timed out after 2.5 s waiting for item 3 from 127.0.0.1:7777"
     )
+
+
+def test_the_pipeline_counts_the_values_bytes_exactly() -> None:
+    coll = Collection(4)
+    reader = PipelineReader(coll, window=8)
+    reader.requests()
+    reader.feed(encode_item(*ITEMS[0]) + pickle.dumps(ITEMS[1], protocol=2) + answers(2, 3))
+    assert coll.value_bytes == 4  # "c", "a", "d", "b": the fast path and the decoder's

@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 
 from conftest import ClientRunner, TrackerFactory, TrackerProcess
+from cs457p2p.core.database import Database
 from cs457p2p.core.wire import encode_position
+from cs457p2p.tracker.server import Tracker, TrackerConfig
 from standins import (
     REFERENCE_MESSAGE,
     connect,
@@ -225,7 +227,8 @@ def _udp_fuzz(port: int, inputs: list[bytes]) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(2.0)
         for data in inputs:
-            s.sendto(data, ("127.0.0.1", port))
+            # padded (spaces, after the request) so that three times it holds an answer
+            s.sendto(data + b" " * 64, ("127.0.0.1", port))
             s.recvfrom(65536)  # every datagram gets an answer datagram
             answered += 1
     return answered
@@ -265,3 +268,119 @@ def test_fuzz_tcp_and_udp(start_tracker: TrackerFactory, tmp_path: Path) -> None
     assert outcomes.count("answered") > half // 2
     assert after - before < 20 * 1024, f"tracker grew from {before} to {after} KiB"
     assert not marker.exists(), "an evil pickle ran code on the tracker"
+
+
+# ------------------------------------------------------- answers queued for non-readers
+
+
+async def _flood_without_reading(tracker: Tracker, clients: int, seconds: float) -> tuple[int, int]:
+    """``clients`` connections that write pipelined requests for ``seconds`` and read
+    nothing; returns the most any one had queued in the tracker, and the most in all."""
+    loop = asyncio.get_running_loop()
+    request = b"REGISTER" + b"".join(encode_position(i % 100) for i in range(2000))
+    socks = []
+    for _ in range(clients):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect
+        s.setblocking(False)
+        await loop.sock_connect(s, ("127.0.0.1", tracker.port))
+        socks.append(s)
+    most_one = most_all = 0
+    deadline = loop.time() + seconds
+    try:
+        while loop.time() < deadline:
+            for s in socks:
+                with contextlib.suppress(BlockingIOError):
+                    s.send(request)
+            await asyncio.sleep(0.01)
+            sizes = [
+                c.transport.get_write_buffer_size()
+                for c in tracker._connections
+                if c.transport is not None
+            ]
+            most_one = max(most_one, *sizes, 0)
+            most_all = max(most_all, sum(sizes))
+    finally:
+        for s in socks:
+            s.close()
+    return most_one, most_all
+
+
+def test_a_client_that_never_reads_has_at_most_the_queue_limit_queued() -> None:
+    """With 1 kB values a non-reading pipelining client once had 39 MB queued, since a
+    whole read of requests was answered at once: now the limit (256 KiB) holds, give or
+    take one answer."""
+    db = Database.from_message(" ".join("v" * 1000 for _ in range(100)), shuffle_seed=1)
+
+    async def main() -> tuple[int, int]:
+        tracker = Tracker(db, TrackerConfig(host="127.0.0.1", port=0))
+        await tracker.start()
+        try:
+            return await _flood_without_reading(tracker, 1, 1.5)
+        finally:
+            await tracker.close()
+
+    most_one, _ = asyncio.run(main())
+    assert 0 < most_one <= 256 * 1024 + 1100, most_one
+
+
+def test_non_readers_together_have_at_most_the_total_queued() -> None:
+    db = Database.from_message(" ".join("v" * 1000 for _ in range(100)), shuffle_seed=1)
+
+    async def main() -> tuple[int, int]:
+        config = TrackerConfig(host="127.0.0.1", port=0, max_queued_total=1 << 20)
+        tracker = Tracker(db, config)
+        await tracker.start()
+        try:
+            return await _flood_without_reading(tracker, 12, 1.5)
+        finally:
+            await tracker.close()
+
+    most_one, most_all = asyncio.run(main())
+    assert most_one <= 256 * 1024 + 1100, most_one
+    assert 0 < most_all <= (1 << 20) + 12 * 1100, most_all
+
+
+# --------------------------------------------------- one host cannot take every slot
+
+
+def test_a_host_holding_every_slot_cannot_keep_another_out(
+    start_tracker: TrackerFactory, run_client: ClientRunner
+) -> None:
+    """20 idle connections from 127.0.0.1 fill --max-connections 20: a client from
+    127.0.0.2 is still served (one of the hog's connections gives way); once a
+    --max-per-address share."""
+    t = start_tracker("--max-connections", "20", "--max-per-address", "20")
+    hog = [connect("127.0.0.1", t.port) for _ in range(20)]
+    try:
+        for s in hog:  # every one adopted (two requests: a persistent connection)
+            s.sendall(b"REGISTER" + b"REGISTER")
+            assert len(s.recv(64)) > 0
+        r = run_client(t.address, "--bind", "127.0.0.2", "--quiet", timeout=30)
+        assert (r.returncode, r.stdout) == (0, REFERENCE_MESSAGE + "\n"), r.stderr
+        closed = sum(closed_by_peer(s, within=0.2) for s in hog)
+        assert closed >= 1  # the newcomer's connections took the hog's
+    finally:
+        for s in hog:
+            s.close()
+
+
+def test_one_address_has_at_most_its_share(start_tracker: TrackerFactory) -> None:
+    t = start_tracker("--max-per-address", "3")
+    held = [connect("127.0.0.1", t.port) for _ in range(3)]
+    try:
+        for s in held:
+            s.sendall(b"REGISTER" + b"REGISTER")
+            assert len(s.recv(64)) > 0
+        extra = connect("127.0.0.1", t.port)
+        with extra:
+            assert closed_by_peer(extra, within=5.0)  # refused
+        other = socket.create_connection(
+            ("127.0.0.1", t.port), timeout=5, source_address=("127.0.0.2", 0)
+        )
+        with other:
+            other.sendall(b"REGISTER")
+            assert other.recv(64) == b"\x80\x02K\x10."  # another address is served
+    finally:
+        for s in held:
+            s.close()

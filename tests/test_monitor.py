@@ -4,6 +4,7 @@ the events and the status JSON. No sockets, no loop, a fake clock."""
 from __future__ import annotations
 
 import json
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -401,3 +402,39 @@ def test_summary_fields() -> None:
     )
     assert (s["open_connections"], s["refused_connections"]) == (1, 2)
     json.dumps(s)
+
+
+# ------------------------------------------------------------------ bounded in bytes
+
+
+def test_forged_sources_cost_the_monitor_no_more_than_its_memory_limit() -> None:
+    """1,500 datagrams of one position each, from distinct (forged) sources, over a
+    database of 100,000 items: every source once held 100,000 bytes (+182 MB)."""
+    n = 100_000
+    m, _ = make(n, max_clients=1000, max_bytes=16 << 20)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for k in range(1500):
+            feed(m, [Position(k)], ip=f"10.{k // 256}.{k % 256}.1", transport="udp")
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert m.held <= 16 << 20
+    assert grown <= (16 << 20) + (2 << 20), grown  # the limit, and the counters' own
+    assert m.forgotten >= 1500 - 16 * 1024 * 1024 // n
+    assert len(m.clients) * n <= 16 << 20
+
+
+def test_the_client_being_seen_is_never_the_one_forgotten() -> None:
+    m, _ = make(1000, max_bytes=1000 + 600)  # room for one fetching client only
+    feed(m, [Position(0)], ip="127.0.0.2")
+    feed(m, [Position(1)], ip="127.0.0.3")  # the older one gives way
+    assert list(m.clients) == ["127.0.0.3"] and m.clients["127.0.0.3"].fetched == 1
+    assert m.held <= m.max_bytes
+
+
+def test_finishing_gives_its_positions_back() -> None:
+    m, _ = make(4, max_bytes=1 << 20)
+    feed(m, [Register(), PositionRun(0, 4)])
+    assert m.clients["127.0.0.2"].finished and m.held == 600  # the row, no positions

@@ -441,3 +441,43 @@ def test_lone_request_shapes() -> None:
     assert lone_request(encode_position(7) + encode_position(8), MAX_REQUEST, 100) is None
     assert lone_request(b"7", MAX_REQUEST) is None  # a digit run: its end is not known yet
     assert lone_request(REGISTER[:3], MAX_REQUEST) is None
+
+
+# ---------------------------------------------------------- parsing is linear in the bytes
+
+
+def _runs_of(length: int, total: int) -> bytes:
+    """Runs of ``length`` consecutive positions, each starting elsewhere, to ``total``
+    bytes: the shape that makes a bulk matcher work hardest."""
+    out, start = bytearray(), 0
+    while len(out) < total:
+        out += position_run_bytes(start, length)
+        start += length + 1  # the next run does not continue this one
+    return bytes(out)
+
+
+@pytest.mark.parametrize("length", [2, 8, 9, 10, 17, 100, 1000])
+def test_bulk_matching_builds_bytes_in_proportion_to_what_it_parses(
+    monkeypatch: pytest.MonkeyPatch, length: int
+) -> None:
+    """Whatever runs a read holds, the expected bytes the run matcher builds are a few
+    times the read (once, a run that broke after 9 positions made it build every
+    remaining position of the read again: 8,065 ns per byte)."""
+    from cs457p2p.core import requests
+
+    built = 0
+    real = requests.position_run_bytes
+
+    def counting(start: int, count: int) -> bytes:
+        nonlocal built
+        out = real(start, count)
+        built += len(out)
+        return out
+
+    monkeypatch.setattr(requests, "position_run_bytes", counting)
+    data = _runs_of(length, 64 * 1024)
+    parser = RequestParser(max_request=1 << 20, run_limit=1 << 24)
+    got = parser.feed(data) + parser.flush()
+    assert built <= 4 * len(data), (built, len(data))
+    plain = RequestParser(max_request=1 << 20)
+    assert expand_runs(got) == plain.feed(data) + plain.flush()

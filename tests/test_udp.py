@@ -25,10 +25,12 @@ WORDS = [f"w{i}" for i in range(1500)]
 BIG_MESSAGE = " ".join(WORDS)
 
 
-def udp_exchange(port: int, request: bytes, timeout: float = 2.0) -> bytes:
+def udp_exchange(port: int, request: bytes, timeout: float = 2.0, pad: int = 1200) -> bytes:
+    """One datagram out (padded with spaces to ``pad`` bytes, which buys room for the
+    answer: the tracker sends back at most three times what it gets), one back."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(timeout)
-        s.sendto(request, ("127.0.0.1", port))
+        s.sendto(request.ljust(pad, b" ") if request else request, ("127.0.0.1", port))
         data, _ = s.recvfrom(65536)
         return data
 
@@ -48,7 +50,7 @@ def test_udp_answer_has_the_bytes_tcp_would_send(
     start_tracker: TrackerFactory, request_bytes: bytes
 ) -> None:
     t = start_tracker("--shuffle-seed", "5")
-    over_udp = udp_exchange(t.port, request_bytes)
+    over_udp = udp_exchange(t.port, request_bytes, pad=len(request_bytes) + 40)
     with connect("127.0.0.1", t.port) as s:
         s.sendall(request_bytes)
         over_tcp = read_until_eof(s)
@@ -67,9 +69,24 @@ def test_several_requests_in_one_datagram_get_one_datagram_of_answers(
     assert " ".join(v for _, v in sorted(values)) == REFERENCE_MESSAGE
 
 
-def test_empty_datagram_is_a_bad_request(start_tracker: TrackerFactory) -> None:
+def test_empty_datagram_is_answered_by_nothing(start_tracker: TrackerFactory) -> None:
     t = start_tracker()
-    assert udp_exchange(t.port, b"") == b"\x80\x02X\x0b\x00\x00\x00Bad request."
+    with pytest.raises(TimeoutError):
+        udp_exchange(t.port, b"", timeout=0.5)
+    assert udp_exchange(t.port, b"x", pad=7) == b"\x80\x02X\x0b\x00\x00\x00Bad request."
+
+
+def test_no_answer_is_more_than_three_times_its_request(start_tracker: TrackerFactory) -> None:
+    """A forged source address must not make the tracker a reflector: a request
+    (b"7N." repeated: a position and a refused pickle every 3 bytes) once got 13x its
+    size back."""
+    t = start_tracker()
+    for request in (b"7N." * 300, b"".join(encode_position(i) for i in range(16)), b"\xff" * 6):
+        try:
+            got = udp_exchange(t.port, request, timeout=0.5, pad=0)
+        except TimeoutError:
+            got = b""
+        assert len(got) <= 3 * len(request), (request[:12], len(got))
 
 
 def test_oversized_answer_is_cut_after_a_whole_answer(
@@ -79,7 +96,7 @@ def test_oversized_answer_is_cut_after_a_whole_answer(
     db.write_text(" ".join(["x" * 1000] * 200))
     t = start_tracker("--db", str(db))
     batch = b"".join(encode_position(i) for i in range(200))
-    data = udp_exchange(t.port, batch)
+    data = udp_exchange(t.port, batch, pad=60_000)
     values, rest = split_pickles(data)
     assert rest == b""
     assert 0 < len(values) < 200

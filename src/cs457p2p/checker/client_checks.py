@@ -90,7 +90,8 @@ async def _run_scenario(
         await server.start()
         port = server.port
     try:
-        run = await run_command(substitute(command, "127.0.0.1", port, transport), timeout)
+        argv = substitute(command, {"host": "127.0.0.1", "port": port, "transport": transport})
+        run = await run_command(argv, timeout)
     finally:
         await server.close()
     found = message in run.stdout

@@ -13,9 +13,12 @@ from typing import Any
 from ..core.addresses import format_address
 from ..core.answers import AnswerParser
 from ..core.decoder import DecodeError, Malformed, RefusedCode, Value
-from ..core.wire import MAX_ANSWER, MAX_DATAGRAM
+from ..core.wire import MAX_ANSWER, MAX_DATAGRAM, REGISTER
 from ..net import describe_os_error
 from .report import plural, short
+
+#: Bytes a UDP request is padded to.
+UDP_PADDING = 1200
 
 __all__ = [
     "ANSWER",
@@ -75,6 +78,15 @@ class Link:
         self.host = host
         self.port = port
         self.timeout = timeout
+        #: the loop's time by which every exchange must be over (None: no such time)
+        self.deadline: float | None = None
+
+    def limit(self, timeout: float | None) -> float:
+        """How long an exchange may take: its timeout, and no later than the deadline."""
+        limit = self.timeout if timeout is None else timeout
+        if self.deadline is not None:
+            limit = min(limit, self.deadline - asyncio.get_running_loop().time())
+        return limit
 
     @property
     def address(self) -> str:
@@ -89,7 +101,9 @@ class TcpLink(Link):
         """Connect, send ``payload`` (an empty payload: half-close at once), and read
         until ``want`` answers are decoded, the tracker closes, or time runs out."""
         loop = asyncio.get_running_loop()
-        limit = self.timeout if timeout is None else timeout
+        limit = self.limit(timeout)
+        if limit <= 0:
+            return Reply(TIMEOUT, detail="not asked: the overall deadline passed")
         start = loop.time()
         try:
             reader, writer = await asyncio.wait_for(
@@ -195,7 +209,9 @@ class UdpLink(Link):
         another request can reach it), again while nothing comes back, and collect
         datagrams until ``want`` answers are decoded or time runs out."""
         loop = asyncio.get_running_loop()
-        limit = self.timeout if timeout is None else timeout
+        limit = self.limit(timeout)
+        if limit <= 0:
+            return Reply(TIMEOUT, detail="not asked: the overall deadline passed")
         start = loop.time()
         try:
             sock = await self._socket(limit)
@@ -205,9 +221,16 @@ class UdpLink(Link):
         except OSError as e:
             return Reply(UNREACHABLE, detail=f"cannot open a UDP socket: {describe_os_error(e)}")
 
+        # Padded with spaces (which a pickle's reader ignores after STOP), so that a
+        # tracker that answers at most three times what it receives has room: as QUIC
+        # pads its first datagrams to 1,200 bytes. REGISTER and nothing go as they are.
+        datagram = payload
+        if payload and payload != REGISTER:
+            datagram = payload.ljust(UDP_PADDING, b" ")
+
         def send() -> None:
             with contextlib.suppress(BlockingIOError, InterruptedError):
-                sock.send(payload)
+                sock.send(datagram)
 
         values: list[Value] = []
         raw = b""

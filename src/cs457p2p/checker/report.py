@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.decoder import Value, describe
+
 __all__ = ["CheckResult", "Report", "one_line", "plural", "short", "short_text"]
 
 
@@ -107,9 +109,10 @@ def one_line(text: str) -> str:
     return " ".join(text.split("\n"))
 
 
-def short(value: object, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def short(value: Value, limit: int = 60) -> str:
+    """A value (or bytes received) in a report line: its repr, cut to ``limit``
+    characters, never built in full."""
+    return describe(value, limit)
 
 
 def short_text(text: str, limit: int = 100) -> str:

@@ -45,6 +45,13 @@ def add_arguments(k: argparse.ArgumentParser) -> None:
     )
     kt.add_argument("address", type=address_arg, metavar="HOST:PORT", help="the tracker")
     _common(kt, "run the checks", 5.0, "longest wait for one answer")
+    kt.add_argument(
+        "--deadline",
+        type=positive_float,
+        default=600.0,
+        metavar="SECONDS",
+        help="longest run of all the checks; those left are reported as not run (default: 600)",
+    )
     kc = ksub.add_parser(
         "client",
         help="run a client against trackers started here",
@@ -96,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
 
     from ..checker.client_checks import run_client_checks
-    from ..checker.runner import CommandError
+    from ..checker.runner import CommandError, become_subreaper
     from ..checker.scenarios import CLIENT_SCENARIOS
     from ..checker.tracker_checks import run_tracker_checks
 
@@ -106,10 +113,13 @@ def run(args: argparse.Namespace) -> int:
         if port == 0:
             return fail(prog, "port 0 is not a tracker's port", EXIT_USAGE)
         report = asyncio.run(
-            run_tracker_checks(host, port, transport=args.transport, timeout=args.timeout)
+            run_tracker_checks(
+                host, port, transport=args.transport, timeout=args.timeout, deadline=args.deadline
+            )
         )
         return _print_report(report, args.json)
     prog = "cs457p2p check client"
+    become_subreaper()  # (orphans of the client's processes come here, to be killed)
     for name in args.scenario or ():
         if args.transport not in next(s for s in CLIENT_SCENARIOS if s.name == name).transports:
             return fail(prog, f"scenario {name!r} is not run over {args.transport}", EXIT_USAGE)

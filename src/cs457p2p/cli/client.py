@@ -45,6 +45,13 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
         metavar="N",
         help="refuse a database larger than N items (default: 10000000)",
     )
+    c.add_argument(
+        "--max-message",
+        type=positive_int,
+        default=256,
+        metavar="MIB",
+        help="refuse items whose VALUEs add up to more than MIB mebibytes (default: 256)",
+    )
     c.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     c.add_argument(
         "--verbose", "-v", action="store_true", help="print connection statistics on stderr"
@@ -107,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         bind=args.bind,
         max_items=args.max_items,
+        max_message=args.max_message << 20,
     )
     progress = None if args.quiet else ProgressReporter(sys.stderr)
     try:

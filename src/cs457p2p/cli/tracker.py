@@ -90,7 +90,15 @@ def add_arguments(t: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=1024,
         metavar="N",
-        help="TCP connections open at once (per worker); more are closed at once (default: 1024)",
+        help="TCP connections open at once (per worker); when all are taken, the busiest"
+        " address gives one up to a newcomer from another (default: 1024)",
+    )
+    limits.add_argument(
+        "--max-per-address",
+        type=positive_int,
+        default=512,
+        metavar="N",
+        help="TCP connections open from one address at once (per worker; default: 512)",
     )
     limits.add_argument(
         "--request-timeout",
@@ -188,6 +196,14 @@ def add_arguments(t: argparse.ArgumentParser) -> None:
         help="client addresses remembered; beyond N the least recently seen is"
         " forgotten (default: 1000)",
     )
+    watch.add_argument(
+        "--track-memory",
+        type=positive_int,
+        default=64,
+        metavar="MIB",
+        help="memory the table of clients may use (a fetching client holds one byte per"
+        " item); beyond it the least recently seen are forgotten (default: 64)",
+    )
 
 
 # ------------------------------------------------------------------------- the loop
@@ -276,6 +292,7 @@ async def _serve(tracker: Tracker, args: argparse.Namespace) -> None:
                 len(tracker.db),
                 time.time,
                 max_clients=args.track_clients,
+                max_bytes=args.track_memory << 20,
                 events=log_events,
                 info={
                     "listening": format_address(host, tracker.port),
@@ -409,6 +426,7 @@ def run(args: argparse.Namespace) -> int:
         idle_timeout=args.idle_timeout,
         request_timeout=args.request_timeout,
         max_connections=args.max_connections,
+        max_per_address=args.max_per_address,
         faults=faults,
     )
     if args.workers > 1:

@@ -64,7 +64,13 @@ class BlockingClient:
         self.fetch.connections += 1
         return sock, target
 
-    def _recv(self, sock: socket.socket, what: str) -> bytes:
+    def _recv(self, sock: socket.socket, what: str, deadline: float) -> bytes:
+        """What arrives before ``deadline`` (``time.monotonic()``): an answer must be
+        whole within --timeout of its request, however its bytes trickle in."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise self.fetch.waiting_error(what)
+        sock.settimeout(left)
         try:
             return sock.recv(1 << 16)
         except TimeoutError:
@@ -80,8 +86,9 @@ class BlockingClient:
         with sock:
             with contextlib.suppress(OSError):
                 sock.sendall(REGISTER)  # (closed already: the read below sees it)
+            deadline = time.monotonic() + self.config.timeout
             while True:
-                data = self._recv(sock, "the REGISTER answer")
+                data = self._recv(sock, "the REGISTER answer", deadline)
                 if not data:
                     raise reg.closed()
                 n = reg.feed(data)
@@ -103,11 +110,15 @@ class BlockingClient:
         with sock:
             with contextlib.suppress(OSError):
                 sock.sendall(probe.request())  # (closed already: the reads below see it)
+            deadline = time.monotonic() + self.config.timeout
             while not probe.done:
-                data = self._recv(sock, f"item {probe.waiting_for}")
+                data = self._recv(sock, f"item {probe.waiting_for}", deadline)
                 if not data:
                     break
+                answered = probe.answered
                 probe.feed(data)
+                if probe.answered > answered:  # the next answer gets its own --timeout
+                    deadline = time.monotonic() + self.config.timeout
                 fetch.report_progress()
         fetch.probe_finished(probe)
 

@@ -127,7 +127,13 @@ class OneShotFetcher:
             parser = AnswerParser()
             try:
                 sock.sendall(encode_position(position))
+                # the answer must be whole within --timeout, however its bytes trickle in
+                deadline = time.monotonic() + fetch.config.timeout
                 while True:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError
+                    sock.settimeout(left)
                     data = sock.recv(1 << 16)
                     if not data:
                         return _CLOSED

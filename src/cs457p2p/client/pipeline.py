@@ -149,9 +149,14 @@ class AsyncClient:
             self.target = target
         return sock
 
-    async def _read(self, reader: asyncio.StreamReader, what: str) -> bytes:
+    async def _read(self, reader: asyncio.StreamReader, what: str, deadline: float) -> bytes:
+        """What arrives before ``deadline`` (the loop's time): an answer must be whole
+        within --timeout of its request, however its bytes trickle in."""
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            raise self.fetch.waiting_error(what)
         try:
-            return await asyncio.wait_for(reader.read(1 << 16), self.config.timeout)
+            return await asyncio.wait_for(reader.read(1 << 16), left)
         except asyncio.TimeoutError:
             raise self.fetch.waiting_error(what) from None
         except (ConnectionResetError, BrokenPipeError):
@@ -181,8 +186,9 @@ class AsyncClient:
         reg = self.fetch.registration()
         try:
             writer.write(REGISTER)
+            deadline = asyncio.get_running_loop().time() + self.config.timeout
             while True:
-                data = await self._read(reader, "the REGISTER answer")
+                data = await self._read(reader, "the REGISTER answer", deadline)
                 if not data:
                     raise reg.closed()
                 n = reg.feed(data)
@@ -206,12 +212,17 @@ class AsyncClient:
             return
         reader, writer = await asyncio.open_connection(sock=sock)
         writer.write(probe.request())
+        loop = asyncio.get_running_loop()
         try:
+            deadline = loop.time() + self.config.timeout
             while not probe.done:
-                data = await self._read(reader, f"item {probe.waiting_for}")
+                data = await self._read(reader, f"item {probe.waiting_for}", deadline)
                 if not data:
                     break
+                answered = probe.answered
                 probe.feed(data)
+                if probe.answered > answered:  # the next answer gets its own --timeout
+                    deadline = loop.time() + self.config.timeout
                 fetch.report_progress()
         finally:
             writer.close()
@@ -326,12 +337,16 @@ class _Pipeline(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.finished.done():
             return
-        self.last = self.loop.time()
         reader = self.reader
+        answered = reader.answered
         try:
             reader.feed(data)
         except RemoteProtocolError as e:
             return self._fail(e)
+        if reader.answered > answered:
+            # (whole answers, not bytes: a tracker that trickles one byte at a time
+            # never completes one, and the watchdog ends the wait)
+            self.last = self.loop.time()
         self.fetch.report_progress()
         if reader.coll.complete or (reader.wants_more and not self._refill()):
             self._finish()

@@ -25,7 +25,7 @@ from ..core.fetch import (
     check_count,
     client_error,
 )
-from ..core.reliability import Channel, RttEstimator
+from ..core.reliability import Channel, Padding, RttEstimator
 from ..core.wire import MAX_DATAGRAM, REGISTER, encode_position, position_run_bytes
 
 __all__ = ["UdpClient"]
@@ -84,6 +84,7 @@ class UdpClient:
         self.progress = progress
         self.rtt = RttEstimator()
         self.batch = 8
+        self.padding = Padding()
         self.sockets = 0
         self._refused = 0
         self._wake = asyncio.Event()
@@ -159,6 +160,7 @@ class UdpClient:
         # Batches fill a datagram of about udp_datagram bytes, but stay small enough
         # that every lane has several to do (a lost batch costs a timeout).
         size = len(data) / max(len(seqs), 1)
+        self.padding.replied(len(data), len(seqs), cut=bool(leftover))
         share = coll.n // (self.config.udp_lanes * 4)
         self.batch = max(1, min(self.MAX_BATCH, int(self.config.udp_datagram // size), share))
         if leftover:
@@ -222,13 +224,16 @@ class UdpClient:
                 sock.waiter = waiter
                 k = len(positions)
                 if positions[-1] == positions[0] + k - 1:  # consecutive: built in bulk
-                    sock.send(position_run_bytes(positions[0], k))
+                    request = position_run_bytes(positions[0], k)
                 else:
-                    sock.send(b"".join(map(encode_position, positions)))
+                    request = b"".join(map(encode_position, positions))
+                # (a tracker answers at most three times what it receives)
+                sock.send(self.padding.pad(request, k))
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(asyncio.shield(waiter), self.rtt.rto)
                 if not attempt.answered:
                     self.rtt.timed_out()
+                    self.padding.timed_out()
                     coll.give_back(sock.channel.timed_out())
                     self._retire(sock)
                     self._wake.set()
@@ -241,7 +246,7 @@ class UdpClient:
         """Register, collect every item, and return the assembled message."""
         try:
             n = await self.register()
-            coll = Collection(n)
+            coll = Collection(n, self.config.max_message)
             self._coll = coll
             lanes = [asyncio.ensure_future(self._lane(coll)) for _ in range(self.config.udp_lanes)]
             try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 
-from .decoder import Incomplete, Value, decode_prefix, py2_text
+from .decoder import Incomplete, Value, decode_prefix, describe, py2_text
 from .errors import ProtocolError
 from .speedups import DecodeItems, c_decode_items
 from .wire import BAD_REQUEST_TEXT, ITEM_HEAD, ITEM_HEAD_SIZE, ITEM_PREFIX, ITEM_TAIL, MAX_ANSWER
@@ -157,19 +157,14 @@ def decode_item_answers(buf: bytes, n: int) -> tuple[list[int], list[bytes]]:
 # -------------------------------------------------------------- answer interpretation
 
 
-def _describe(value: Value) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def interpret_count(value: Value) -> int:
     """The N of a REGISTER answer, or :class:`ProtocolError`."""
     if value == BAD_REQUEST_TEXT:
         raise ProtocolError("tracker answered 'Bad request' to REGISTER")
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ProtocolError(f"REGISTER answer is not an integer: {_describe(value)}")
+        raise ProtocolError(f"REGISTER answer is not an integer: {describe(value)}")
     if value < 0:
-        raise ProtocolError(f"REGISTER answer is negative: {value}")
+        raise ProtocolError(f"REGISTER answer is negative: {describe(value)}")
     return value
 
 
@@ -181,14 +176,14 @@ def interpret_item(value: Value, n: int) -> tuple[int, str]:
     if value == BAD_REQUEST_TEXT:
         raise ProtocolError("tracker answered 'Bad request' to an item request")
     if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise ProtocolError(f"item answer is not a (SEQNUM, VALUE) pair: {_describe(value)}")
+        raise ProtocolError(f"item answer is not a (SEQNUM, VALUE) pair: {describe(value)}")
     seq, text = value
     if isinstance(seq, bool) or not isinstance(seq, int):
-        raise ProtocolError(f"SEQNUM is not an integer: {_describe(seq)}")
+        raise ProtocolError(f"SEQNUM is not an integer: {describe(seq)}")
     if not 0 <= seq < n:
-        raise ProtocolError(f"SEQNUM {seq} is out of range 0..{n - 1}")
+        raise ProtocolError(f"SEQNUM {describe(seq)} is out of range 0..{n - 1}")
     if isinstance(text, bytes):
         text = py2_text(text)
     if not isinstance(text, str):
-        raise ProtocolError(f"VALUE of SEQNUM {seq} is not text: {_describe(text)}")
+        raise ProtocolError(f"VALUE of SEQNUM {seq} is not text: {describe(text)}")
     return seq, text

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import cast
 
+from .decoder import describe
 from .errors import RemoteProtocolError
 from .speedups import FillValues, c_fill_values
 
@@ -25,7 +26,8 @@ class CollectionError(RemoteProtocolError):
 
 
 def _show(value: bytes) -> str:
-    return repr(value.decode("utf-8", "replace"))
+    """A VALUE in an error line: its start, as text."""
+    return describe(value[:240].decode("utf-8", "replace"), 60)
 
 
 def fill_values_py(
@@ -64,12 +66,28 @@ class Collection:
     was lost go back with :meth:`give_back`.
     """
 
-    __slots__ = ("_answered", "_queue", "_seq_of", "_values", "answered", "filled", "n")
+    __slots__ = (
+        "_answered",
+        "_queue",
+        "_seq_of",
+        "_values",
+        "answered",
+        "filled",
+        "max_bytes",
+        "n",
+        "value_bytes",
+    )
 
-    def __init__(self, n: int) -> None:
+    #: What the VALUEs may add up to by default, in bytes (``--max-message``).
+    MAX_BYTES = 256 << 20
+
+    def __init__(self, n: int, max_bytes: int = MAX_BYTES) -> None:
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ValueError(f"N must be a non-negative int, not {n!r}")
         self.n = n
+        #: the VALUEs placed so far, in bytes, and what they may add up to
+        self.value_bytes = 0
+        self.max_bytes = max_bytes
         self._values: list[bytes | None] = [None] * n  # index: SEQNUM -> UTF-8 VALUE
         self._seq_of = array("i", [-1]) * n  # index: position -> SEQNUM answered
         self._answered = bytearray(n)  # index: position -> 1 once answered
@@ -139,6 +157,15 @@ class Collection:
         raw = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
         self._place(position, seqnum, raw)
 
+    def _count(self, size: int) -> None:
+        """``size`` more bytes of VALUEs: refused beyond :attr:`max_bytes`, so that a
+        tracker's valid but huge answers cannot take the client's memory."""
+        self.value_bytes += size
+        if self.value_bytes > self.max_bytes:
+            raise CollectionError(
+                f"the VALUEs add up to more than {self.max_bytes:,} bytes (--max-message)"
+            )
+
     def _place(self, position: int, seqnum: int, raw: bytes) -> None:
         if self._answered[position]:
             earlier = self._seq_of[position]
@@ -151,6 +178,7 @@ class Collection:
             return
         have = self._values[seqnum]
         if have is None:
+            self._count(len(raw))
             self._values[seqnum] = raw
             self.filled += 1
         elif have != raw:
@@ -161,15 +189,19 @@ class Collection:
         self._answered[position] = 1
         self.answered += 1
 
-    def place_run(self, start: int, seqs: Sequence[int], values: Sequence[bytes]) -> None:
+    def place_run(
+        self, start: int, seqs: Sequence[int], values: Sequence[bytes], size: int | None = None
+    ) -> None:
         """Record the answers to positions ``start, start+1, ...`` (SEQNUMs in range,
-        VALUEs as UTF-8 bytes). Same checks as :meth:`place`, in bulk where it can."""
+        VALUEs as UTF-8 bytes; ``size``: their bytes in all, when the caller knows it).
+        Same checks as :meth:`place`, in bulk where it can."""
         m = len(seqs)
         stop = start + m
         if self._answered.find(1, start, stop) >= 0:  # rare: re-asked positions
             for k in range(m):
                 self._place(start + k, seqs[k], values[k])
             return
+        self._count(sum(map(len, values)) if size is None else size)
         vals = self._values
         filled, conflict = fill_values(
             vals,

@@ -1,6 +1,7 @@
-"""The tracker's rules for one TCP connection and for one UDP datagram, sans I/O: bytes
-and the time go in; the requests to answer, whether to close, and the next deadline come
-out. The asyncio tracker (:mod:`cs457p2p.tracker.server`) only moves the bytes.
+"""The tracker's rules for one TCP connection and for one UDP datagram, sans I/O: bytes,
+the time and how much is already queued for the client go in; the answers to write,
+whether to close, whether to keep reading and the next deadline come out. The asyncio
+tracker (:mod:`cs457p2p.tracker.server`) only moves the bytes.
 
 TCP, one :class:`ConnectionRules` per connection:
 
@@ -16,15 +17,29 @@ TCP, one :class:`ConnectionRules` per connection:
   is answered ``'Bad request'`` and the connection closed (aborted, if answers are still
   being written).
 
+Budgets, so that one client's flood never reaches another:
+
+* each step parses at most ``turn_input`` bytes and answers at most ``turn_output``
+  bytes; what is left waits for the next step (:attr:`ConnectionRules.has_work`), which
+  the driver takes on a later turn of its loop, after the other connections' turns;
+* answers queued for the client (not yet read by it) stay under ``queue`` bytes (one
+  answer larger than that is written alone), and under the tracker's total (``spare``);
+* received bytes not yet parsed stay under ``backlog``: beyond it the driver stops
+  reading (:attr:`ConnectionRules.wants_input`) until they are parsed.
+
 UDP, :func:`answer_datagram`: one datagram is one request, or several back to back; the
 answer is one datagram holding the bytes TCP would send, cut after the last whole answer
-that fits (the client asks again for the rest); an empty datagram is a bad request.
+that fits in three times the request datagram (RFC 9000's amplification limit: a forged
+source address cannot make the tracker a reflector) and in a datagram. Padding a request
+with spaces buys room for longer answers. An empty datagram is answered by nothing.
 """
 
 from __future__ import annotations
 
+import sys
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .database import Database
 from .requests import BadRequest, Position, PositionRun, Register, Request, RequestParser
@@ -32,8 +47,10 @@ from .wire import BAD_REQUEST, MAX_DATAGRAM, MAX_REQUEST
 
 __all__ = [
     "ABORT",
+    "AMPLIFICATION",
     "CLOSE",
     "KEEP",
+    "UNLIMITED",
     "ConnectionRules",
     "Datagram",
     "Limits",
@@ -45,6 +62,15 @@ __all__ = [
 
 #: What a :class:`Step` tells the driver to do after writing its answers.
 KEEP, CLOSE, ABORT = "keep", "close", "abort"
+#: The most a request datagram may bring back, in multiples of its own size.
+AMPLIFICATION = 3
+#: ``spare`` when the tracker sets no total.
+UNLIMITED = sys.maxsize
+#: Bytes of a connection's backlog parsed at a time.
+_SLICE = 1024
+#: Bytes of a request datagram parsed at a time (parsing stops once the answers to what
+#: is parsed fill the answer datagram).
+_DATAGRAM_SLICE = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,145 +81,36 @@ class Limits:
     request_timeout: float = 10.0
     idle_timeout: float = 60.0
     digit_wait: float = 0.010
+    #: bytes of answers queued for one client, at most
+    queue: int = 256 * 1024
+    #: bytes of requests parsed in one step, at most
+    turn_input: int = 64 * 1024
+    #: requests parsed in one step, at most (a run of positions counts as one): what
+    #: bounds a step's work, since a byte of single positions costs forty times a byte
+    #: of a run
+    turn_requests: int = 256
+    #: bytes of answers produced in one step, at most (cheap: a run of positions is
+    #: answered with one slice of the database's buffer)
+    turn_output: int = 256 * 1024
+    #: bytes received but not yet parsed before the driver stops reading
+    backlog: int = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """What the driver does now: answer ``requests`` in order, then ``then`` (``KEEP``
-    the connection, ``CLOSE`` it once the answers are written, or ``ABORT`` it at once,
-    answers unwritten). ``why`` names a timeout that ended the connection."""
+    """What the driver does now: write ``answers`` (the answers to ``requests``), then
+    ``then`` (``KEEP`` the connection, ``CLOSE`` it once the answers are written, or
+    ``ABORT`` it at once, answers unwritten). ``why`` names a timeout that ended it."""
 
     requests: Sequence[Request] = ()
+    answers: list[bytes | memoryview] = field(default_factory=list)
     then: str = KEEP
     why: str = ""
-
-
-NOTHING = Step()
 
 
 def request_count(requests: Sequence[Request]) -> int:
     """Requests in ``requests``, a run counting each of its positions."""
     return sum(r.count if isinstance(r, PositionRun) else 1 for r in requests)
-
-
-class ConnectionRules:
-    """The rules of one TCP connection (see the module's docstring).
-
-    Feed it what the connection brings: :meth:`received` (bytes), :meth:`ended` (EOF
-    from the client) and :meth:`expired` (the time has reached :attr:`deadline`, or the
-    digit wait :attr:`digit_at`). Each returns the :class:`Step` to take. Once a step
-    has said ``CLOSE`` or ``ABORT``, everything after is ignored."""
-
-    __slots__ = (
-        "closed",
-        "digit_at",
-        "last",
-        "limits",
-        "parser",
-        "partial_since",
-        "persistent",
-        "requests",
-    )
-
-    def __init__(self, limits: Limits, run_limit: int, now: float) -> None:
-        self.limits = limits
-        self.parser = RequestParser(limits.max_request, run_limit)
-        #: requests answered so far (a run counts each position)
-        self.requests = 0
-        #: a pipelining client: bytes came after its first request
-        self.persistent = False
-        self.closed = False
-        #: when bytes last arrived
-        self.last = now
-        #: when the first byte of the unfinished request arrived (None: none pending)
-        self.partial_since: float | None = None
-        #: when a pending digit run counts as complete (None: no digit run pending)
-        self.digit_at: float | None = None
-
-    @property
-    def deadline(self) -> float:
-        """The earliest time at which :meth:`expired` has something to do."""
-        due = self.last + self.limits.idle_timeout
-        if self.partial_since is not None:
-            due = min(due, self.partial_since + self.limits.request_timeout)
-        if self.digit_at is not None:
-            due = min(due, self.digit_at)
-        return due
-
-    def received(self, data: bytes, now: float) -> Step:
-        """Bytes from the client, at ``now``."""
-        if self.closed:
-            return NOTHING
-        self.last = now
-        if self.requests and not self.persistent:
-            self.persistent = True  # bytes after the first request: a pipelining client
-        step = self._decide(self.parser.feed(data), at_eof=False)
-        parser = self.parser
-        if parser.buffered:
-            if self.partial_since is None:
-                self.partial_since = now
-            waiting = parser.holds_digits and not self.closed
-            self.digit_at = now + self.limits.digit_wait if waiting else None
-        else:
-            self.partial_since = self.digit_at = None
-        return step
-
-    def ended(self) -> Step:
-        """The client will send nothing more: answer a trailing digit run (or refuse a
-        cut-off request), then close once the answers are written."""
-        if self.closed:
-            return NOTHING
-        step = self._decide(self.parser.flush(), at_eof=True)
-        self.closed = True
-        return Step(step.requests, CLOSE)
-
-    def expired(self, now: float, writing: bool = False) -> Step:
-        """The time is ``now`` (at or after :attr:`deadline` or :attr:`digit_at`);
-        ``writing``: answers are still queued for the client."""
-        if self.closed:
-            return NOTHING
-        limits = self.limits
-        if self.digit_at is not None and now >= self.digit_at:
-            self.digit_at = None
-            step = self._decide(self.parser.flush(), at_eof=False)
-            if not self.parser.buffered:
-                self.partial_since = None
-            if step.requests:
-                return step
-        if now - self.last >= limits.idle_timeout:
-            self.closed = True  # silent, or not reading its answers, for too long
-            return Step((), ABORT, "idle")
-        if self.partial_since is not None and now - self.partial_since >= limits.request_timeout:
-            # A request trickling in too slowly (or one that never ends, like b"I5"):
-            # answered as the reference would answer a cut-off request, then closed.
-            self.closed = True
-            if writing:
-                return Step((), ABORT, "slow")
-            late = BadRequest(
-                f"request not complete within {limits.request_timeout:g} s", fatal=True
-            )
-            return Step((late,), CLOSE, "slow")
-        return NOTHING
-
-    def _decide(self, requests: list[Request], at_eof: bool) -> Step:
-        if not requests:
-            return NOTHING
-        before = self.requests
-        self.requests = before + request_count(requests)
-        then = KEEP
-        if self.parser.finished:
-            then = CLOSE  # a fatal bad request: the stream cannot be resynchronised
-        elif not self.persistent:
-            if self.requests > 1 or self.parser.buffered:
-                self.persistent = True
-            elif before == 0 and not at_eof:
-                # Reference style: the first read held one request alone: its answer,
-                # then EOF at once. (A client that wants several answers on one
-                # connection sends two requests in its first write, as ours does.)
-                then = CLOSE
-        if then != KEEP:
-            self.closed = True
-        return Step(requests, then)
 
 
 # ------------------------------------------------------------------ the answers
@@ -224,14 +141,285 @@ class Responder:
     def answers(self, requests: Sequence[Request]) -> list[bytes | memoryview]:
         return [self.answer(r) for r in requests]
 
+    def size(self, requests: Sequence[Request]) -> int:
+        """Bytes that the answers to ``requests`` take (without building them)."""
+        off = self.db.offsets
+        total = 0
+        for r in requests:
+            if isinstance(r, PositionRun):
+                total += off[r.start + r.count] - off[r.start]
+            else:
+                total += len(self.answer(r))
+        return total
+
+    def take(
+        self, pending: deque[Request], budget: int, at_least_one: bool
+    ) -> tuple[list[Request], list[bytes | memoryview]]:
+        """Answer the requests at the front of ``pending`` whose answers fit in
+        ``budget`` bytes (a run is cut after the last whole answer that fits; with
+        ``at_least_one``, the first answer is given even when it alone is larger).
+        Removes what it answers from ``pending``."""
+        taken: list[Request] = []
+        answers: list[bytes | memoryview] = []
+        db = self.db
+        while pending:
+            request = pending[0]
+            if isinstance(request, PositionRun):
+                fit = db.run_fitting(request.start, request.count, budget) if budget > 0 else 0
+                if not fit and at_least_one and not answers:
+                    fit = 1
+                if not fit:
+                    break
+                run = db.answer_run(request.start, fit)
+                if fit < request.count:
+                    pending[0] = PositionRun(request.start + fit, request.count - fit)
+                    taken.append(PositionRun(request.start, fit))
+                    answers.append(run)
+                    break
+                pending.popleft()
+                taken.append(request)
+                answers.append(run)
+                budget -= len(run)
+                continue
+            answer = self.answer(request)
+            if len(answer) > budget and not (at_least_one and not answers):
+                break
+            pending.popleft()
+            taken.append(request)
+            answers.append(answer)
+            budget -= len(answer)
+        return taken, answers
+
+
+# ---------------------------------------------------------------------------- TCP
+
+
+class ConnectionRules:
+    """The rules of one TCP connection (see the module's docstring).
+
+    Feed it what the connection brings: :meth:`received` (bytes), :meth:`ended` (EOF
+    from the client), :meth:`expired` (the time has reached :attr:`deadline`, or the
+    digit wait :attr:`digit_at`) and :meth:`resume` (a later turn, for the work left).
+    Each takes what is already queued for the client (``queued``) and what the tracker
+    can still queue in all (``spare``), and returns the :class:`Step` to take. Once a
+    step has said ``CLOSE`` or ``ABORT``, everything after is ignored."""
+
+    __slots__ = (
+        "backlog",
+        "closed",
+        "closing",
+        "digit_at",
+        "eof",
+        "last",
+        "limits",
+        "parser",
+        "partial_since",
+        "pending",
+        "persistent",
+        "requests",
+        "responder",
+    )
+
+    def __init__(self, limits: Limits, responder: Responder, now: float) -> None:
+        self.limits = limits
+        self.responder = responder
+        self.parser = RequestParser(limits.max_request, responder.n)
+        #: bytes received, not yet parsed
+        self.backlog = bytearray()
+        #: requests parsed, not yet answered (in order)
+        self.pending: deque[Request] = deque()
+        #: requests parsed so far (a run counts each position)
+        self.requests = 0
+        #: a pipelining client: bytes came after its first request
+        self.persistent = False
+        #: the connection is to close once everything pending is answered
+        self.closing = False
+        self.eof = False
+        self.closed = False
+        #: when bytes last arrived
+        self.last = now
+        #: when the first byte of the unfinished request arrived (None: none pending)
+        self.partial_since: float | None = None
+        #: when a pending digit run counts as complete (None: no digit run pending)
+        self.digit_at: float | None = None
+
+    # ----------------------------------------------------------------- what it says
+
+    @property
+    def deadline(self) -> float:
+        """The earliest time at which :meth:`expired` has something to do."""
+        due = self.last + self.limits.idle_timeout
+        if self.partial_since is not None:
+            due = min(due, self.partial_since + self.limits.request_timeout)
+        if self.digit_at is not None:
+            due = min(due, self.digit_at)
+        return due
+
+    @property
+    def has_work(self) -> bool:
+        """Bytes to parse or requests to answer are left: call :meth:`resume` on a later
+        turn (once the client has read, when it is answers that wait)."""
+        return not self.closed and bool(self.backlog or self.pending)
+
+    @property
+    def wants_input(self) -> bool:
+        """Keep reading from the client (False: its unparsed bytes are over the
+        backlog limit; stop reading until :meth:`resume` has parsed them)."""
+        return not self.closed and len(self.backlog) < self.limits.backlog
+
+    # ---------------------------------------------------------------- what goes in
+
+    def received(self, data: bytes, now: float, queued: int = 0, spare: int = UNLIMITED) -> Step:
+        """Bytes from the client, at ``now``."""
+        if self.closed or self.eof:
+            return Step()
+        self.last = now
+        if self.requests and not self.persistent:
+            self.persistent = True  # bytes after the first request: a pipelining client
+        self.backlog += data
+        return self._work(now, queued, spare)
+
+    def resume(self, now: float, queued: int = 0, spare: int = UNLIMITED) -> Step:
+        """A later turn: go on with the work left."""
+        if self.closed:
+            return Step()
+        return self._work(now, queued, spare)
+
+    def ended(self, queued: int = 0, spare: int = UNLIMITED) -> Step:
+        """The client will send nothing more: once what it sent is parsed, answer a
+        trailing digit run (or refuse a cut-off request), then close once the answers
+        are written."""
+        if self.closed or self.eof:
+            return Step()
+        self.eof = True
+        return self._work(self.last, queued, spare)
+
+    def expired(
+        self, now: float, writing: bool = False, queued: int = 0, spare: int = UNLIMITED
+    ) -> Step:
+        """The time is ``now`` (at or after :attr:`deadline` or :attr:`digit_at`);
+        ``writing``: answers are still queued for the client."""
+        if self.closed:
+            return Step()
+        limits = self.limits
+        if self.digit_at is not None and now >= self.digit_at:
+            self.digit_at = None
+            self._parsed(self.parser.flush(), at_eof=False)
+            if not self.parser.buffered:
+                self.partial_since = None
+            step = self._answer(queued, spare)
+            if step.requests or step.then != KEEP:
+                return step
+        if now - self.last >= limits.idle_timeout:
+            self.closed = True  # silent, or not reading its answers, for too long
+            return Step((), [], ABORT, "idle")
+        if self.partial_since is not None and now - self.partial_since >= limits.request_timeout:
+            # A request trickling in too slowly (or one that never ends, like b"I5"):
+            # answered as the reference would answer a cut-off request, then closed.
+            self.closed = True
+            if writing or self.pending:
+                return Step((), [], ABORT, "slow")
+            late = BadRequest(
+                f"request not complete within {limits.request_timeout:g} s", fatal=True
+            )
+            return Step((late,), [BAD_REQUEST], CLOSE, "slow")
+        return Step()
+
+    # ------------------------------------------------------------------ the work
+
+    def _work(self, now: float, queued: int, spare: int) -> Step:
+        self._parse()
+        parser = self.parser
+        if self.eof and not self.backlog:
+            self._parsed(parser.flush(), at_eof=True)
+            self.closing = True
+        if not self.backlog and parser.buffered and not self.closing:
+            if self.partial_since is None:
+                self.partial_since = now  # (the client's slowness, not ours)
+            # (the wait runs from the client's last bytes, however late they are parsed)
+            self.digit_at = self.last + self.limits.digit_wait if parser.holds_digits else None
+        else:
+            self.partial_since = self.digit_at = None
+        return self._answer(queued, spare)
+
+    def _parse(self) -> None:
+        """Parse the backlog a slice at a time, up to ``turn_input`` bytes or
+        ``turn_requests`` requests, once every request parsed before is answered (so
+        that what waits is bytes, bounded by ``backlog``, not requests)."""
+        backlog = self.backlog
+        if not backlog or self.closing or self.pending:
+            return
+        limits = self.limits
+        parsed = objects = 0
+        size = _SLICE
+        view = memoryview(backlog)
+        try:
+            while parsed < len(backlog) and parsed < limits.turn_input:
+                if objects >= limits.turn_requests:
+                    break
+                # (slices grow while they are cheap: runs of positions come out as one
+                # request each, single positions cost a request every 5 bytes)
+                piece = bytes(view[parsed : parsed + min(size, limits.turn_input - parsed)])
+                parsed += len(piece)
+                requests = self.parser.feed(piece)
+                objects += len(requests)
+                self._parsed(requests, at_eof=False, more=parsed < len(backlog))
+                if self.closing:
+                    break
+                size *= 2
+        finally:
+            view.release()
+        if self.closing and self.parser.finished:
+            backlog.clear()
+        else:
+            del backlog[:parsed]
+
+    def _parsed(self, requests: list[Request], at_eof: bool, more: bool = False) -> None:
+        """Requests parsed (``more``: bytes received after them wait to be parsed)."""
+        if self.closing or not requests:
+            if self.parser.finished:
+                self.closing = True
+            return
+        before = self.requests
+        self.requests = before + request_count(requests)
+        self.pending.extend(requests)
+        if self.parser.finished:
+            self.closing = True  # a fatal bad request: the stream cannot be resynchronised
+        elif not self.persistent:
+            if self.requests > 1 or self.parser.buffered or more:
+                self.persistent = True
+            elif before == 0 and not at_eof:
+                # Reference style: the first read held one request alone: its answer,
+                # then EOF at once. (A client that wants several answers on one
+                # connection sends two requests in its first write, as ours does.)
+                self.closing = True
+
+    def _answer(self, queued: int, spare: int) -> Step:
+        """Answer what fits in this turn and in the client's and the tracker's room."""
+        if not self.pending:
+            if self.closing:
+                self.closed = True
+                return Step((), [], CLOSE)
+            return Step()
+        if spare <= 0:
+            return Step()  # the tracker's total is reached: wait for room
+        budget = max(0, min(self.limits.turn_output, self.limits.queue - queued, spare))
+        requests, answers = self.responder.take(self.pending, budget, at_least_one=queued == 0)
+        then = KEEP
+        if self.closing and not self.pending:
+            self.closed = True
+            then = CLOSE
+        return Step(requests, answers, then)
+
 
 # ---------------------------------------------------------------------------- UDP
 
 
 @dataclass(frozen=True, slots=True)
 class Datagram:
-    """The answer to one request datagram: the ``payload`` to send back, the requests
-    it answers (a prefix of those asked) and how many answers it holds."""
+    """The answer to one request datagram: the ``payload`` to send back (b"": send
+    nothing), the requests it answers (a prefix of those asked) and how many answers it
+    holds."""
 
     payload: bytes
     answered: list[Request]
@@ -241,34 +429,26 @@ class Datagram:
 def answer_datagram(
     data: bytes, responder: Responder, max_request: int = MAX_REQUEST, room: int = MAX_DATAGRAM
 ) -> Datagram:
-    """Parse one request datagram and pack the answers into one datagram of at most
-    ``room`` bytes, cut after the last whole answer that fits (one answer larger than
-    that is sent whole, alone)."""
+    """Parse one request datagram and pack its answers into one datagram of at most
+    ``room`` bytes and at most :data:`AMPLIFICATION` times the request's size, cut after
+    the last whole answer that fits (nothing, when not even the first fits)."""
+    budget = min(room, AMPLIFICATION * len(data))
+    request = data.rstrip(b" ")  # (padding, which buys room: skipped in one go)
     parser = RequestParser(max_request, run_limit=responder.n)
-    requests = parser.feed(data) + parser.flush() if data else []
+    # Parsed a slice at a time, and no further than what can be answered: a datagram of
+    # requests costs in proportion to the answers it can get, not to its length.
+    requests: list[Request] = []
+    wanted = 0
+    for k in range(0, len(request), _DATAGRAM_SLICE):
+        parsed = parser.feed(request[k : k + _DATAGRAM_SLICE])
+        requests += parsed
+        wanted += responder.size(parsed)
+        if wanted > budget:
+            break
+    else:
+        requests += parser.flush()
     if not requests:
         requests = [BadRequest("empty datagram", fatal=True)]
-    db = responder.db
-    answers: list[bytes | memoryview] = []
-    answered: list[Request] = []
-    count = 0
-    for request in requests:
-        if isinstance(request, PositionRun):
-            fit = db.run_fitting(request.start, request.count, room)
-            if fit < request.count:
-                if not fit and not answers:  # one answer larger than a datagram:
-                    fit = 1  # send it anyway
-                if fit:
-                    answers.append(db.answer_run(request.start, fit))
-                    answered.append(PositionRun(request.start, fit))
-                    count += fit
-                break
-        answer = responder.answer(request)
-        if len(answer) > room and answers:
-            break
-        answers.append(answer)
-        answered.append(request)
-        count += request.count if isinstance(request, PositionRun) else 1
-        room -= len(answer)
+    taken, answers = responder.take(deque(requests), budget, at_least_one=False)
     payload = bytes(answers[0]) if len(answers) == 1 else b"".join(answers)
-    return Datagram(payload, answered, count)
+    return Datagram(payload, taken, request_count(taken))

@@ -25,7 +25,10 @@ from typing import TypeAlias
 from .errors import RemoteProtocolError
 
 __all__ = [
+    "DEFAULT_MAX_EXPANDED",
     "MAX_DEPTH",
+    "MAX_DIGITS",
+    "MAX_LONG_BYTES",
     "DecodeError",
     "Incomplete",
     "Malformed",
@@ -37,6 +40,7 @@ __all__ = [
     "Value",
     "decode",
     "decode_prefix",
+    "describe",
     "py2_text",
 ]
 
@@ -44,8 +48,15 @@ Value: TypeAlias = "bool | int | float | str | bytes | tuple[Value, ...] | list[
 
 #: Deepest nesting of tuples/lists accepted. Part 1 and Part 2 messages need 2.
 MAX_DEPTH = 16
-#: Longest decimal literal accepted (protocol 0 ``I``/``L``/``F``), in characters.
+#: Longest decimal literal accepted (protocol 0 ``I``/``L``/``F``), in characters: what
+#: Python formats by default (``sys.get_int_max_str_digits``).
 MAX_DIGITS = 4300
+#: Longest binary integer accepted (LONG1, LONG4), in bytes: the most that has at most
+#: :data:`MAX_DIGITS` digits, so that every decoded int can be formatted.
+MAX_LONG_BYTES = 1785
+#: What a value may stand for written out in full (memo references counted as the bytes
+#: they stand for) when :func:`decode` is given no size limit.
+DEFAULT_MAX_EXPANDED = 1 << 20
 
 
 class DecodeError(RemoteProtocolError, ValueError):
@@ -163,14 +174,67 @@ def _unescape(quoted: bytes, at: int) -> bytes:
             raise Malformed("bad escape in STRING", at) from None
 
 
+def _written_size(v: Value) -> int:
+    """About how many bytes a value that is not a container takes written out."""
+    if isinstance(v, (str, bytes)):
+        return len(v) + 1
+    if isinstance(v, int):
+        return v.bit_length() // 8 + 1
+    return 1
+
+
+def describe(value: Value, limit: int = 60) -> str:
+    """``repr(value)``, cut to at most ``limit`` characters, and built no further: a
+    decoded value, within its size limit, can still stand for megabytes of text."""
+    out: list[str] = []
+    room = limit + 1  # characters still wanted: stop once more than limit are written
+
+    def put(text: str) -> None:
+        nonlocal room
+        out.append(text[:room])
+        room -= len(text)
+
+    def walk(v: Value) -> None:
+        if isinstance(v, (tuple, list)):
+            put("(" if isinstance(v, tuple) else "[")
+            for k, item in enumerate(v):
+                if room <= 0:
+                    return
+                if k:
+                    put(", ")
+                walk(item)
+            put(
+                ",)"
+                if isinstance(v, tuple) and len(v) == 1
+                else ")"
+                if isinstance(v, tuple)
+                else "]"
+            )
+        elif isinstance(v, (str, bytes)):
+            put(repr(v[: max(room, 0)]) if len(v) > room else repr(v))
+        else:
+            put(repr(v))  # (an int has at most MAX_DIGITS digits: formatting is bounded)
+
+    walk(value)
+    text = "".join(out)
+    return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
+
+
 def decode(data: bytes, *, max_size: int | None = None) -> Value:
-    """Decode one whole pickle; trailing bytes after STOP are refused."""
+    """Decode one whole pickle; trailing bytes after STOP are refused. ``max_size``
+    bounds the pickle's length and what it stands for written out in full (without it:
+    :data:`DEFAULT_MAX_EXPANDED`)."""
     if max_size is not None and len(data) > max_size:
         raise TooLarge(f"{len(data)} bytes is more than the limit of {max_size}")
     try:
         # One byte of slack: a pickle cut short (no STOP) is Incomplete -> Malformed,
         # while a length that claims more than is present is still TooLarge.
-        value, end = decode_prefix(data, 0, max_size=len(data) + 1)
+        value, end = decode_prefix(
+            data,
+            0,
+            max_size=len(data) + 1,
+            max_expanded=DEFAULT_MAX_EXPANDED if max_size is None else max_size,
+        )
     except Incomplete:
         raise Malformed("truncated pickle: a length or opcode runs past the end") from None
     if end != len(data):
@@ -178,13 +242,18 @@ def decode(data: bytes, *, max_size: int | None = None) -> Value:
     return value
 
 
-def decode_prefix(buf: bytes, start: int = 0, *, max_size: int) -> tuple[Value, int]:
+def decode_prefix(
+    buf: bytes, start: int = 0, *, max_size: int, max_expanded: int | None = None
+) -> tuple[Value, int]:
     """Decode the pickle starting at ``buf[start]``; return ``(value, end)``.
 
     ``max_size`` bounds the pickle's length: a pickle that would be longer is refused
     with :class:`TooLarge`; one that is shorter but not all present raises
-    :class:`Incomplete`.
+    :class:`Incomplete`. ``max_expanded`` (default: ``max_size``) bounds what the value
+    stands for written out in full, each memo reference counted as the bytes it stands
+    for (:class:`TooLarge` beyond).
     """
+    expanded_limit = max_size if max_expanded is None else max_expanded
     limit = start + max_size
     n = len(buf)
     stack: list[Value] = []
@@ -192,6 +261,10 @@ def decode_prefix(buf: bytes, start: int = 0, *, max_size: int) -> tuple[Value, 
     memo: dict[int, Value] = {}
     depths: dict[int, int] = {}  # id(container) -> nesting depth
     pos = start
+    # Bytes that second references (memo GET, DUP) stand for: a value written out in
+    # full must fit the size limit too, or a few bytes of GETs could stand for
+    # gigabytes once the value is described.
+    shared = 0
 
     def need(count: int, at: int) -> int:
         """Return the end of ``count`` bytes from ``at``, or raise."""
@@ -258,12 +331,22 @@ def decode_prefix(buf: bytes, start: int = 0, *, max_size: int) -> tuple[Value, 
             raise Malformed("memo PUT with an empty stack", at)
         memo[index] = stack[-1]
 
+    def again(v: Value, at: int) -> None:
+        """Count a second reference to ``v`` as the bytes it stands for."""
+        nonlocal shared
+        shared += _written_size(v)
+        if pos - start + shared > expanded_limit:
+            raise TooLarge(
+                f"memo references stand for more than the size limit of {expanded_limit}", at
+            )
+
     def get(index: int, at: int) -> None:
         if index not in memo:  # (an empty memo is refused before reading the index)
             raise Malformed(f"memo GET of unknown index {index}", at)
         v = memo[index]
         if isinstance(v, (tuple, list)) and v != ():
             raise SharedReference("second reference to a container", at)
+        again(v, at)
         stack.append(v)
 
     def parse_int(text: bytes, at: int) -> int:
@@ -321,6 +404,10 @@ def decode_prefix(buf: bytes, start: int = 0, *, max_size: int) -> tuple[Value, 
             size = buf[pos] if width == 1 else _UNPACK_I4(buf, pos)[0]
             if size < 0:
                 raise Malformed("negative LONG length", at)
+            if size > MAX_LONG_BYTES:
+                raise TooLarge(
+                    f"integer of {size} bytes is more than the limit of {MAX_LONG_BYTES}", at
+                )
             end2 = need(size, end)
             stack.append(int.from_bytes(buf[end:end2], "little", signed=True))
             pos = end2
@@ -435,6 +522,7 @@ def decode_prefix(buf: bytes, start: int = 0, *, max_size: int) -> tuple[Value, 
             (top,) = pop(1, at)
             if isinstance(top, (tuple, list)) and top != ():
                 raise SharedReference("DUP of a container", at)
+            again(top, at)
             stack.extend((top, top))
         elif op == 0x70:  # PUT 'p'
             text, pos = line(pos, MAX_DIGITS)

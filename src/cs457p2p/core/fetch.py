@@ -29,9 +29,16 @@ from dataclasses import dataclass
 from .addresses import format_address
 from .answers import AnswerParser, decode_items_fast, interpret_count, interpret_item
 from .collection import Collection
-from .decoder import DecodeError, Incomplete, Value, decode_prefix
+from .decoder import DecodeError, Incomplete, Value, decode_prefix, describe
 from .errors import ProtocolError, RemoteProtocolError
-from .wire import BAD_REQUEST_TEXT, MAX_ANSWER, encode_position, position_run_bytes
+from .wire import (
+    BAD_REQUEST_TEXT,
+    ITEM_HEAD_SIZE,
+    ITEM_TAIL,
+    MAX_ANSWER,
+    encode_position,
+    position_run_bytes,
+)
 
 __all__ = [
     "DONE",
@@ -55,6 +62,8 @@ __all__ = [
 ]
 
 Progress = Callable[[int, int], None]
+#: Bytes of one of our item answers beyond its VALUE (the head and the tail).
+ANSWER_FRAME = ITEM_HEAD_SIZE + len(ITEM_TAIL)
 
 #: What a session knows of the tracker: nothing yet, that it keeps connections open
 #: (pipelining), or that it answers one request per connection (reference-style).
@@ -85,6 +94,8 @@ class ClientConfig:
     reference_connections: int = 4
     #: refuse a REGISTER answer larger than this (a lying tracker cannot exhaust memory)
     max_items: int = 10_000_000
+    #: refuse VALUEs that add up to more than this many bytes (valid but huge answers)
+    max_message: int = Collection.MAX_BYTES
     #: consecutive connections that answer nothing before giving up
     max_retries: int = 5
     #: UDP: sockets with a request in flight at once
@@ -123,7 +134,7 @@ def check_count(n: int, max_items: int) -> int:
     """``n`` from a REGISTER answer, unless it is more than the client accepts."""
     if n > max_items:
         raise ProtocolError(
-            f"tracker says N = {n}, more than the limit of {max_items} (--max-items)"
+            f"tracker says N = {describe(n)}, more than the limit of {max_items} (--max-items)"
         )
     return n
 
@@ -256,7 +267,8 @@ class PipelineReader:
             seqs, texts, end = decode_items_fast(buf, pos, head[1], n)
             got = len(seqs)
             if got:
-                coll.place_run(head[0], seqs, texts)
+                # (our answers' VALUEs are what their bytes hold beyond head and tail)
+                coll.place_run(head[0], seqs, texts, end - pos - ANSWER_FRAME * got)
                 pos = end
             else:  # not our shape, or not all here: the restricted decoder decides
                 try:
@@ -324,7 +336,7 @@ class Fetch:
 
     def registered(self, n: int) -> Collection:
         """REGISTER answered N: the collection of N slots."""
-        self.coll = Collection(n)
+        self.coll = Collection(n, self.config.max_message)
         return self.coll
 
     def _collection(self) -> Collection:

@@ -47,6 +47,9 @@ RATE_WINDOW = 10.0
 MAX_PENDING_EVENTS = 200
 #: Longest reason kept for a refused request.
 MAX_REASON = 120
+#: What one client's row costs, about, beyond its positions (the object, its strings,
+#: the table's entry), in bytes: counted against the monitor's memory limit.
+CLIENT_COST = 600
 
 
 @dataclass(frozen=True)
@@ -55,10 +58,12 @@ class TrackerCounters:
 
     accepted: int = 0
     refused: int = 0
+    evicted: int = 0
     open_connections: int = 0
     dropped_idle: int = 0
     dropped_slow: int = 0
     datagrams: int = 0
+    unanswered_datagrams: int = 0
     faults: Mapping[str, int] = field(default_factory=dict)
 
 
@@ -118,11 +123,16 @@ class Monitor:
         max_clients: int = 1000,
         events: bool = True,
         info: Mapping[str, Any] | None = None,
+        max_bytes: int = 64 << 20,
     ) -> None:
         if max_clients < 1:
             raise ValueError("max_clients must be at least 1")
         self.n = n
         self.max_clients = max_clients
+        #: bytes the table may hold: each client's row and, while it fetches, one byte
+        #: per position; beyond it the least recently seen clients are forgotten
+        self.max_bytes = max(max_bytes, CLIENT_COST + n)
+        self.held = 0
         #: static facts shown with the status (listening address, faults in force...)
         self.info: dict[str, Any] = dict(info or {})
         self.clock = clock
@@ -198,7 +208,7 @@ class Monitor:
                     positions += 1
                     if not c.finished:
                         if seen is None:
-                            seen = c.seen = bytearray(n)
+                            seen = self._positions(c)
                         if not seen[i]:
                             seen[i] = 1
                             fetched += 1
@@ -224,7 +234,7 @@ class Monitor:
                 if c.finished:
                     continue
                 if seen is None:
-                    seen = c.seen = bytearray(n)
+                    seen = self._positions(c)
                 new = seen.count(0, start, end)
                 if new:
                     seen[start:end] = bytes([1]) * count
@@ -239,18 +249,48 @@ class Monitor:
 
     def _new_client(self, host: str, transport: str) -> ClientState:
         now = self.clock()
+        self._make_room(CLIENT_COST)
         c = ClientState(host, now, now, transport, since=now)
         self.clients[host] = c
+        self.held += CLIENT_COST
         if len(self.clients) > self.max_clients:
-            self.clients.popitem(last=False)
-            self.forgotten += 1
+            self._forget_oldest()
         return c
+
+    def _positions(self, c: ClientState) -> bytearray:
+        """A client starts fetching: one byte per position, within the memory limit."""
+        self._make_room(self.n, keep=c)
+        c.seen = seen = bytearray(self.n)
+        self.held += self.n
+        return seen
+
+    def _drop_positions(self, c: ClientState) -> None:
+        if c.seen is not None:
+            self.held -= len(c.seen)
+            c.seen = None
+
+    def _make_room(self, size: int, keep: ClientState | None = None) -> None:
+        """Forget the least recently seen clients until ``size`` more bytes fit."""
+        while self.held + size > self.max_bytes and self.clients:
+            oldest = next(iter(self.clients.values()))
+            if oldest is keep:
+                if len(self.clients) == 1:
+                    return
+                self.clients.move_to_end(oldest.address)
+                continue
+            self._forget_oldest()
+
+    def _forget_oldest(self) -> None:
+        _, c = self.clients.popitem(last=False)
+        self._drop_positions(c)
+        self.held -= CLIENT_COST
+        self.forgotten += 1
 
     def _register(self, c: ClientState, transport: str) -> None:
         self.registrations += 1
         c.registrations += 1
         c.since = self.clock()
-        c.seen = None
+        self._drop_positions(c)
         c.fetched = 0
         c.finished = False
         c.finished_at = None
@@ -261,7 +301,7 @@ class Monitor:
     def _finish(self, c: ClientState, transport: str) -> None:
         c.finished = True
         c.finished_at = now = self.clock()
-        c.seen = None
+        self._drop_positions(c)
         self.finished_total += 1
         self._event(
             "finished",
@@ -395,10 +435,12 @@ class Monitor:
                 "open": t.open_connections,
                 "accepted": t.accepted,
                 "refused": t.refused,
+                "evicted": t.evicted,
                 "dropped_idle": t.dropped_idle,
                 "dropped_slow": t.dropped_slow,
             },
             "datagrams": t.datagrams,
+            "unanswered_datagrams": t.unanswered_datagrams,
             "faults_injected": {kind: int(t.faults.get(kind, 0)) for kind in FAULT_KINDS},
             "latency": {
                 "buckets": list(LATENCY_BUCKETS),

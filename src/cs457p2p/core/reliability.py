@@ -14,16 +14,25 @@ can be lost, duplicated, reordered or late. The rules that keep attribution cert
   permutation of the positions).
 * A socket whose attempt timed out is retired: it keeps listening (its one attempt may
   still be answered late, and that reply is still certain), but never sends again.
+
+A tracker answers a datagram with at most three times its size (RFC 9000's limit on
+what an unvalidated address may get back): :class:`Padding` pads each request with
+spaces so that the answers it asks for fit, from the size the answers turn out to have.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .collection import Collection
 from .errors import ProtocolError
+from .wire import MAX_DATAGRAM
 
-__all__ = ["Attempt", "Channel", "RttEstimator"]
+__all__ = ["AMPLIFICATION", "Attempt", "Channel", "Padding", "RttEstimator"]
+
+#: What a tracker sends back at most, in multiples of the request datagram's size.
+AMPLIFICATION = 3
 
 
 class RttEstimator:
@@ -53,6 +62,34 @@ class RttEstimator:
 
     def timed_out(self) -> None:
         self._backoff = min(self._backoff * 2, 8.0)
+
+
+class Padding:
+    """How much to pad a request datagram, from the size of an answer: learned from the
+    replies (quickly up, slowly down), doubled when an attempt brings nothing back (its
+    answers may not have fitted), raised when a reply is cut short."""
+
+    MARGIN = 1.25
+
+    def __init__(self, answer_size: float = 64.0) -> None:
+        self.answer_size = answer_size
+
+    def pad(self, request: bytes, count: int) -> bytes:
+        """``request`` (``count`` positions) with the spaces that buy room for their
+        answers, within one datagram."""
+        want = math.ceil(count * self.answer_size * self.MARGIN / AMPLIFICATION)
+        want = min(want, MAX_DATAGRAM)
+        return request + b" " * (want - len(request)) if len(request) < want else request
+
+    def replied(self, size: int, answers: int, cut: bool) -> None:
+        """A reply of ``size`` bytes held ``answers`` answers (``cut``: fewer than asked)."""
+        each = size / max(answers, 1)
+        self.answer_size = max(self.answer_size * 0.9, each)
+        if cut:
+            self.answer_size = min(self.answer_size * 1.5, MAX_DATAGRAM)
+
+    def timed_out(self) -> None:
+        self.answer_size = min(self.answer_size * 2, MAX_DATAGRAM)
 
 
 @dataclass

@@ -237,33 +237,47 @@ class RequestParser:
             return None
         if not 0 <= start < self.run_limit:
             return None
-        most = min(positions_fitting(start, n - pos), self.run_limit - start, self.MAX_RUN)
-        if most < 2:
-            return None
         # Cheap first: is the very next request start + 1? (A stream of positions that
         # are not consecutive then costs one slice compare each, not a run built.)
         after = pos + REQUEST_SIZE[op]
         second = position_request(start + 1)
         if buf[after : after + len(second)] != second:
             return None
-        good = min(most, self.PROBE)
-        expected = position_run_bytes(start, good)
-        if buf[pos : pos + len(expected)] != expected:
+        most = min(positions_fitting(start, n - pos), self.run_limit - start, self.MAX_RUN)
+        if most < 2:
             return None
-        if most > good:
-            expected = position_run_bytes(start, most)
-            if buf[pos : pos + len(expected)] == expected:
-                good = most
-            else:  # the run ends somewhere in between: find where
-                view, have = memoryview(expected), memoryview(buf)
-                bad = most
-                while bad - good > 1:
-                    mid = (good + bad) // 2
-                    size = position_run_size(start, mid)
-                    if view[:size] == have[pos : pos + size]:
-                        good = mid
-                    else:
-                        bad = mid
+        # Then one request at a time up to PROBE (a short run costs what it holds)...
+        good, done = 2, after + len(second)
+        probe = min(most, self.PROBE)
+        while good < probe:
+            expected = position_request(start + good)
+            if buf[done : done + len(expected)] != expected:
+                return PositionRun(start, good)
+            good += 1
+            done += len(expected)
+        # ...then ever longer pieces (doubling), so that building the expected bytes
+        # costs in proportion to the run found, however soon it ends: a read of many
+        # short runs is parsed in time linear in its length, not quadratic.
+        while good < most:
+            count = min(good, most - good)
+            expected = position_run_bytes(start + good, count)
+            if buf[done : done + len(expected)] == expected:
+                good += count
+                done += len(expected)
+                continue
+            # The run ends inside this piece: find where, halving what is compared.
+            view, have = memoryview(expected), memoryview(buf)
+            lo, hi = 0, count  # the first lo positions of the piece match; hi do not
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                a = position_run_size(start + good, lo)
+                b = position_run_size(start + good, mid)
+                if view[a:b] == have[done + a : done + b]:
+                    lo = mid
+                else:
+                    hi = mid
+            good += lo
+            break
         return PositionRun(start, good)
 
     def _fail(self, reason: str, out: list[Request]) -> list[Request]:

@@ -39,6 +39,9 @@ __all__ = ["Dashboard", "MonitorCollector"]
 
 #: Server-sent-event streams open at once, at most (each is a page on a screen).
 MAX_STREAMS = 64
+#: HTTP connections open at once, at most (pages, their streams, scrapers): more are
+#: closed at once, so that the dashboard cannot take the tracker's descriptors.
+MAX_CONNECTIONS = 128
 #: Seconds a page may take to read one update before its stream is closed.
 WRITE_TIMEOUT = 10.0
 STATIC_FILES = {
@@ -97,8 +100,15 @@ class MonitorCollector(Collector):
         )
         yield CounterMetricFamily(
             "cs457p2p_refused_connections",
-            "TCP connections closed at once because --max-connections were open.",
+            "TCP connections closed at once: --max-connections were open, or their address"
+            " had --max-per-address.",
             value=t.refused,
+        )
+        yield CounterMetricFamily(
+            "cs457p2p_evicted_connections",
+            "TCP connections closed to make room for another address (the busiest address"
+            " gives way when every slot is taken).",
+            value=t.evicted,
         )
         dropped = CounterMetricFamily(
             "cs457p2p_dropped_connections",
@@ -111,6 +121,11 @@ class MonitorCollector(Collector):
         yield dropped
         yield CounterMetricFamily(
             "cs457p2p_datagrams", "UDP datagrams received.", value=t.datagrams
+        )
+        yield CounterMetricFamily(
+            "cs457p2p_unanswered_datagrams",
+            "UDP datagrams left unanswered: not even one answer fits in three times their size.",
+            value=t.unanswered_datagrams,
         )
         faults = CounterMetricFamily(
             "cs457p2p_faults_injected", "Faults injected on purpose, by kind.", labels=["kind"]
@@ -170,6 +185,9 @@ class Dashboard:
         self.port = 0
         self._closing = False
         self._runner: web.AppRunner | None = None
+        self._servers: list[asyncio.Server] = []
+        #: HTTP connections closed at once: MAX_CONNECTIONS were open
+        self.refused = 0
         self._cached: tuple[int, bytes] = (-1, b"")
         self._files = {path: (_static(name), ctype) for path, (name, ctype) in STATIC_FILES.items()}
 
@@ -194,10 +212,20 @@ class Dashboard:
         runner = web.AppRunner(
             self.app(), access_log=None, handle_signals=False, keepalive_timeout=15.0
         )
+        loop = asyncio.get_running_loop()
         try:
             await runner.setup()
+            server = runner.server
+            assert server is not None
+
+            def protocol() -> asyncio.BaseProtocol:
+                if len(server.connections) >= MAX_CONNECTIONS:
+                    self.refused += 1
+                    return _Refused()
+                return server()
+
             for sock in sockets:
-                await web.SockSite(runner, sock, shutdown_timeout=1.0).start()
+                self._servers.append(await loop.create_server(protocol, sock=sock))
         except BaseException:
             for sock in sockets:
                 sock.close()
@@ -211,9 +239,12 @@ class Dashboard:
         """End the event streams, then stop serving."""
         self._closing = True
         self.reporter.wake()
+        for server in self._servers:
+            server.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        self._servers.clear()
 
     # -------------------------------------------------------------------- handlers
 
@@ -271,6 +302,13 @@ class Dashboard:
         finally:
             self.streams -= 1
         return response
+
+
+class _Refused(asyncio.Protocol):
+    """A connection beyond :data:`MAX_CONNECTIONS`: closed at once."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.close()
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:

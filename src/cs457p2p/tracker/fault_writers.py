@@ -53,6 +53,11 @@ class TcpFaultWriter:
             self.queue.append((now + self.faults.delay(), answer))
         self._pump()
 
+    def queued(self) -> int:
+        """Bytes written or held back, not yet taken by the client."""
+        held = sum(len(data) for _, data in self.queue if data)
+        return held + self.transport.get_write_buffer_size()
+
     def close(self) -> None:
         self.queue.append((self.loop.time(), None))
         self._pump()

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
+from ..core.admission import Admission
 from ..core.connection_rules import (
     ABORT,
     CLOSE,
@@ -66,10 +67,14 @@ class TrackerConfig:
     idle_timeout: float = 60.0
     request_timeout: float = 10.0
     max_connections: int = 1024
+    #: TCP connections open from one address, at most
+    max_per_address: int = 512
     digit_wait: float = 0.010
     max_request: int = MAX_REQUEST
-    #: bytes of answers queued for one TCP client before its requests stop being read
+    #: bytes of answers queued for one TCP client, at most (one larger answer, alone)
     write_buffer: int = 256 * 1024
+    #: bytes of answers queued for all TCP clients together, at most
+    max_queued_total: int = 64 << 20
     #: seconds a shutdown waits for answers in flight before aborting connections
     drain_timeout: float = 5.0
     faults: FaultConfig = field(default_factory=FaultConfig)
@@ -81,7 +86,19 @@ class TrackerConfig:
     @property
     def limits(self) -> Limits:
         """The per-connection limits, for the connection rules."""
-        return Limits(self.max_request, self.request_timeout, self.idle_timeout, self.digit_wait)
+        return Limits(
+            self.max_request,
+            self.request_timeout,
+            self.idle_timeout,
+            self.digit_wait,
+            queue=self.write_buffer,
+        )
+
+
+def _host(addr: Address) -> str:
+    """A client's address as admission counts it (an IPv4-mapped IPv6 address as IPv4)."""
+    host = str(addr[0]) if addr else "?"
+    return host[7:] if host.startswith("::ffff:") and "." in host else host
 
 
 class Observer(Protocol):
@@ -114,10 +131,15 @@ class _PlainWriter:
     def write_answers(self, answers: list[bytes | memoryview]) -> None:
         self.transport.write(answers[0] if len(answers) == 1 else b"".join(answers))
 
+    def queued(self) -> int:
+        """Bytes written but not yet taken by the client."""
+        return self.transport.get_write_buffer_size()
+
     def close(self) -> None:
         t = self.transport
         if t.can_write_eof() and not t.get_write_buffer_size():
-            t.write_eof()  # the FIN goes out now, not one loop iteration later
+            with contextlib.suppress(OSError):  # (the client has gone already)
+                t.write_eof()  # the FIN goes out now, not one loop iteration later
         t.close()
 
     def cancel(self) -> None:
@@ -127,18 +149,25 @@ class _PlainWriter:
 class _Connection(asyncio.Protocol):
     """One TCP connection, handed over by the tracker's accept handler with the bytes it
     has read already (``first``), or the tail of an answer it could not send whole
-    (``unsent``: write it, then close). It moves bytes; :attr:`rules` decides."""
+    (``unsent``: write it, then close). It moves bytes; :attr:`rules` decides, and says
+    when to read and when work is left for a later turn of the loop."""
 
-    def __init__(self, tracker: Tracker, first: bytes = b"", unsent: bytes = b"") -> None:
+    def __init__(
+        self, tracker: Tracker, host: str, first: bytes = b"", unsent: bytes = b""
+    ) -> None:
         self.tracker = tracker
+        self.host = host  # the client's address, as admission counts it
+        self.counted = True  # this connection holds one of its address's slots
         self._first = first
         self._unsent = unsent
         self._loop = asyncio.get_running_loop()
-        self.rules = ConnectionRules(tracker.limits, tracker.responder.n, self._loop.time())
+        self.rules = ConnectionRules(tracker.limits, tracker.responder, self._loop.time())
         self.transport: asyncio.Transport | None = None
         self.out: _PlainWriter | TcpFaultWriter | None = None
         self._digit_timer: asyncio.TimerHandle | None = None
-        self._paused = False
+        self._turn: asyncio.Handle | None = None  # a later turn, scheduled
+        self._reading = True
+        self.queued = 0  # what this connection adds to the tracker's total queued
         self._bytes_in = 0  # for the observer only
         self._received_at = 0.0  # for the observer only
 
@@ -148,14 +177,17 @@ class _Connection(asyncio.Protocol):
         transport = cast(asyncio.Transport, transport)  # (uvloop transports do not subclass it)
         self.transport = transport
         tracker = self.tracker
-        full = len(tracker._connections) >= tracker.config.max_connections
-        if (full or tracker._closing) and not self._unsent:  # (an answer under way: finish)
+        if tracker._closing and not self._unsent:  # (an answer under way: finish)
             tracker.refused += 1
+            tracker._release(self)
             transport.abort()
             return
         tracker._connections.add(self)
         tracker.accepted += 1
-        transport.set_write_buffer_limits(high=tracker.config.write_buffer)
+        # The rules keep what is queued under the limit; the transport tells when the
+        # client has read most of it (resume_writing), which wakes them: so its mark
+        # is below the limit, or a full queue would never be reported.
+        transport.set_write_buffer_limits(high=tracker.limits.queue // 2)
         faults = tracker.faults
         self.out = (
             TcpFaultWriter(faults, transport)
@@ -178,41 +210,49 @@ class _Connection(asyncio.Protocol):
         if self._digit_timer is not None:
             self._digit_timer.cancel()
             self._digit_timer = None
-        rules = self.rules
-        self._take(rules.received(data, self._loop.time()))
-        if rules.digit_at is not None:
-            self._digit_timer = self._loop.call_at(rules.digit_at, self._digit_wait_over)
+        self._step(self.rules.received(data, self._loop.time(), *self._room()))
 
     def eof_received(self) -> bool:
-        self._take(self.rules.ended())
+        self._step(self.rules.ended(*self._room()))
         return True  # keep the transport until the writer closes it
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._digit_timer is not None:
             self._digit_timer.cancel()
+        if self._turn is not None:
+            self._turn.cancel()
         if self.out is not None:
             self.out.cancel()
         tracker = self.tracker
+        tracker.queued_total -= self.queued
+        self.queued = 0
+        tracker._release(self)
         if self in tracker._connections:
             tracker._connections.discard(self)
             tracker._closed_one()
 
-    def pause_writing(self) -> None:
-        # The client is not reading its answers: stop reading its requests until it does.
-        if self.transport is not None and not self._paused:
-            self._paused = True
-            self.transport.pause_reading()
-
     def resume_writing(self) -> None:
-        if self.transport is not None and self._paused:
-            self._paused = False
-            if not self.transport.is_closing():
-                self.transport.resume_reading()
+        # The client has read: if answers were waiting for room, go on.
+        self._schedule()
+        self.tracker._wake_starved()
 
     # -------------------------------------------------------------------- internals
 
     def _closing(self) -> bool:
         return self.transport is None or self.transport.is_closing()
+
+    def _room(self) -> tuple[int, int]:
+        """``(queued, spare)`` for the rules: this connection's queue, and what the
+        tracker can still queue in all."""
+        tracker = self.tracker
+        return self._track_queued(), tracker.config.max_queued_total - tracker.queued_total
+
+    def _track_queued(self) -> int:
+        """This connection's queued bytes, and the tracker's total brought up to date."""
+        now = self.out.queued() if self.out is not None else 0
+        self.tracker.queued_total += now - self.queued
+        self.queued = now
+        return now
 
     def _digit_wait_over(self) -> None:
         self._digit_timer = None
@@ -228,28 +268,60 @@ class _Connection(asyncio.Protocol):
         t = self.transport
         if t is None or t.is_closing():
             return
-        step = self.rules.expired(now, writing=bool(t.get_write_buffer_size()))
+        queued, spare = self._room()
+        step = self.rules.expired(now, bool(queued), queued, spare)
         if step.why == "idle":
             self.tracker.dropped_idle += 1
         elif step.why == "slow":
             self.tracker.dropped_slow += 1
-        self._take(step)
+        self._step(step)
 
-    def _take(self, step: Step) -> None:
-        """Do what the rules' step says."""
-        out = self.out
-        if out is None or self._closing():
+    def _later(self) -> None:
+        """A later turn of the loop: the work the last step left."""
+        self._turn = None
+        if not self._closing():
+            self._step(self.rules.resume(self._loop.time(), *self._room()))
+
+    def _schedule(self) -> None:
+        """Take a later turn if work is left and there is room for its answers (else
+        the client's reading, or the tracker's total going down, wakes it)."""
+        rules = self.rules
+        if self._turn is not None or not rules.has_work or self._closing():
+            return
+        if rules.pending and self.queued >= self.tracker.limits.queue:
+            return  # resume_writing comes when the client reads
+        if rules.pending and self.tracker.queued_total >= self.tracker.config.max_queued_total:
+            self.tracker._starved.add(self)
+            return
+        self._turn = self._loop.call_soon(self._later)
+
+    def _step(self, step: Step) -> None:
+        """Do what a step of the rules says, then what they say about reading, timers
+        and the work left."""
+        out, t = self.out, self.transport
+        if out is None or t is None or t.is_closing():
             return
         if step.then == ABORT:
-            cast(asyncio.Transport, self.transport).abort()
+            t.abort()
             return
-        if step.requests:
-            answers = self.tracker.responder.answers(step.requests)
-            out.write_answers(answers)
+        if step.answers:
+            out.write_answers(step.answers)
+            self._track_queued()
             if self.tracker.observer is not None:
-                self._observe(step.requests, answers)
+                self._observe(step.requests, step.answers)
         if step.then == CLOSE:
             out.close()
+            return
+        rules = self.rules
+        if rules.wants_input != self._reading:  # the backlog of unparsed bytes
+            self._reading = rules.wants_input
+            if self._reading:
+                t.resume_reading()
+            else:
+                t.pause_reading()
+        if rules.digit_at is not None and self._digit_timer is None:
+            self._digit_timer = self._loop.call_at(rules.digit_at, self._digit_wait_over)
+        self._schedule()
 
     def _observe(self, requests: Sequence[Request], answers: list[bytes | memoryview]) -> None:
         observer, transport = self.tracker.observer, self.transport
@@ -291,6 +363,9 @@ class _Datagrams(asyncio.DatagramProtocol):
         if faults is not None and faults.drop():
             return  # the request is lost on the way in
         answer = answer_datagram(data, tracker.responder, tracker.config.max_request)
+        if not answer.payload:
+            tracker.unanswered_datagrams += 1  # not even one answer in 3x its size
+            return
         if self.sender is not None:
             self.sender.sendto(answer.payload, addr)
         else:
@@ -318,6 +393,7 @@ class Tracker:
         self.limits = self.config.limits
         self.responder = Responder(db)
         self.faults = Faults(self.config.faults) if self.config.faults.active else None
+        self.admission = Admission(self.config.max_connections, self.config.max_per_address)
         self._connections: set[_Connection] = set()
         self._listeners: list[socket.socket] = []
         self._adopting: set[asyncio.Task[Any]] = set()
@@ -334,8 +410,13 @@ class Tracker:
         self.refused = 0
         self.dropped_idle = 0
         self.dropped_slow = 0
+        self.evicted = 0
         self.datagrams = 0
+        self.unanswered_datagrams = 0
         self.answered_at_accept = 0
+        #: answers queued for all clients (an upper bound between two sweeps)
+        self.queued_total = 0
+        self._starved: set[_Connection] = set()
 
     # ------------------------------------------------------------------- lifecycle
 
@@ -352,10 +433,12 @@ class Tracker:
         return TrackerCounters(
             accepted=self.accepted,
             refused=self.refused,
+            evicted=self.evicted,
             open_connections=self.open_connections,
             dropped_idle=self.dropped_idle,
             dropped_slow=self.dropped_slow,
             datagrams=self.datagrams,
+            unanswered_datagrams=self.unanswered_datagrams,
             faults=dict(self.faults.injected) if self.faults is not None else {},
         )
 
@@ -414,8 +497,14 @@ class Tracker:
             if e.errno in _OUT_OF_RESOURCES:
                 self._pause_accepting(listener)  # out of descriptors: try again soon
             return  # otherwise (e.g. ECONNABORTED) that client has gone already
-        if self._closing or len(self._connections) >= self.config.max_connections:
+        if self._closing:
             self.refused += 1
+            conn.close()
+            return
+        host = _host(_addr)
+        verdict = self.admission.verdict(host)
+        if not verdict.accept:
+            self.refused += 1  # every slot taken, or this address's share
             conn.close()
             return
         first = b""
@@ -434,11 +523,11 @@ class Tracker:
                     self.accepted += 1
                     conn.close()
                     return
-                if self._answer_lone(conn, first):
+                if self._answer_lone(conn, first, host):
                     return
-        self._adopt(conn, first)
+        self._adopt(conn, host, first, evict=verdict.evict)
 
-    def _answer_lone(self, conn: socket.socket, first: bytes) -> bool:
+    def _answer_lone(self, conn: socket.socket, first: bytes, host: str) -> bool:
         """Answer and close ``conn`` if ``first`` is one whole request and nothing more
         (the rules' reference-style case); False (nothing done) otherwise."""
         request = lone_request(first, self.limits.max_request, self.responder.n)
@@ -454,29 +543,58 @@ class Tracker:
             conn.close()  # the client reset the connection: nobody to answer
             return True
         if sent < len(answer):  # a large answer: asyncio writes the rest (and counts it)
-            self._adopt(conn, b"", bytes(answer[sent:]))
+            self._adopt(conn, host, b"", bytes(answer[sent:]))
             return True
         self.accepted += 1
         self.answered_at_accept += 1
         conn.close()
         return True
 
-    def _adopt(self, conn: socket.socket, first: bytes, unsent: bytes = b"") -> None:
+    def _adopt(
+        self,
+        conn: socket.socket,
+        host: str,
+        first: bytes = b"",
+        unsent: bytes = b"",
+        evict: str | None = None,
+    ) -> None:
         """Hand ``conn`` to asyncio, as a :class:`_Connection` that starts with ``first``
-        (bytes read already) or with writing ``unsent``."""
+        (bytes read already) or with writing ``unsent``; it takes one of ``host``'s
+        slots now, in place of one of ``evict``'s when admission says so."""
         loop = asyncio.get_running_loop()
+        if evict is not None:
+            self._evict(evict)
+        self.admission.opened(host)
         conn.setblocking(False)
-        task = loop.create_task(
-            loop.connect_accepted_socket(lambda: _Connection(self, first, unsent), conn)
-        )
+        protocol = _Connection(self, host, first, unsent)
+        task = loop.create_task(loop.connect_accepted_socket(lambda: protocol, conn))
         self._adopting.add(task)
 
         def adopted(task: asyncio.Task[Any]) -> None:
             self._adopting.discard(task)
             if task.cancelled() or task.exception() is not None:
+                self._release(protocol)
                 conn.close()  # shutting down, or the client has gone already
 
         task.add_done_callback(adopted)
+
+    def _evict(self, host: str) -> None:
+        """Close ``host``'s longest silent connection, to make room for another
+        address (admission's fairness)."""
+        theirs = [c for c in self._connections if c.host == host and c.counted]
+        if not theirs:
+            return
+        victim = min(theirs, key=lambda c: c.rules.last)
+        self.evicted += 1
+        self._release(victim)
+        if victim.transport is not None:
+            victim.transport.abort()
+
+    def _release(self, conn: _Connection) -> None:
+        """``conn`` gives its slot back (once)."""
+        if conn.counted:
+            conn.counted = False
+            self.admission.closed(conn.host)
 
     def _pause_accepting(self, listener: socket.socket) -> None:
         loop = asyncio.get_running_loop()
@@ -489,14 +607,24 @@ class Tracker:
         loop.call_later(_ACCEPT_RETRY, resume)
 
     def _sweep(self) -> None:
-        """Check every connection whose deadline has come, then come again."""
+        """Check every connection whose deadline has come, bring the total queued up
+        to date, then come again."""
         loop = asyncio.get_running_loop()
         now = loop.time()
         for conn in list(self._connections):
+            conn._track_queued()
             if now >= conn.rules.deadline:
                 conn.check(now)
+        self._wake_starved()
         if not self._closing:
             self._sweeper = loop.call_later(self._sweep_every, self._sweep)
+
+    def _wake_starved(self) -> None:
+        """Connections waiting for the total queued to go down get a turn when it has."""
+        if self._starved and self.queued_total < self.config.max_queued_total:
+            starved, self._starved = self._starved, set()
+            for conn in starved:
+                conn._schedule()
 
     def _closed_one(self) -> None:
         if not self._connections and self._all_closed is not None:
