@@ -216,7 +216,8 @@ class Program:
         env[MARK] = self.token
         if self.log is not None:
             self.log.parent.mkdir(parents=True, exist_ok=True)
-            self.log.write_bytes(f"$ {subprocess.list2cmdline(self.argv)}\n".encode())
+            with self.log.open("ab") as f:  # (appended: one log can hold several runs)
+                f.write(f"$ {subprocess.list2cmdline(self.argv)}\n".encode())
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 *self.argv,
