@@ -282,8 +282,10 @@ class Program:
         assert proc is not None
         killed = self._kill_tree()
         if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+            # (os.kill, not proc.kill: Popen.kill polls first, and would reap the
+            # process under the child watcher, which then reports exit code 255)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(proc.pid, signal.SIGKILL)
             await self.wait(5.0)
         seconds = (self._ended if self._ended is not None else loop.time()) - self._started
         # the pipes end when the last process holding them is gone
