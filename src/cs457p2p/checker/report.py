@@ -12,7 +12,7 @@ from ..core.decoder import Value, describe
 __all__ = ["CheckResult", "Report", "one_line", "plural", "short", "short_text"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class CheckResult:
     """One line of a report. ``passed`` of an informational check says whether the
     tracker has the feature (or the measurement was made); it never fails a report.
@@ -45,6 +45,11 @@ class CheckResult:
             "data": self.data,
         }
 
+    def __repr__(self) -> str:
+        # (short: a detail can hold a whole message of megabytes, and asyncio builds the
+        # repr of a task's result, in full, on its way out of asyncio.run)
+        return f"CheckResult({self.name!r}, {self.result}, {short_text(self.detail, 60)!r})"
+
     def with_hint(self, hint: str) -> CheckResult:
         return CheckResult(
             self.name, self.required, self.passed, self.detail, self.data, hint, self.warning
@@ -55,7 +60,7 @@ class CheckResult:
 NOT_GRADED = "INFO rows are not graded: they say what the tracker does beyond the protocol."
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Report:
     """The checks of one run, in order, and what they were run against."""
 
@@ -68,6 +73,9 @@ class Report:
     #: one line that says why nothing could be checked (then only the first check is
     #: shown in the table; the others are reported as not run)
     stopped: str = ""
+
+    def __repr__(self) -> str:  # (short, as CheckResult's)
+        return f"Report({self.kind!r}, {short_text(self.target, 60)!r}, {self.summary()!r})"
 
     @property
     def required(self) -> list[CheckResult]:
