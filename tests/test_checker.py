@@ -570,7 +570,7 @@ def test_client_table_output(run_cli: CliRunner) -> None:
         (["client", "--", "/nonexistent/client", "{port}"], "cannot run"),
         (["client", "--scenario", "nope", "--", "x", "{port}"], "invalid choice"),
         (["client", "--transport", "udp", "--scenario", "chunked-answers", "--", "x", "{port}"],
-         "not run over udp"),
+         "no scenario 'chunked-answers' over udp"),
         (["client", "--timeout", "0", "--", "x", "{port}"], "positive"),
     ],
 )  # fmt: skip

@@ -293,6 +293,8 @@ def _protocol_check(observer: AnswerLog) -> CheckResult:
         )
     if protocols == [0]:
         detail = "protocol 0 (text, as the reference sends): Python 2 and 3 read it"
+    elif len(protocols) == 1:
+        detail = f"protocol {newest}: Python 2 and 3 read it"
     else:
         detail = f"protocols {', '.join(map(str, protocols))}: Python 2 and 3 read them"
     return CheckResult("pickle-protocol", True, True, detail, data)
