@@ -62,8 +62,7 @@ def add_arguments(g: argparse.ArgumentParser) -> None:
             "--report-dir",
             type=Path,
             metavar="DIR",
-            help="where the report and the logs go"
-            f" (default: SUBMISSIONS/grading-report/{kind})",
+            help=f"where the report and the logs go (default: SUBMISSIONS/grading-report/{kind})",
         )
         p.add_argument("--csv", type=Path, metavar="FILE", help="the CSV (default: DIR/grades.csv)")
         p.add_argument(
