@@ -10,6 +10,11 @@ TCP_NODELAY on neither side (the reference does not).
 
     python bench/refstyle.py tracker --port 0 --items N      # prints "listening on PORT"
     python bench/refstyle.py client --port PORT               # prints the message
+    python bench/refstyle.py client --port PORT --ascii       # positions as b"0", b"1"...
+
+``--ascii`` is the client many students write from the assignment's text: each position
+sent as its ASCII digits, no newline, one per connection (the reference tracker answers
+it 'Bad request'; ours answers it as the position).
 """
 
 from __future__ import annotations
@@ -63,12 +68,13 @@ def _exchange(port: int, request: bytes) -> bytes:
             chunks.append(data)
 
 
-def fetch(port: int) -> str:
+def fetch(port: int, ascii_positions: bool = False) -> str:
     n = decode(_exchange(port, b"REGISTER"))
     assert isinstance(n, int)
     db: list[str | None] = [None] * n
     for i in range(n):
-        item = decode(_exchange(port, pickle.dumps(i, protocol=2)))
+        request = str(i).encode() if ascii_positions else pickle.dumps(i, protocol=2)
+        item = decode(_exchange(port, request))
         assert isinstance(item, tuple) and len(item) == 2
         seq, value = item
         assert isinstance(seq, int) and isinstance(value, str)
@@ -82,11 +88,12 @@ def main() -> None:
     p.add_argument("role", choices=("tracker", "client"))
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--items", type=int, default=16)
+    p.add_argument("--ascii", action="store_true", help="send positions as ASCII digits")
     a = p.parse_args()
     if a.role == "tracker":
         serve(a.port, a.items)
     else:
-        sys.stdout.write(fetch(a.port) + "\n")
+        sys.stdout.write(fetch(a.port, a.ascii) + "\n")
 
 
 if __name__ == "__main__":

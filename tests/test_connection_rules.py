@@ -31,6 +31,7 @@ from cs457p2p.core.requests import (
     Request,
     RequestParser,
     expand_runs,
+    lone_digits,
     lone_request,
 )
 from cs457p2p.core.wire import (
@@ -144,21 +145,29 @@ def test_a_wrong_but_wellformed_value_is_refused_and_the_connection_goes_on() ->
 # ---------------------------------------------------------------------- the digit wait
 
 
-def test_a_lone_digit_run_is_complete_after_the_digit_wait() -> None:
+def test_a_first_read_of_digits_alone_is_one_whole_position() -> None:
+    """As the reference's single recv takes it: no wait for where the digits end (the
+    literal-spec client sends b"5" and waits)."""
     r = rules()
-    assert said(r.received(b"5", 1.0)) == ([], KEEP)
+    assert said(r.received(b"5", 1.0)) == ([Position(5)], CLOSE)
+    assert said(rules().received(b"123", 1.0)) == ([Position(123)], CLOSE)
+
+
+def test_a_trailing_digit_run_is_complete_after_the_digit_wait() -> None:
+    r = rules()
+    assert said(r.received(REGISTER + b"5", 1.0)) == ([Register()], KEEP)
     assert r.digit_at == pytest.approx(1.01)
     assert r.deadline == pytest.approx(1.01)
     assert said(r.expired(1.005)) == ([], KEEP)  # not yet
-    assert said(r.expired(1.01)) == ([Position(5)], CLOSE)
+    assert said(r.expired(1.01)) == ([Position(5)], KEEP)
 
 
 def test_a_digit_run_continued_in_the_next_read_is_one_position() -> None:
     r = rules()
-    r.received(b"1", 1.0)
+    r.received(REGISTER + b"1", 1.0)
     assert said(r.received(b"2", 1.005)) == ([], KEEP)
     assert r.digit_at == pytest.approx(1.015)  # the wait starts again
-    assert said(r.received(b"\n", 1.006)) == ([Position(12)], CLOSE)
+    assert said(r.received(b"\n", 1.006)) == ([Position(12)], KEEP)
     assert r.digit_at is None
 
 
@@ -174,7 +183,7 @@ def test_terminated_digits_need_no_wait_and_pipeline() -> None:
 
 def test_eof_completes_a_trailing_digit_run_and_closes() -> None:
     r = rules()
-    r.received(b"4", 1.0)
+    r.received(REGISTER + REGISTER + b"4", 1.0)
     assert said(r.ended()) == ([Position(4)], CLOSE)
     assert said(r.ended()) == ([], KEEP)
 
@@ -185,7 +194,8 @@ def test_eof_in_the_middle_of_a_request_is_a_bad_request() -> None:
     step = r.ended()
     assert step.then == CLOSE and len(step.requests) == 1
     bad = step.requests[0]
-    assert isinstance(bad, BadRequest) and bad.fatal and "incomplete" in bad.reason
+    assert isinstance(bad, BadRequest) and bad.fatal
+    assert bad.reason == "got b'\\x80\\x02K': the request ends before it is whole"
 
 
 def test_eof_after_nothing_just_closes() -> None:
@@ -285,6 +295,19 @@ def _drive(
     return got, then
 
 
+def _reference_style(pieces: Sequence[bytes]) -> bool:
+    """The reads ``pieces`` make a reference-style connection: the first is digits alone,
+    or the read that completes the first request holds it alone."""
+    if lone_digits(pieces[0]) is not None:
+        return True
+    reads = RequestParser(MAX_REQUEST, N)
+    for piece in pieces:  # the read that completes the first request...
+        completed = reads.feed(piece)
+        if completed:
+            break
+    return request_count(completed) == 1 and not reads.buffered  # ...holds it alone
+
+
 @settings(max_examples=400, deadline=None)
 @given(messages=st.lists(_REQUEST, min_size=2, max_size=8), cuts=st.lists(st.integers(0, 400)))
 def test_pipelined_requests_cut_anywhere_are_all_answered_in_order(
@@ -299,13 +322,8 @@ def test_pipelined_requests_cut_anywhere_are_all_answered_in_order(
     pieces = [c for c in cut(data, cuts) if c]
     whole = RequestParser(MAX_REQUEST)
     expected = whole.feed(data) + whole.flush()
-    reads = RequestParser(MAX_REQUEST, N)
-    for piece in pieces:  # the read that completes the first request...
-        completed = reads.feed(piece)
-        if completed:
-            break
-    if request_count(completed) == 1 and not reads.buffered:
-        return  # ...held it alone: reference style (tested above and below)
+    if _reference_style(pieces):
+        return  # (tested above and below)
     got, then = _drive(pieces, end=True)
     assert then == CLOSE
     assert expand_runs(got) == expected
@@ -413,13 +431,8 @@ def test_budgets_change_when_requests_are_answered_never_what_is_answered(
     over many more steps."""
     data = b"\n".join(messages)
     pieces = [c for c in cut(data, cuts) if c]
-    reads = RequestParser(MAX_REQUEST, N)
-    for piece in pieces:
-        completed = reads.feed(piece)
-        if completed:
-            break
-    if request_count(completed) == 1 and not reads.buffered:
-        return  # reference style (its first request alone in a read)
+    if _reference_style(pieces):
+        return
     got, then = _drive(pieces, end=True, limits=SMALL)
     whole = RequestParser(MAX_REQUEST)
     assert then == CLOSE

@@ -279,7 +279,9 @@ def test_api_status_shows_the_clients(
         assert (c["bad"], c["transport"]) == (0, "tcp")
         assert c["first_seen"] <= c["last_seen"] and c["seconds"] >= 0
     assert rows["127.0.0.1"]["bad"] == 1
-    assert rows["127.0.0.1"]["last_bad"] == "a pickled str is not a request"
+    assert rows["127.0.0.1"]["last_bad"] == (
+        "got b'\\x80\\x02X\\x03\\x00\\x00\\x00abc.': a pickled str, not a position or REGISTER"
+    )  # what arrived, first: what a student sent
     assert s["requests"] == {"total": 52, "register": 3, "position": 48, "bad": 1}
     wait_for(lambda: status(port)["rate"] > 0, "a non-zero request rate")
     assert any(rate > 0 for _, rate in status(port)["history"])
@@ -373,7 +375,10 @@ def test_json_logs_have_one_line_per_event(
     assert finished["client"] == "127.0.0.2" and finished["seconds"] >= 0
     (refused,) = by_event["refused"]
     assert refused["client"] == "127.0.0.1" and refused["closed"] is True
-    assert refused["reason"] == "refused pickle: refused opcode GLOBAL at byte 0"
+    assert refused["reason"] == (
+        "got b\"cos\\nsystem\\n(S'echo hi'\\nt\"...: "
+        "refused pickle: refused opcode GLOBAL at byte 0"
+    )
     assert len(by_event["summary"]) >= 2  # periodic, and at shutdown
     last = by_event["summary"][-1]
     assert (last["clients"], last["finished"], last["requests"], last["bad"]) == (2, 1, 18, 1)
@@ -391,7 +396,8 @@ def test_text_logs_are_one_line_per_event(
     assert events == ["register", "finished", "refused", "summary"], lines
     assert lines[0].split()[1] == "info"
     assert "client=127.0.0.4 transport=tcp registrations=1 items=16" in lines[0]
-    assert 'reason="a pickled str is not a request"' in lines[2]
+    assert "a pickled str, not a position or REGISTER" in lines[2]
+    assert 'reason="got b' in lines[2]
 
 
 def test_the_default_log_level_keeps_stderr_quiet(

@@ -401,8 +401,11 @@ def test_single_position_takes_every_int_a_client_sends(
 
 
 def _parsed_alone(data: bytes, run_limit: int) -> Request | None:
-    """What lone_request must give: the parser's one request, if there is exactly one
-    (not a run) and nothing is left over."""
+    """What lone_request must give: a read of digits alone is one position (as the
+    reference's single recv takes it); otherwise the parser's one request, if there is
+    exactly one (not a run) and nothing is left over."""
+    if data.isdigit() and len(data) <= 20:
+        return Position(int(data))
     parser = RequestParser(MAX_REQUEST, run_limit)
     requests = parser.feed(data)
     if len(requests) != 1 or parser.buffered or isinstance(requests[0], PositionRun):
@@ -439,7 +442,9 @@ def test_lone_request_shapes() -> None:
     assert lone_request(encode_position(7), MAX_REQUEST, 100) == Position(7)
     assert lone_request(b"I7\n.", MAX_REQUEST) == Position(7)
     assert lone_request(encode_position(7) + encode_position(8), MAX_REQUEST, 100) is None
-    assert lone_request(b"7", MAX_REQUEST) is None  # a digit run: its end is not known yet
+    assert lone_request(b"7", MAX_REQUEST) == Position(7)  # a read of digits alone
+    assert lone_request(b"12", MAX_REQUEST) == Position(12)
+    assert lone_request(b"7\n8", MAX_REQUEST) is None  # a second one begun
     assert lone_request(REGISTER[:3], MAX_REQUEST) is None
 
 

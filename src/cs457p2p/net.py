@@ -1,6 +1,7 @@
 """Sockets, in one place: every address of a host bound on one port (TCP, UDP or both),
-the retry that makes port 0 one free port for all of them, and a connection failure said
-in one line. The tracker, its workers and the dashboard bind through :func:`bind_host`.
+the retry that makes port 0 one free port for all of them, a connection failure said
+in one line, and which TCP ports something listens on. The tracker, its workers and
+the dashboard bind through :func:`bind_host`.
 
 ``HOST:PORT`` itself is written and read by :mod:`cs457p2p.core.addresses` (pure text,
 so that the sans-I/O core can name addresses too).
@@ -22,6 +23,7 @@ __all__ = [
     "bind_host",
     "close_pairs",
     "describe_os_error",
+    "listening_ports",
     "passive_addresses",
     "raise_fd_limit",
     "retry_port",
@@ -143,3 +145,26 @@ def raise_fd_limit() -> None:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft != hard:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+_TCP_LISTEN = "0A"  # the state column of /proc/net/tcp for a listening socket
+
+
+def listening_ports() -> set[int] | None:
+    """The TCP ports some socket of this host listens on, read from ``/proc/net/tcp``
+    and ``tcp6`` without connecting to anything (a probe connection would be a client
+    to the program listening there); None where the kernel does not tell (not Linux)."""
+    ports: set[int] = set()
+    found = False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table, encoding="ascii") as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        found = True
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 3 and fields[3] == _TCP_LISTEN:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports if found else None

@@ -8,14 +8,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
-import shlex
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from ..core.connection_rules import request_count
 from ..core.database import Database
-from ..tracker.server import Tracker, TrackerConfig
+from ..core.requests import Request
+from ..tracker.server import Address, Tracker, TrackerConfig
+from .hints import client_hint
 from .refstyle import ReferenceStyleTracker
-from .report import CheckResult, Report, short, short_text
+from .report import CheckResult, Report, plural, short, short_text
 from .runner import CommandError, run_command, substitute
 from .scenarios import Scenario, scenarios_for
 
@@ -68,43 +72,84 @@ def _last_line(text: str) -> str:
     return short_text(lines[-1].strip(), 120) if lines else ""
 
 
+@dataclass(frozen=True)
+class _Place:
+    """Where a client runs: its working folder, and the file that keeps its output."""
+
+    cwd: Path | None = None
+    log: Path | None = None
+
+
+class _Tally:
+    """Counts what a client sent to one of our trackers (its ``observer``)."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+
+    def observe(
+        self,
+        peer: Address,
+        transport: str,
+        requests: Sequence[Request],
+        answers: int,
+        bytes_in: int,
+        bytes_out: int,
+        latency: float,
+    ) -> None:
+        self.requests += request_count(requests)
+
+
 async def _run_scenario(
     scenario: Scenario,
     command: Sequence[str],
     transport: str,
     timeout: float,
     rng: random.Random,
+    place: _Place,
 ) -> CheckResult:
     message = " ".join(secret_words(rng, scenario.items))
     db = Database.from_message(message, shuffle_seed=rng.randrange(1 << 32))
     fault_seed = rng.randrange(1 << 32)
     server: Tracker | ReferenceStyleTracker
+    tally = _Tally()
     if scenario.reference_style:
         server = ReferenceStyleTracker(db, timeout=timeout)
-        await server.start()
-        port = server.port
     else:
         faults = dataclasses.replace(scenario.faults, seed=fault_seed)
         config = TrackerConfig(host="127.0.0.1", port=0, faults=faults, drain_timeout=1.0)
         server = Tracker(db, config)
-        await server.start()
-        port = server.port
+        server.observer = tally
+    await server.start()
+    port = server.port
     try:
         argv = substitute(command, {"host": "127.0.0.1", "port": port, "transport": transport})
-        run = await run_command(argv, timeout)
+        if place.log is not None:
+            with place.log.open("a", encoding="utf-8") as f:
+                f.write(f"\n== scenario {scenario.name} ({scenario.items:,} items)\n")
+        run = await run_command(argv, timeout, cwd=place.cwd, log=place.log)
     finally:
         await server.close()
+    if isinstance(server, ReferenceStyleTracker):
+        connections, requests = server.connections, server.requests
+        sent_ascii = server.ascii_requests > 0
+    else:
+        connections = server.accepted + server.datagrams
+        requests, sent_ascii = tally.requests, False
     found = message in run.stdout
     data: dict[str, Any] = {
         "items": scenario.items,
         "exit": run.exit,
         "seconds": round(run.seconds, 3),
         "timed_out": run.timed_out,
+        "connections": connections,
+        "requests": requests,
     }
     if scenario.faults.active:
         data["fault_seed"] = fault_seed
-    if scenario.items == 0:
-        # The empty message is in any stdout: here the client must not crash.
+    if not connections:
+        # (an empty message is in any stdout: the client must still have asked for it)
+        passed = False
+    elif scenario.items == 0:
         passed = not run.timed_out and run.exit == 0
     else:
         passed = not run.timed_out and found
@@ -116,8 +161,19 @@ async def _run_scenario(
         if run.exit:
             detail += f" (exit {run.exit})"
         return CheckResult(scenario.name, True, True, detail, data)
-    if run.timed_out:
-        detail = f"did not exit within {timeout:g} s (killed)"
+    if not connections:
+        reached = "sent a datagram to" if transport == "udp" else "connected to"
+        detail = f"the client never {reached} 127.0.0.1:{port}: is the address hard-coded?"
+        if run.timed_out:
+            detail += f" (killed after {timeout:g} s)"
+        elif run.exit:
+            detail += f" (exit {run.exit})"
+    elif run.timed_out:
+        detail = (
+            f"did not exit within {timeout:g} s (killed) after "
+            f"{plural(connections, 'datagram' if transport == 'udp' else 'connection')}"
+            f" and {plural(requests, 'request')}"
+        )
         if found and scenario.items:
             detail += "; the message was on stdout"
     else:
@@ -125,14 +181,24 @@ async def _run_scenario(
         detail = f"killed by signal {-code}" if code < 0 else f"exit {code}"
         if scenario.items == 0:
             detail += " for N = 0"
-    if not found and scenario.items and message in run.stderr:
+    if not connections:
+        pass
+    elif not found and scenario.items and message in run.stderr:
         detail += "; printed the message on stderr, not on stdout"
         stderr = ""
     elif not found and scenario.items:
         detail += f"; {_diagnose(run.stdout, db, message)}"
     if stderr:
         detail += f"; stderr: {stderr}"
-    return CheckResult(scenario.name, True, False, detail, data)
+    result = CheckResult(scenario.name, True, False, detail, data)
+    hint = client_hint(
+        scenario.name,
+        detail,
+        sent_ascii=sent_ascii,
+        requests=requests,
+        needed=scenario.items + 1,
+    )
+    return result.with_hint(hint)
 
 
 async def run_client_checks(
@@ -142,9 +208,12 @@ async def run_client_checks(
     timeout: float = 20.0,
     scenarios: Sequence[str] | None = None,
     seed: int | None = None,
+    cwd: Path | None = None,
+    log: Path | None = None,
 ) -> Report:
     """Run the client ``command`` in every scenario for ``transport`` (or only the
-    named ones). ``seed`` makes the secrets, shuffles and faults reproducible.
+    named ones). ``seed`` makes the secrets, shuffles and faults reproducible; ``cwd``
+    is the folder it runs in, and ``log`` a file its output is appended to.
     Raises :class:`ClientCommandError` when the command cannot run at all."""
     if transport not in ("tcp", "udp"):
         raise ValueError("transport must be tcp or udp")
@@ -157,10 +226,10 @@ async def run_client_checks(
         )
     rng = random.Random(seed)
     checks = [
-        await _run_scenario(s, command, transport, timeout, rng)
+        await _run_scenario(s, command, transport, timeout, rng, _Place(cwd, log))
         for s in scenarios_for(transport, scenarios)
     ]
-    return Report("client", shlex.join(command), transport, tuple(checks))
+    return Report("client", " ".join(command), transport, tuple(checks))
 
 
 def check_client(

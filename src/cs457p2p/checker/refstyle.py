@@ -29,6 +29,10 @@ class ReferenceStyleTracker:
         self._server: asyncio.Server | None = None
         self._answers = [protocol0_item(s, v) for s, v in db.items]
         self._tasks: set[asyncio.Task[None]] = set()
+        #: what clients sent: connections, requests read, and requests in ASCII digits
+        self.connections = 0
+        self.requests = 0
+        self.ascii_requests = 0
 
     def answer(self, data: bytes) -> bytes:
         if data == REGISTER:
@@ -42,8 +46,12 @@ class ReferenceStyleTracker:
         return PROTOCOL0_BAD_REQUEST
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         try:
             data = await asyncio.wait_for(reader.read(MAX_REQUEST), self.timeout)
+            if data:
+                self.requests += 1
+                self.ascii_requests += data.strip().isdigit()
             writer.write(self.answer(data))
             await asyncio.wait_for(writer.drain(), self.timeout)
         except (asyncio.TimeoutError, OSError):

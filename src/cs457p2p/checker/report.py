@@ -12,16 +12,20 @@ from ..core.decoder import Value, describe
 __all__ = ["CheckResult", "Report", "one_line", "plural", "short", "short_text"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class CheckResult:
     """One line of a report. ``passed`` of an informational check says whether the
-    tracker has the feature (or the measurement was made); it never fails a report."""
+    tracker has the feature (or the measurement was made); it never fails a report.
+    ``hint``: what to fix, in the student's terms (every failed check has one);
+    ``warning``: something worth a look that does not fail the check."""
 
     name: str
     required: bool
     passed: bool
     detail: str
     data: dict[str, Any] = field(default_factory=dict)
+    hint: str = ""
+    warning: str = ""
 
     @property
     def result(self) -> str:
@@ -36,11 +40,27 @@ class CheckResult:
             "passed": self.passed,
             "result": self.result,
             "detail": self.detail,
+            "hint": self.hint,
+            "warning": self.warning,
             "data": self.data,
         }
 
+    def __repr__(self) -> str:
+        # (short: a detail can hold a whole message of megabytes, and asyncio builds the
+        # repr of a task's result, in full, on its way out of asyncio.run)
+        return f"CheckResult({self.name!r}, {self.result}, {short_text(self.detail, 60)!r})"
 
-@dataclass(frozen=True)
+    def with_hint(self, hint: str) -> CheckResult:
+        return CheckResult(
+            self.name, self.required, self.passed, self.detail, self.data, hint, self.warning
+        )
+
+
+#: What a table says under its INFO rows.
+NOT_GRADED = "INFO rows are not graded: they say what the tracker does beyond the protocol."
+
+
+@dataclass(frozen=True, repr=False)
 class Report:
     """The checks of one run, in order, and what they were run against."""
 
@@ -50,6 +70,12 @@ class Report:
     checks: tuple[CheckResult, ...]
     #: the tracker's assembled message (check tracker), when it could be assembled
     message: str | None = None
+    #: one line that says why nothing could be checked (then only the first check is
+    #: shown in the table; the others are reported as not run)
+    stopped: str = ""
+
+    def __repr__(self) -> str:  # (short, as CheckResult's)
+        return f"Report({self.kind!r}, {short_text(self.target, 60)!r}, {self.summary()!r})"
 
     @property
     def required(self) -> list[CheckResult]:
@@ -76,12 +102,25 @@ class Report:
         return line
 
     def table(self) -> str:
-        """The checks as an aligned table, then the summary line."""
+        """The checks as an aligned table (a failed check's hint on the line below it,
+        a warning too), then the summary line."""
+        shown = self.checks[:1] if self.stopped else self.checks
         rows = [("check", "result", "detail")]
-        rows += [(c.name, c.result, one_line(c.detail)) for c in self.checks]
+        rows += [(c.name, c.result, one_line(c.detail)) for c in shown]
         w0 = max(len(r[0]) for r in rows)
         w1 = max(len(r[1]) for r in rows)
-        lines = [f"{a:<{w0}}  {b:<{w1}}  {c}".rstrip() for a, b, c in rows]
+        lines = [f"{a:<{w0}}  {b:<{w1}}  {c}".rstrip() for a, b, c in rows[:1]]
+        pad = " " * (w0 + w1 + 4)
+        for check, (a, b, c) in zip(shown, rows[1:], strict=True):
+            lines.append(f"{a:<{w0}}  {b:<{w1}}  {c}".rstrip())
+            if check.warning:
+                lines.append(f"{pad}warning: {one_line(check.warning)}")
+            if check.hint and not check.passed:
+                lines.append(f"{pad}hint: {one_line(check.hint)}")
+        if self.stopped and len(self.checks) > 1:
+            lines.append(f"({plural(len(self.checks) - 1, 'other check')} not run: {self.stopped})")
+        if any(not c.required for c in shown):
+            lines.append(NOT_GRADED)
         return "\n".join([*lines, self.summary()])
 
     def to_json(self) -> dict[str, Any]:
@@ -99,6 +138,7 @@ class Report:
                 "line": self.summary(),
             },
             "message": self.message,
+            "stopped": self.stopped,
         }
 
     def json_text(self) -> str:
@@ -120,4 +160,4 @@ def short_text(text: str, limit: int = 100) -> str:
 
 
 def plural(k: int, word: str) -> str:
-    return f"{k} {word}" if k == 1 else f"{k} {word}s"
+    return f"{k:,} {word}" if k == 1 else f"{k:,} {word}s"

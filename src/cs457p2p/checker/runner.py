@@ -216,7 +216,8 @@ class Program:
         env[MARK] = self.token
         if self.log is not None:
             self.log.parent.mkdir(parents=True, exist_ok=True)
-            self.log.write_bytes(f"$ {subprocess.list2cmdline(self.argv)}\n".encode())
+            with self.log.open("ab") as f:  # (appended: one log can hold several runs)
+                f.write(f"$ {subprocess.list2cmdline(self.argv)}\n".encode())
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 *self.argv,
@@ -281,8 +282,10 @@ class Program:
         assert proc is not None
         killed = self._kill_tree()
         if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+            # (os.kill, not proc.kill: Popen.kill polls first, and would reap the
+            # process under the child watcher, which then reports exit code 255)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(proc.pid, signal.SIGKILL)
             await self.wait(5.0)
         seconds = (self._ended if self._ended is not None else loop.time()) - self._started
         # the pipes end when the last process holding them is gone

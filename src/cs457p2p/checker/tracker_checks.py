@@ -11,14 +11,23 @@ pickle protocol knows, so a stock unpickler stops at once. Every wait is bounded
 from __future__ import annotations
 
 import asyncio
-from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 
-from ..core.decoder import Value
 from ..core.wire import BAD_REQUEST_TEXT, REGISTER, encode_position
+from .hints import hint_for
 from .links import ANSWER, CLOSED, TIMEOUT, UNDECODABLE, UNREACHABLE, Link, Reply, TcpLink, UdpLink
-from .report import CheckResult, Report, plural, short, short_text
+from .report import CheckResult, Report, plural, short
+from .tracker_client import (
+    AnswerLog,
+    ClientView,
+    Item,
+    as_item,
+    count_of,
+    fetch,
+    got,
+    item_of,
+    register,
+)
 
 __all__ = ["GARBAGE", "check_tracker", "run_tracker_checks"]
 
@@ -30,10 +39,6 @@ CONCURRENT_SAMPLE = 256
 PARALLEL = 8
 #: Position requests timed by ``latency``.
 LATENCY_SAMPLES = 100
-#: A REGISTER answer larger than this is not fetched (a lying tracker).
-MAX_ITEMS = 1_000_000
-#: Bytes of VALUEs the checker keeps, at most (the first client's items).
-MAX_HELD = 256 << 20
 #: Seconds the whole run may take, by default; what is left is reported as not run.
 DEADLINE = 600.0
 #: Longest wait of an informational check.
@@ -48,157 +53,6 @@ GARBAGE: tuple[tuple[str, bytes], ...] = (
     ("1,500 bytes of noise", b"\xff" * 1500),
     ("an empty request", b""),
 )
-
-Item = tuple[int, str]
-
-
-def _as_item(value: Value) -> Item | str:
-    """A ``(SEQNUM, VALUE)`` pair with an int SEQNUM and a text VALUE, or what is
-    wrong with it. (SEQNUM ranges are the permutation check's business.)"""
-    if value == BAD_REQUEST_TEXT:
-        return "'Bad request'"
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        return f"{short(value)}, not a (SEQNUM, VALUE) pair"
-    seq, text = value
-    if isinstance(seq, bool) or not isinstance(seq, int):
-        return f"{short(value)}: SEQNUM is not an int"
-    if isinstance(text, bytes):  # a Python 3 bytes VALUE reads like a Python 2 string
-        text = text.decode("utf-8", "replace")
-    if not isinstance(text, str):
-        return f"{short(value)}: VALUE is not text"
-    return seq, text
-
-
-def _protocol_of(raw: bytes) -> int:
-    """The pickle protocol of an answer, from its first bytes: PROTO says 2 and newer;
-    protocol 0 is text opcodes only, protocol 1 has binary ones."""
-    if len(raw) >= 2 and raw[0] == 0x80:
-        return raw[1]
-    if all(b == 0x0A or 0x20 <= b < 0x7F or b >= 0x80 for b in raw):
-        return 0
-    return 1
-
-
-class _Observer:
-    """What the answers looked like: their pickle protocols, and the first answer that
-    was not a pickle the restricted decoder reads."""
-
-    def __init__(self) -> None:
-        self.protocols: Counter[int] = Counter()
-        self.answers = 0
-        self.not_pickled: str | None = None
-
-    def note(self, what: str, reply: Reply) -> None:
-        if reply.kind == ANSWER:
-            self.answers += 1
-            self.protocols[_protocol_of(reply.raw)] += 1
-        elif self.not_pickled is None and (
-            reply.kind == UNDECODABLE or (reply.kind == CLOSED and reply.raw and not reply.values)
-        ):
-            self.not_pickled = _got(what, reply)
-
-
-@dataclass
-class _Client:
-    """One client's view of the database: N, and the item at each position asked."""
-
-    register: Reply | None = None
-    n: int | None = None
-    register_problem: str | None = None
-    items: dict[int, Item] = field(default_factory=dict)
-    problem: str | None = None  # the first position that did not answer a pair
-    held: int = 0  # bytes of VALUEs kept in items
-
-
-def _got(what: str, reply: Reply) -> str:
-    """What a request got, as a phrase: ``position 3 answered 'Bad request'``,
-    ``REGISTER: closed without answering``."""
-    if reply.kind == ANSWER:
-        return f"{what} answered {short(reply.values[0])}"
-    if reply.kind == UNDECODABLE:
-        return f"{what} answered {reply.detail}"
-    return f"{what}: {reply.detail}"
-
-
-def _count_of(reply: Reply) -> int | str:
-    """N from a REGISTER reply, or what is wrong with it."""
-    if reply.kind != ANSWER:
-        return _got("REGISTER", reply)
-    value = reply.values[0]
-    if value == BAD_REQUEST_TEXT:
-        return "REGISTER answered 'Bad request'"
-    if isinstance(value, bool) or not isinstance(value, int):
-        return f"REGISTER answered {short(value)}, not an int"
-    if value < 0:
-        return f"REGISTER answered N = {value}, a negative number"
-    if value > MAX_ITEMS:
-        return f"REGISTER answered N = {value:,}, more than this checker's limit of {MAX_ITEMS:,}"
-    return value
-
-
-def _item_of(what: str, reply: Reply) -> Item | str:
-    """The pair a position request got, or what is wrong with it."""
-    if reply.kind != ANSWER:
-        return _got(what, reply)
-    item = _as_item(reply.values[0])
-    return f"{what} answered {item}" if isinstance(item, str) else item
-
-
-async def _register(link: Link, client: _Client, observer: _Observer | None = None) -> None:
-    reply = await link.exchange(REGISTER)
-    client.register = reply
-    if observer is not None:
-        observer.note("REGISTER", reply)
-    count = _count_of(reply)
-    if isinstance(count, str):
-        client.register_problem = count
-    else:
-        client.n = count
-
-
-async def _fetch(
-    link: Link,
-    client: _Client,
-    positions: Sequence[int],
-    parallel: int,
-    observer: _Observer | None = None,
-    expect: dict[int, Item] | None = None,
-) -> None:
-    """Ask for each position (one request per connection, ``parallel`` at a time);
-    stop at the first position that does not answer a pair. The items are kept (at
-    most :data:`MAX_HELD` bytes of VALUEs in all), or, with ``expect``, only compared
-    with the items another client got."""
-    queue = deque(positions)
-    problems: list[tuple[int, str]] = []
-
-    async def worker() -> None:
-        while queue and not problems:
-            p = queue.popleft()
-            reply = await link.exchange(encode_position(p))
-            if observer is not None:
-                observer.note(f"position {p}", reply)
-            item = _item_of(f"position {p}", reply)
-            if isinstance(item, str):
-                problems.append((p, item))
-                return
-            if expect is not None:
-                if item != expect[p]:
-                    problems.append(
-                        (p, f"position {p} answered {short(item)}, not {short(expect[p])}")
-                    )
-                    return
-                continue
-            client.held += len(item[1])
-            if client.held > MAX_HELD:
-                problems.append(
-                    (p, f"the VALUEs add up to more than {MAX_HELD:,} bytes: not all kept")
-                )
-                return
-            client.items[p] = item
-
-    await asyncio.gather(*(worker() for _ in range(min(parallel, len(queue)))))
-    if problems:
-        client.problem = min(problems)[1]
 
 
 def _sample(n: int, k: int) -> list[int]:
@@ -241,17 +95,17 @@ def _not_run(name: str, why: str, required: bool = True) -> CheckResult:
     return CheckResult(name, required, False, f"not run: {why}")
 
 
-async def _still_serves(link: Link, first: _Client) -> str | None:
+async def _still_serves(link: Link, first: ClientView) -> str | None:
     """None when REGISTER and position 0 still answer as they did for the first
     client; else what went wrong."""
     reply = await link.exchange(REGISTER)
-    count = _count_of(reply)
+    count = count_of(reply)
     if isinstance(count, str):
         return f"then {count}"
     if count != first.n:
         return f"then REGISTER answered N = {count}, not {first.n}"
     if 0 in first.items:
-        item = _item_of("position 0", await link.exchange(encode_position(0)))
+        item = item_of("position 0", await link.exchange(encode_position(0)))
         if isinstance(item, str):
             return f"then {item}"
         if item != first.items[0]:
@@ -260,16 +114,26 @@ async def _still_serves(link: Link, first: _Client) -> str | None:
 
 
 async def _bad_requests(
-    link: Link, first: _Client, name: str, requests: Sequence[tuple[str, bytes]]
+    link: Link, first: ClientView, name: str, requests: Sequence[tuple[str, bytes]]
 ) -> CheckResult:
     """Each request must get an answer or a close (over UDP: an answer or nothing), and
     the tracker must answer REGISTER and position 0 as before, afterwards."""
     udp = link.transport == "udp"
     notes: list[str] = []
+    warning = ""
     for what, payload in requests:
         reply = await link.exchange(
             payload, timeout=min(link.timeout, UDP_BAD_REQUEST_WAIT) if udp else None
         )
+        if (
+            reply.kind == ANSWER
+            and what == "position -1"
+            and not isinstance(as_item(reply.values[0]), str)
+        ):
+            warning = (
+                f"position -1 answered {short(reply.values[0])}: Python's negative indexing"
+                " (the course's reference does it too); check 0 <= i < N before indexing"
+            )
         if reply.kind == ANSWER or reply.kind == UNDECODABLE:
             notes.append(f"{what}: {reply.describe()}")
         elif reply.kind == CLOSED:
@@ -287,23 +151,23 @@ async def _bad_requests(
         if problem is not None:
             notes[-1] += f"; {problem} (the tracker no longer serves)"
             return CheckResult(name, True, False, "; ".join(notes))
-    return CheckResult(name, True, True, "; ".join(notes) + "; still serves")
+    return CheckResult(name, True, True, "; ".join(notes) + "; still serves", warning=warning)
 
 
-async def _concurrent(link: Link, first: _Client) -> CheckResult:
+async def _concurrent(link: Link, first: ClientView) -> CheckResult:
     assert first.n is not None
     n = first.n
     positions = [p for p in _sample(n, CONCURRENT_SAMPLE) if p in first.items]
 
     async def session(k: int) -> str | None:
-        client = _Client()
-        await _register(link, client)
+        client = ClientView()
+        await register(link, client)
         if client.n is None:
             return f"client {k}: {client.register_problem}"
         if client.n != n:
             return f"client {k}: REGISTER answered N = {client.n}, not {n}"
         # (compared as they come, not kept: 20 copies of a large database would not fit)
-        await _fetch(link, client, positions, parallel=1, expect=first.items)
+        await fetch(link, client, positions, parallel=1, expect=first.items)
         if client.problem is not None:
             return f"client {k}: {client.problem}"
         return None
@@ -325,20 +189,22 @@ async def _concurrent(link: Link, first: _Client) -> CheckResult:
     )
 
 
-async def _ascii(link: Link, first: _Client) -> CheckResult:
+async def _ascii(link: Link, first: ClientView) -> CheckResult:
     if 0 not in first.items:
         return _not_run("ascii-positions", "no item at position 0", required=False)
     reply = await link.exchange(b"0", timeout=min(link.timeout, INFO_TIMEOUT))
-    if reply.kind == ANSWER and _as_item(reply.values[0]) == first.items[0]:
-        return CheckResult("ascii-positions", False, True, "yes: b'0' is answered as position 0")
+    what = "positions written as ASCII digits (as the assignment's text reads)"
+    if reply.kind == ANSWER and as_item(reply.values[0]) == first.items[0]:
+        detail = f"yes, it also takes {what}: b'0' is answered as position 0"
+        return CheckResult("ascii-positions", False, True, detail)
     if reply.kind == ANSWER and reply.values[0] == BAD_REQUEST_TEXT:
-        detail = "no: b'0' is answered 'Bad request' (as the reference)"
+        detail = f"no, it does not take {what}: b'0' is answered 'Bad request', as the reference"
     else:
-        detail = f"no: {_got(repr(b'0'), reply)}"
+        detail = f"no, it does not take {what}: {got(repr(b'0'), reply)}"
     return CheckResult("ascii-positions", False, False, detail)
 
 
-async def _pipelining(link: Link, first: _Client) -> CheckResult:
+async def _pipelining(link: Link, first: ClientView) -> CheckResult:
     if first.n is not None and first.n >= 2:
         what, payload = "positions 0 and 1", encode_position(0) + encode_position(1)
     else:
@@ -346,13 +212,15 @@ async def _pipelining(link: Link, first: _Client) -> CheckResult:
     how = "in one datagram" if link.transport == "udp" else "back to back on one connection"
     reply = await link.exchange(payload, want=2, timeout=min(link.timeout, INFO_TIMEOUT))
     if reply.kind == ANSWER:
-        return CheckResult("pipelining", False, True, f"yes: {what} sent {how} both answered")
+        detail = f"yes, it answers several requests at once: {what} sent {how}, both answered"
+        return CheckResult("pipelining", False, True, detail)
+    no = "no, one request at a time (as the reference)"
     if len(reply.values) == 1 and reply.kind == CLOSED:
-        detail = f"no: {what} sent {how}: the first answered, then closed (reference style)"
+        detail = f"{no}: {what} sent {how}: the first answered, then closed"
     elif len(reply.values) == 1:
-        detail = f"no: {what} sent {how}: only the first answered"
+        detail = f"{no}: {what} sent {how}: only the first answered"
     else:
-        detail = f"no: {what} sent {how}: {reply.describe()}"
+        detail = f"{no}: {what} sent {how}: {reply.describe()}"
     return CheckResult("pipelining", False, False, detail)
 
 
@@ -364,12 +232,11 @@ async def _other_transport(link: Link) -> CheckResult:
         other = TcpLink(link.host, link.port, min(link.timeout, INFO_TIMEOUT))
     name = other.transport
     reply = await other.exchange(REGISTER)
-    count = _count_of(reply)
+    count = count_of(reply)
     if isinstance(count, int):
-        return CheckResult(
-            name, False, True, f"yes: REGISTER over {name.upper()} gives N = {count}"
-        )
-    return CheckResult(name, False, False, f"no: {count}")
+        detail = f"yes, it also serves over {name.upper()}: REGISTER gives N = {count}"
+        return CheckResult(name, False, True, detail)
+    return CheckResult(name, False, False, f"no, it does not serve over {name.upper()}: {count}")
 
 
 def _percentile(samples: list[float], q: float) -> float:
@@ -378,7 +245,7 @@ def _percentile(samples: list[float], q: float) -> float:
     return ordered[int(k)]
 
 
-async def _latency(link: Link, first: _Client) -> CheckResult:
+async def _latency(link: Link, first: ClientView) -> CheckResult:
     n = first.n or 0
     positions = sorted(first.items)
     what = "position requests" if positions else "REGISTER requests"
@@ -397,26 +264,40 @@ async def _latency(link: Link, first: _Client) -> CheckResult:
         return CheckResult("latency", False, False, f"not measured: no answer to {what}")
     p50, p99 = _percentile(samples, 50), _percentile(samples, 99)
     each = "its own UDP socket" if link.transport == "udp" else "its own connection"
-    detail = f"p50 {p50:.2f} ms, p99 {p99:.2f} ms ({len(samples)} {what}, each on {each})"
+    detail = (
+        f"how long an answer takes: p50 {p50:.2f} ms, p99 {p99:.2f} ms"
+        f" ({len(samples)} {what}, each on {each})"
+    )
     if failures:
         detail += f"; {failures} unanswered"
     data = {"p50_ms": round(p50, 3), "p99_ms": round(p99, 3), "samples": len(samples), "n": n}
     return CheckResult("latency", False, True, detail, data)
 
 
-def _protocol_check(observer: _Observer) -> CheckResult:
+def _protocol_check(observer: AnswerLog) -> CheckResult:
+    """The answers' pickle protocols: at most 2, which Python 2 (the course's reference
+    client) reads."""
     protocols = sorted(observer.protocols)
     if not protocols:
-        return CheckResult("pickle-protocol", False, False, "not seen: no answer was a pickle")
+        return _not_run("pickle-protocol", "no answer was a pickle")
+    data = {"protocols": protocols}
+    newest = protocols[-1]
+    if newest > 2:
+        what = observer.newer_than_2 or f"an answer in protocol {newest}"
+        return CheckResult(
+            "pickle-protocol",
+            True,
+            False,
+            f"{what}: Python 2 clients (the course's reference client) cannot read it",
+            data,
+        )
     if protocols == [0]:
-        detail = "protocol 0 (text, as the reference sends)"
+        detail = "protocol 0 (text, as the reference sends): Python 2 and 3 read it"
     elif len(protocols) == 1:
-        p = protocols[0]
-        who = "Python 2 and 3 read it" if p <= 2 else "Python 3 only: a Python 2 client cannot"
-        detail = f"protocol {p}, newer than the reference's 0 ({who})"
+        detail = f"protocol {newest}: Python 2 and 3 read it"
     else:
-        detail = "mixed: protocols " + ", ".join(map(str, protocols))
-    return CheckResult("pickle-protocol", False, True, detail, {"protocols": protocols})
+        detail = f"protocols {', '.join(map(str, protocols))}: Python 2 and 3 read them"
+    return CheckResult("pickle-protocol", True, True, detail, data)
 
 
 async def run_tracker_checks(
@@ -441,10 +322,12 @@ async def run_tracker_checks(
         return loop.time() >= link.deadline if link.deadline is not None else False
 
     checks: list[CheckResult] = []
-    observer = _Observer()
-    first = _Client()
-    await _register(link, first, observer)
+    observer = AnswerLog()
+    first = ClientView()
+    await register(link, first, observer)
     n = first.n
+    if first.register is not None and first.register.kind == UNREACHABLE:
+        return _nothing_listens(link, transport, first.register)
 
     # -- register
     if n is None:
@@ -455,7 +338,7 @@ async def run_tracker_checks(
 
     # -- items
     if n is not None:
-        await _fetch(link, first, range(n), PARALLEL, observer)
+        await fetch(link, first, range(n), PARALLEL, observer)
         if first.problem is not None:
             checks.append(CheckResult("items", True, False, first.problem))
         elif n == 0:
@@ -503,13 +386,7 @@ async def run_tracker_checks(
             what = "N = 0: nothing to check" if n == 0 else f"the SEQNUMs are exactly 0..{n - 1}"
             checks.append(CheckResult("permutation", True, True, what))
             checks.append(
-                CheckResult(
-                    "message",
-                    True,
-                    True,
-                    f'"{short_text(message)}"' + (f" ({n} items)" if len(message) > 100 else ""),
-                    {"message": message},
-                )
+                CheckResult("message", True, True, f'"{message}" ({n} items)', {"message": message})
             )
 
     # The rest runs in an order of its own (the report keeps the order above): first
@@ -556,16 +433,49 @@ async def run_tracker_checks(
                 later[name] = _not_run(name, why, required=name in ("out-of-range", "garbage"))
     for name in ("second-client", "out-of-range", "garbage", "concurrent"):
         checks.append(later[name])
-    checks += [later["ascii-positions"], later["pipelining"], other, latency]
     checks.append(_protocol_check(observer))
-    return Report("tracker", link.address, transport, tuple(checks), message)
+    checks += [later["ascii-positions"], later["pipelining"], other, latency]
+    hinted = tuple(
+        c if c.passed or c.hint or not c.required else c.with_hint(hint_for(c, link.timeout))
+        for c in checks
+    )
+    return Report("tracker", link.address, transport, hinted, message)
 
 
-async def _second_client(link: Link, first: _Client) -> CheckResult:
+#: The required checks, in the report's order.
+REQUIRED = (
+    "register",
+    "items",
+    "pickled",
+    "permutation",
+    "message",
+    "second-client",
+    "out-of-range",
+    "garbage",
+    "concurrent",
+    "pickle-protocol",
+)
+
+
+def _nothing_listens(link: Link, transport: str, reply: Reply) -> Report:
+    """The one line of a report when no connection is possible at all."""
+    why = f"nothing listens on {link.address} ({reply.detail}): is the tracker running?"
+    first = CheckResult(
+        "register",
+        True,
+        False,
+        why,
+        hint="start the tracker first, listening on this host and port",
+    )
+    others = tuple(_not_run(name, "nothing listens") for name in REQUIRED[1:])
+    return Report("tracker", link.address, transport, (first, *others), stopped=why)
+
+
+async def _second_client(link: Link, first: ClientView) -> CheckResult:
     """Another client, after the first: the same N, the same item at every position."""
     assert first.n is not None
-    again = _Client()
-    await _register(link, again)
+    again = ClientView()
+    await register(link, again)
     hint = ""
     if again.register is not None and again.register.kind == UNREACHABLE:
         hint = " (the tracker stopped serving after the first client)"
@@ -576,7 +486,7 @@ async def _second_client(link: Link, first: _Client) -> CheckResult:
             "second-client", True, False, f"REGISTER answered N = {again.n}, then {first.n}"
         )
     positions = sorted(first.items)
-    await _fetch(link, again, positions, PARALLEL, expect=first.items)
+    await fetch(link, again, positions, PARALLEL, expect=first.items)
     if again.problem is not None:
         return CheckResult("second-client", True, False, f"{again.problem} (to the first client)")
     if not positions:

@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..checker.client_checks import run_client_checks
     from ..checker.runner import CommandError, become_subreaper
-    from ..checker.scenarios import CLIENT_SCENARIOS
+    from ..checker.scenarios import scenarios_for
     from ..checker.tracker_checks import run_tracker_checks
 
     if args.check_command == "tracker":
@@ -120,9 +120,10 @@ def run(args: argparse.Namespace) -> int:
         return _print_report(report, args.json)
     prog = "cs457p2p check client"
     become_subreaper()  # (orphans of the client's processes come here, to be killed)
-    for name in args.scenario or ():
-        if args.transport not in next(s for s in CLIENT_SCENARIOS if s.name == name).transports:
-            return fail(prog, f"scenario {name!r} is not run over {args.transport}", EXIT_USAGE)
+    try:
+        scenarios_for(args.transport, args.scenario)
+    except ValueError as e:
+        return fail(prog, str(e), EXIT_USAGE)
     try:
         report = asyncio.run(
             run_client_checks(

@@ -61,6 +61,13 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         " trackers started here. Exit 0 when every required check passes, 1 when one"
         " fails, 2 for a usage error.",
     ),
+    "grade": (
+        "grade",
+        "grade a folder of submissions, one subfolder per student",
+        "Run the checks of `check client` or `check tracker` for every student of a"
+        " class and write one report (a table, CSV, JSON and each student's output)."
+        " Exit 0 once every student is graded, 2 for a usage error.",
+    ),
 }
 
 

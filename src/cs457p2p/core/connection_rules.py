@@ -11,8 +11,9 @@ TCP, one :class:`ConnectionRules` per connection:
   its first read) is pipelining: every answer, in order, until the client closes, goes
   quiet for ``idle_timeout`` seconds, or sends something the stream cannot recover from
   (answered ``'Bad request'``, then closed);
-* an unterminated ASCII digit run is complete after ``digit_wait`` seconds of silence
-  (``b"1"`` then ``b"2"`` is position 12), or at EOF;
+* a first read of nothing but ASCII digits is one whole position (as the reference's
+  single ``recv`` takes it); later, an unterminated digit run is complete after
+  ``digit_wait`` seconds of silence (``b"1"`` then ``b"2"`` is position 12), or at EOF;
 * a request must be whole within ``request_timeout`` seconds of its first byte: then it
   is answered ``'Bad request'`` and the connection closed (aborted, if answers are still
   being written).
@@ -42,7 +43,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .database import Database
-from .requests import BadRequest, Position, PositionRun, Register, Request, RequestParser
+from .requests import (
+    BadRequest,
+    Position,
+    PositionRun,
+    Register,
+    Request,
+    RequestParser,
+    lone_digits,
+)
 from .wire import BAD_REQUEST, MAX_DATAGRAM, MAX_REQUEST
 
 __all__ = [
@@ -276,6 +285,11 @@ class ConnectionRules:
         self.last = now
         if self.requests and not self.persistent:
             self.persistent = True  # bytes after the first request: a pipelining client
+        if not self.requests and not self.backlog and not self.parser.buffered:
+            lone = lone_digits(data)
+            if lone is not None:  # a first read of digits alone: one whole position,
+                self._parsed([lone], at_eof=False)  # as the reference's recv takes it
+                return self._answer(queued, spare)
         self.backlog += data
         return self._work(now, queued, spare)
 

@@ -23,25 +23,25 @@ __all__ = ["DEFAULT_ITEMS", "DEFAULT_MESSAGE", "Database", "DatabaseError"]
 
 DEFAULT_MESSAGE = "Now is the time for all good coders to review the use of threads in python."
 
-#: The built-in database as stored: ``(SEQNUM, VALUE)`` in a fixed shuffled order of our
-#: own, so that the default tracker is reproducible.
+#: The built-in database as stored: ``(SEQNUM, VALUE)`` in the course's reference order
+#: (docs/PROTOCOL.md), so that position i answers what the reference answers.
 DEFAULT_ITEMS: tuple[tuple[int, str], ...] = (
     (12, "of"),
     (3, "time"),
     (9, "review"),
-    (0, "Now"),
-    (14, "in"),
     (6, "good"),
+    (2, "the"),
+    (5, "all"),
+    (11, "use"),
+    (8, "to"),
     (1, "is"),
+    (7, "coders"),
+    (14, "in"),
     (15, "python."),
     (10, "the"),
+    (0, "Now"),
     (4, "for"),
-    (7, "coders"),
     (13, "threads"),
-    (2, "the"),
-    (11, "use"),
-    (5, "all"),
-    (8, "to"),
 )
 
 

@@ -1,0 +1,402 @@
+"""``grade``: a folder of submissions (one subfolder per student) graded in one run.
+
+Each student's program runs in the student's own folder, contained by :mod:`.runner`
+(bounded in time and memory, its whole process tree killed at the end, its output kept
+in a log file under the report's folder). A client is run in the scenarios of
+``check client``; a tracker is started on a port of its own, looked for among the
+listening ports until it listens (never probed by a connection, which would be its
+first client), checked as ``check tracker`` does, then stopped with its whole tree.
+
+What happened to each student is one of :data:`OUTCOMES`, so that a missing file, a
+command that cannot start and a crash are told apart from failed checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..net import listening_ports
+from .client_checks import run_client_checks
+from .report import Report, one_line, short_text
+from .runner import CommandError, Program, substitute
+from .scenarios import scenarios_for
+from .tracker_checks import REQUIRED as TRACKER_REQUIRED
+from .tracker_checks import run_tracker_checks
+
+__all__ = [
+    "OUTCOMES",
+    "REPORT_FOLDER",
+    "Grade",
+    "GradeError",
+    "GradeOptions",
+    "grade_all",
+    "named_files",
+    "students_in",
+]
+
+#: What can happen to a student, from best to worst
+OUTCOMES = {
+    "passed": "every required check passed",
+    "failed": "the program ran, and some required checks failed",
+    "hung": "the program was killed at the timeout (and did not crash)",
+    "crashed": "the program exited with an error (a client in some scenario; a tracker"
+    " before or while it was checked)",
+    "not-listening": "the tracker ran but never listened on its port",
+    "cannot-start": "the command could not be started (not found, not executable)",
+    "missing": "a file the command names is not in the student's folder",
+}
+#: The reports' folder, inside SUBMISSIONS unless told otherwise (never graded): one
+#: subfolder for clients, one for trackers.
+REPORT_FOLDER = "grading-report"
+#: Seconds a tracker may take to listen on its port.
+STARTUP = 10.0
+_LOOK_EVERY = 0.05
+#: Seconds a tracker that failed a check is given to finish dying, if it is (an
+#: interpreter closes its sockets before it has exited).
+EXIT_WAIT = 2.0
+#: An argument that names a file of the submission: ``client.py``, ``./run.sh``
+_FILE_ARG = re.compile(r"(\./.+|[^/{}\-][^{}]*\.[A-Za-z0-9]{1,5})")
+
+
+class GradeError(Exception):
+    """The grading cannot run at all (no such folder, no students): a usage error."""
+
+
+@dataclass(frozen=True)
+class GradeOptions:
+    kind: str  # "client" or "tracker"
+    command: tuple[str, ...]
+    report_dir: Path
+    timeout: float  # client: a scenario's run; tracker: the wait for one answer
+    jobs: int = 1
+    transport: str = "tcp"
+    deadline: float = 300.0  # tracker: the longest run of the checks of one student
+    startup: float = STARTUP  # tracker: the longest wait for it to listen
+    scenarios: tuple[str, ...] | None = None  # client: only these (default: all)
+
+
+@dataclass
+class Grade:
+    """One student's result."""
+
+    student: str
+    outcome: str
+    passed: int
+    required: int
+    failed: list[str]
+    hint: str
+    detail: str
+    log: Path
+    report: Report | None = field(default=None, repr=False)
+    #: what the checks warned of (they do not fail a check)
+    warnings: list[str] = field(default_factory=list)
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "student": self.student,
+            "outcome": self.outcome,
+            "passed": self.passed,
+            "required": self.required,
+            "failed": " ".join(self.failed),
+            "hint": self.hint,
+            "detail": self.detail,
+            "warnings": " | ".join(self.warnings),
+            "log": str(self.log),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        out = self.row()
+        out["failed"] = self.failed
+        out["warnings"] = self.warnings
+        out["report"] = None if self.report is None else self.report.to_json()
+        return out
+
+
+def students_in(submissions: Path, report_dir: Path) -> list[Path]:
+    """The students' folders: every subfolder but hidden ones and the one that holds
+    the report."""
+    if not submissions.is_dir():
+        raise GradeError(f"{submissions}: not a folder")
+    report = report_dir.resolve()
+    folders = sorted(
+        p
+        for p in submissions.iterdir()
+        if p.is_dir()
+        and not p.name.startswith(".")
+        and p.resolve() != report
+        and p.resolve() not in report.parents
+    )
+    if not folders:
+        raise GradeError(f"{submissions}: no student folders in it (one subfolder per student)")
+    return folders
+
+
+def named_files(command: Sequence[str]) -> list[str]:
+    """The files of a submission that ``command`` names: arguments like ``client.py`` or
+    ``./client`` (the program itself only when written ``./NAME``)."""
+    return [
+        arg
+        for k, arg in enumerate(command)
+        if _FILE_ARG.fullmatch(arg) and (k > 0 or arg.startswith("./"))
+    ]
+
+
+def _required_count(opts: GradeOptions) -> int:
+    if opts.kind == "tracker":
+        return len(TRACKER_REQUIRED)
+    return len(scenarios_for(opts.transport, opts.scenarios))
+
+
+def _from_report(student: str, report: Report, log: Path, outcome: str) -> Grade:
+    required = report.required
+    failing = [c for c in required if not c.passed]
+    first = failing[0] if failing else None
+    return Grade(
+        student,
+        outcome,
+        sum(c.passed for c in required),
+        len(required),
+        [c.name for c in failing],
+        first.hint if first else "",
+        one_line(first.detail) if first else "",
+        log,
+        report,
+        [f"{c.name}: {c.warning}" for c in report.checks if c.warning],
+    )
+
+
+def _nothing(student: str, opts: GradeOptions, outcome: str, detail: str, hint: str) -> Grade:
+    log = _log_of(opts, student)
+    count = _required_count(opts)
+    return Grade(student, outcome, 0, count, [], hint, detail, log)
+
+
+def _log_of(opts: GradeOptions, student: str) -> Path:
+    return opts.report_dir / "logs" / f"{student}.log"
+
+
+def _missing(folder: Path, command: Sequence[str]) -> str | None:
+    for name in named_files(command):
+        if not (folder / name).exists():
+            return name
+    return None
+
+
+async def _grade_client(folder: Path, opts: GradeOptions) -> Grade:
+    student, log = folder.name, _log_of(opts, folder.name)
+    try:
+        report = await run_client_checks(
+            opts.command,
+            transport=opts.transport,
+            timeout=opts.timeout,
+            scenarios=opts.scenarios,
+            cwd=folder,
+            log=log,
+        )
+    except CommandError as e:
+        return _nothing(
+            student, opts, "cannot-start", str(e), "check the command and the file's permissions"
+        )
+    runs = [c.data for c in report.checks]
+    crashed = [
+        c for c in report.checks if not c.passed and not c.data.get("timed_out") and c.data["exit"]
+    ]
+    outcome = "passed" if report.ok else "failed"
+    if crashed:
+        outcome = "crashed"
+    elif any(r.get("timed_out") for r in runs):
+        outcome = "hung"
+    return _from_report(student, report, log, outcome)
+
+
+class _Ports:
+    """Free ports for the trackers, never the same one twice in a run (``--jobs``)."""
+
+    def __init__(self) -> None:
+        self.given: set[int] = set()
+
+    def take(self) -> int:
+        import socket
+
+        for _ in range(100):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = int(s.getsockname()[1])
+            if port not in self.given:
+                self.given.add(port)
+                return port
+        raise OSError("no free port")
+
+
+async def _listens(program: Program, port: int, within: float) -> str | None:
+    """None once something listens on ``port``; else why not (it exited, or time ran
+    out)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        ports = listening_ports()
+        if ports is None:  # not Linux: the tracker gets one REGISTER more
+            if await _answers_register(port):
+                return None
+        elif port in ports:
+            return None
+        if program.returncode is not None:
+            return "exited"
+        if loop.time() >= deadline:
+            return "timeout"
+        await asyncio.sleep(_LOOK_EVERY)
+
+
+async def _answers_register(port: int) -> bool:
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1.0)
+    except (OSError, asyncio.TimeoutError):
+        return False
+    try:
+        writer.write(b"REGISTER")
+        await asyncio.wait_for(reader.read(1024), 2.0)
+    except (OSError, asyncio.TimeoutError):
+        pass
+    finally:
+        writer.close()
+    return True
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return short_text(lines[-1], 120) if lines else ""
+
+
+async def _grade_tracker(folder: Path, opts: GradeOptions, ports: _Ports) -> Grade:
+    student, log = folder.name, _log_of(opts, folder.name)
+    port = ports.take()
+    argv = substitute(opts.command, {"host": "127.0.0.1", "port": port})
+    program = Program(argv, cwd=folder, log=log)
+    try:
+        await program.start()
+    except CommandError as e:
+        return _nothing(
+            student, opts, "cannot-start", str(e), "check the command and the file's permissions"
+        )
+    report: Report | None = None
+    try:
+        why = await _listens(program, port, opts.startup)
+        if why is None:
+            report = await run_tracker_checks(
+                "127.0.0.1",
+                port,
+                transport=opts.transport,
+                timeout=opts.timeout,
+                deadline=opts.deadline,
+            )
+            if not report.ok:  # did it die of a check? (its exit can take a moment)
+                await program.wait(EXIT_WAIT)
+        exited = program.returncode
+    finally:
+        run = await program.stop()
+    stderr = _last_line(run.stderr)
+    if report is None and exited is not None:
+        detail = f"exited ({_exit_text(exited)}) before it listened on port {port}"
+        detail += f"; stderr: {stderr}" if stderr else ""
+        return _nothing(
+            student, opts, "crashed", detail, "run it by hand with the same command and port"
+        )
+    if report is None:
+        detail = f"never listened on port {port} within {opts.startup:g} s"
+        return _nothing(
+            student,
+            opts,
+            "not-listening",
+            detail,
+            "take the port from the command line ({port}) and call listen() at start",
+        )
+    grade = _from_report(student, report, log, "passed" if report.ok else "failed")
+    if exited is not None:
+        grade.outcome = "crashed"
+        grade.detail = f"exited ({_exit_text(exited)}) while it was checked" + (
+            f"; stderr: {stderr}" if stderr else ""
+        )
+    return grade
+
+
+def _exit_text(code: int) -> str:
+    return f"killed by signal {-code}" if code < 0 else f"exit {code}"
+
+
+async def grade_all(
+    folders: Sequence[Path],
+    opts: GradeOptions,
+    on_grade: Callable[[Grade], None] | None = None,
+) -> list[Grade]:
+    """Grade every student folder, ``opts.jobs`` at a time; ``on_grade`` sees each
+    grade as it is made. The grades come back in the folders' order."""
+    (opts.report_dir / "logs").mkdir(parents=True, exist_ok=True)
+    gate = asyncio.Semaphore(opts.jobs)
+    ports = _Ports()
+
+    async def one(folder: Path) -> Grade:
+        async with gate:
+            log = _log_of(opts, folder.name)
+            log.write_bytes(b"")
+            missing = _missing(folder, opts.command)
+            if missing is not None:
+                grade = _nothing(
+                    folder.name,
+                    opts,
+                    "missing",
+                    f"{missing} is not in the folder {folder.name}",
+                    f"submit {missing} at the top of the folder, named exactly so",
+                )
+            elif opts.kind == "client":
+                grade = await _grade_client(folder, opts)
+            else:
+                grade = await _grade_tracker(folder, opts, ports)
+            if on_grade is not None:
+                on_grade(grade)
+            return grade
+
+    return list(await asyncio.gather(*(one(f) for f in folders)))
+
+
+def csv_text(grades: Sequence[Grade]) -> str:
+    out = io.StringIO()
+    fields = [
+        "student",
+        "outcome",
+        "passed",
+        "required",
+        "failed",
+        "hint",
+        "detail",
+        "warnings",
+        "log",
+    ]
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for g in grades:
+        writer.writerow(g.row())
+    return out.getvalue()
+
+
+def json_text(grades: Sequence[Grade], opts: GradeOptions) -> str:
+    counts = {k: sum(g.outcome == k for g in grades) for k in OUTCOMES}
+    return json.dumps(
+        {
+            "kind": opts.kind,
+            "command": " ".join(opts.command),
+            "transport": opts.transport,
+            "students": len(grades),
+            "outcomes": {k: v for k, v in counts.items() if v},
+            "grades": [g.to_json() for g in grades],
+        },
+        indent=2,
+        ensure_ascii=False,
+    )

@@ -1,0 +1,201 @@
+"""``cs457p2p grade client|tracker SUBMISSIONS --command CMD``: grade a class."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .args import EXIT_USAGE, Parser, fail, positive_float, positive_int
+
+if TYPE_CHECKING:
+    from ..checker.grade import Grade
+
+__all__ = ["add_arguments", "run"]
+
+_EXAMPLES = {
+    "client": "python3 client.py {host} {port}",
+    "tracker": "python3 tracker.py {port}",
+}
+
+
+def _command_arg(text: str) -> list[str]:
+    try:
+        argv = shlex.split(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"cannot split the command: {e}") from None
+    if not argv:
+        raise argparse.ArgumentTypeError("the command is empty")
+    return argv
+
+
+def add_arguments(g: argparse.ArgumentParser) -> None:
+    gsub = g.add_subparsers(dest="grade_command", metavar="WHAT", parser_class=Parser)
+    gsub.required = True
+    for kind, timeout, timeout_help in (
+        ("client", 20.0, "longest run of a client in one scenario"),
+        ("tracker", 5.0, "longest wait for one answer of a tracker"),
+    ):
+        p = gsub.add_parser(
+            kind,
+            help=f"grade a folder of {kind}s, one subfolder per student",
+            description=f"Grade every subfolder of SUBMISSIONS (one per student; hidden"
+            f" folders and the report's are skipped) as `cs457p2p check {kind}` would,"
+            f" running COMMAND in the student's folder. Prints one row per student and"
+            f" writes grades.csv, grades.json and each student's output (logs/) into the"
+            f" report's folder.",
+        )
+        p.add_argument("submissions", type=Path, metavar="SUBMISSIONS")
+        p.add_argument(
+            "--command",
+            dest="student_command",
+            type=_command_arg,
+            required=True,
+            metavar="COMMAND",
+            help=f"the command line of a student's {kind}, with {{port}}"
+            + (" (and {host})" if kind == "client" else "")
+            + f", e.g. '{_EXAMPLES[kind]}'",
+        )
+        p.add_argument(
+            "--report-dir",
+            type=Path,
+            metavar="DIR",
+            help=f"where the report and the logs go (default: SUBMISSIONS/grading-report/{kind})",
+        )
+        p.add_argument("--csv", type=Path, metavar="FILE", help="the CSV (default: DIR/grades.csv)")
+        p.add_argument(
+            "--json", type=Path, metavar="FILE", help="the JSON (default: DIR/grades.json)"
+        )
+        p.add_argument(
+            "--jobs",
+            type=positive_int,
+            default=1,
+            metavar="J",
+            help="students graded at once (default: 1)",
+        )
+        p.add_argument(
+            "--timeout",
+            type=positive_float,
+            default=timeout,
+            metavar="SECONDS",
+            help=f"{timeout_help} (default: {timeout:g})",
+        )
+        p.add_argument(
+            "--transport",
+            choices=("tcp", "udp"),
+            default="tcp",
+            help="grade over TCP or UDP (default: tcp)",
+        )
+        if kind == "client":
+            from ..checker.scenarios import CLIENT_SCENARIOS
+
+            p.add_argument(
+                "--scenario",
+                action="append",
+                choices=[s.name for s in CLIENT_SCENARIOS],
+                metavar="NAME",
+                help="run only this scenario (repeatable; default: all for the transport;"
+                " see cs457p2p check client --help)",
+            )
+        if kind == "tracker":
+            p.add_argument(
+                "--startup",
+                type=positive_float,
+                default=10.0,
+                metavar="SECONDS",
+                help="longest wait for a tracker to listen (default: 10)",
+            )
+            p.add_argument(
+                "--deadline",
+                type=positive_float,
+                default=300.0,
+                metavar="SECONDS",
+                help="longest run of one tracker's checks (default: 300)",
+            )
+
+
+class _Table:
+    """The rows, printed as the grades come."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.w = max(len("student"), *(len(n) for n in names))
+        self.head = f"{'student':<{self.w}}  {'outcome':<13}  {'passed':<6}  failed / hint"
+        print(self.head, flush=True)
+
+    def row(self, g: Grade) -> None:
+        score = f"{g.passed}/{g.required}"
+        what = ", ".join(g.failed) or ("" if g.outcome == "passed" else g.detail)
+        line = f"{g.student:<{self.w}}  {g.outcome:<13}  {score:<6}  {what}".rstrip()
+        pad = " " * (self.w + 27)
+        if g.hint:
+            line += f"\n{pad}hint: {g.hint}"
+        for warning in g.warnings:
+            line += f"\n{pad}warning: {warning}"
+        print(line, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ..checker.grade import (
+        OUTCOMES,
+        REPORT_FOLDER,
+        GradeError,
+        GradeOptions,
+        csv_text,
+        grade_all,
+        json_text,
+        students_in,
+    )
+    from ..checker.runner import become_subreaper
+    from ..checker.scenarios import scenarios_for
+
+    kind = args.grade_command
+    prog = f"cs457p2p grade {kind}"
+    if not any("{port}" in a for a in args.student_command):
+        return fail(
+            prog,
+            f"--command must contain {{port}}, e.g. '{_EXAMPLES[kind]}': it is replaced by"
+            " the port of each run",
+            EXIT_USAGE,
+        )
+    try:
+        scenarios_for(args.transport, getattr(args, "scenario", None))
+    except ValueError as e:
+        return fail(prog, str(e), EXIT_USAGE)
+    report_dir = args.report_dir or args.submissions / REPORT_FOLDER / kind
+    try:
+        folders = students_in(args.submissions, report_dir)
+        report_dir.mkdir(parents=True, exist_ok=True)
+    except GradeError as e:
+        return fail(prog, str(e), EXIT_USAGE)
+    except OSError as e:
+        return fail(prog, f"{report_dir}: {e.strerror or e}", EXIT_USAGE)
+    opts = GradeOptions(
+        kind=kind,
+        command=tuple(args.student_command),
+        report_dir=report_dir,
+        timeout=args.timeout,
+        jobs=args.jobs,
+        transport=args.transport,
+        deadline=getattr(args, "deadline", 300.0),
+        startup=getattr(args, "startup", 10.0),
+        scenarios=tuple(args.scenario) if getattr(args, "scenario", None) else None,
+    )
+    become_subreaper()  # (orphans of the students' processes come here, to be killed)
+    table = _Table([f.name for f in folders])
+    grades = asyncio.run(grade_all(folders, opts, table.row))
+    csv_path = args.csv or report_dir / "grades.csv"
+    json_path = args.json or report_dir / "grades.json"
+    try:
+        csv_path.write_text(csv_text(grades), encoding="utf-8")
+        json_path.write_text(json_text(grades, opts) + "\n", encoding="utf-8")
+    except OSError as e:
+        return fail(prog, f"cannot write the report: {e.strerror or e}")
+    counts = {k: sum(g.outcome == k for g in grades) for k in OUTCOMES}
+    tally = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+    print(f"graded {len(grades)} students: {tally}; report: {csv_path}, {json_path}")
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,31 @@
+"""Sends positions as ASCII digits (b'0', b'1'...), as the assignment's text reads,
+not pickled."""
+
+import socket
+import sys
+
+from cs457p2p.core.decoder import decode as loads  # a student would use pickle.loads
+
+HOST, PORT = sys.argv[1], int(sys.argv[2])
+
+
+def ask(request):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.connect((HOST, PORT))
+    s.sendall(request)
+    data = b""
+    while True:
+        chunk = s.recv(1024)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return loads(data)
+
+
+n = ask(b"REGISTER")
+words = [None] * n
+for i in range(n):
+    seq, value = ask(str(i).encode())
+    words[seq] = value
+print(" ".join(words))

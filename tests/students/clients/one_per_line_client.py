@@ -1,0 +1,32 @@
+"""Prints each VALUE on a line of its own."""
+
+import pickle
+import socket
+import sys
+
+from cs457p2p.core.decoder import decode as loads  # a student would use pickle.loads
+
+HOST, PORT = sys.argv[1], int(sys.argv[2])
+
+
+def ask(request):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.connect((HOST, PORT))
+    s.sendall(request)
+    data = b""
+    while True:
+        chunk = s.recv(1024)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return loads(data)
+
+
+n = ask(b"REGISTER")
+words = [None] * n
+for i in range(n):
+    seq, value = ask(pickle.dumps(i))
+    words[seq] = value
+for word in words:
+    print(word)

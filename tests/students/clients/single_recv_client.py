@@ -1,0 +1,26 @@
+"""Reads each answer with a single recv(): an answer that arrives in pieces is cut."""
+
+import pickle
+import socket
+import sys
+
+from cs457p2p.core.decoder import decode as loads  # a student would use pickle.loads
+
+HOST, PORT = sys.argv[1], int(sys.argv[2])
+
+
+def ask(request):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.connect((HOST, PORT))
+    s.sendall(request)
+    data = s.recv(1024)
+    s.close()
+    return loads(data)
+
+
+n = ask(b"REGISTER")
+words = [None] * n
+for i in range(n):
+    seq, value = ask(pickle.dumps(i))
+    words[seq] = value
+print(" ".join(words))
