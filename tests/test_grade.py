@@ -175,7 +175,7 @@ def test_grade_tracker_end_to_end(run_cli: CliRunner, tmp_path: Path) -> None:
     out = tmp_path / "out"
     r = run_cli(
         "grade", "tracker", str(subs), "--command", f"{PYTHON} tracker.py {{port}}",
-        "--startup", "3", "--timeout", "2", "--jobs", "3", "--report-dir", str(out),
+        "--startup", "3", "--jobs", "3", "--report-dir", str(out),
         "--csv", str(tmp_path / "class.csv"),
         timeout=300,
     )  # fmt: skip
