@@ -7,10 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cs457p2p.core.database import Database
 from cs457p2p.core.peer_state import NEIGHBOUR, TRACKER, Ask, Neighbour, PeerState
 from cs457p2p.core.ring import Ring
 from cs457p2p.core.wire2 import (
-    Malformed,
+    BadMessage,
     Ping,
     Pong,
     Query,
@@ -85,7 +86,34 @@ def test_backs_off_while_the_neighbour_gives_nothing() -> None:
         if now >= peer.patience:
             break
     assert waits[:4] == [0.002, 0.004, 0.008, 0.016]
-    assert max(waits) == 0.25
+    assert max(waits) == 0.05
+
+
+def test_a_neighbour_with_nothing_new_is_asked_a_window_at_a_time() -> None:
+    """A poll costs a QUERY per SEQNUM: after an answer with nothing new, 64 of the 199
+    missing a time, in turn; all of them again once something new comes."""
+    peer = registered(n=200, item=(0, "w0"))
+    first = peer.next_ask(0.0)
+    assert first is not None and len(first.seqs) == 199  # everything, at first
+    peer.answered(first, [QueryResult(None, None)], 0.0)
+    seen: list[int] = []
+    now = 0.0
+    for _ in range(4):
+        assert peer.wake_at is not None
+        now = peer.wake_at
+        ask = peer.next_ask(now)
+        assert ask is not None and len(ask.seqs) == 64
+        seen += ask.seqs
+        peer.answered(ask, [QueryResult(None, None)], now)
+    assert seen[:64] == list(range(1, 65)) and seen[64:128] == list(range(65, 129))
+    assert set(range(1, 200)) <= set(seen)  # every one asked, in turn
+    now = peer.wake_at
+    assert now is not None
+    ask = peer.next_ask(now)
+    assert ask is not None
+    peer.answered(ask, [QueryResult(ask.seqs[0], "new")], now)
+    again = peer.next_ask(now)  # something new: asked again at once, and everything
+    assert again is not None and len(again.seqs) == 198
 
 
 def test_after_patience_asks_the_tracker_once_a_refusal_stops_it() -> None:
@@ -93,7 +121,7 @@ def test_after_patience_asks_the_tracker_once_a_refusal_stops_it() -> None:
     ask = peer.next_ask(1.0)
     assert ask == Ask(TRACKER, (0, 1, 2, 3))
     assert peer.answered(ask, [QueryResult(0, "blue"), QueryResult(1, "skies")], 1.0) == 2
-    assert peer.counters.from_tracker == 3  # (its hosted item came from the tracker too)
+    assert peer.counters.from_tracker == 2  # (its hosted item is counted apart)
     # the course's tracker refuses QUERY
     ask = peer.next_ask(2.5)
     assert ask is not None and ask.target == TRACKER
@@ -120,7 +148,7 @@ def test_lies_are_ignored_and_counted() -> None:
     got = peer.answered(
         ask,
         [QueryResult(9, "nine"), QueryResult(-1, "x"), QueryResult(4, "valleys"),
-         QueryResult(4, "peaks"), Malformed("not a tuple"), QueryResult(0, "blue")],
+         QueryResult(4, "peaks"), BadMessage("not a tuple"), QueryResult(0, "blue")],
         0.0,
     )  # fmt: skip
     assert got == 1
@@ -135,7 +163,7 @@ def test_answers() -> None:
     assert peer.answer(Query(0), 0.0) == QueryResult(None, None)
     assert peer.answer(UpdateNbr("carol", "127.0.0.4", 9403), 0.0) is None
     assert peer.neighbour == Neighbour("carol", "127.0.0.4", 9403)
-    assert peer.answer(Malformed("not a tuple"), 0.0) == Said("[alice]", "Bad request")
+    assert peer.answer(BadMessage("not a tuple"), 0.0) == Said("[alice]", "Bad request")
     assert peer.counters.queries_answered == 2
 
 
@@ -148,7 +176,7 @@ def run_ring(
     """Peers join one by one; then every ask is answered at once (a neighbour from what
     it holds, the tracker as ours or as the course's), time moving to the next wake-up.
     The states, the time the last finished, and the asks made."""
-    ring = Ring(items)
+    ring = Ring(Database(items))
     states: dict[str, PeerState] = {}
     by_address: dict[tuple[str, int], PeerState] = {}
     for k in range(peers):
@@ -191,7 +219,7 @@ def test_a_ring_as_large_as_the_database_completes_from_neighbours_alone() -> No
     states, _, _ = run_ring(5, ITEMS)
     for s in states.values():
         assert s.done and s.message() == MESSAGE
-        assert s.counters.from_tracker == 1  # its hosted item only
+        assert s.counters.from_tracker == 0 and s.counters.from_neighbour == 4
 
 
 def test_a_ring_smaller_than_the_database_completes_with_the_tracker() -> None:
@@ -214,3 +242,14 @@ def test_any_ring_completes_with_our_tracker(peers: int, n: int) -> None:
     states, _, _ = run_ring(peers, items)
     want = " ".join(f"w{s}" for s in range(n))
     assert all(s.done and s.message() == want for s in states.values())
+
+
+def test_an_update_from_elsewhere_than_the_tracker_is_ignored() -> None:
+    peer = registered()
+    peer.tracker_addresses = frozenset({"127.0.0.1"})
+    bogus = UpdateNbr("mallory", "10.0.0.1", 22)
+    assert peer.answer(bogus, 0.0, sender="127.0.0.9") is None
+    assert peer.neighbour == Neighbour("bob", "127.0.0.3", 9402)
+    assert peer.counters.untrusted_updates == 1
+    assert peer.answer(UpdateNbr("carol", "127.0.0.4", 9403), 0.0, sender="127.0.0.1") is None
+    assert peer.neighbour == Neighbour("carol", "127.0.0.4", 9403)

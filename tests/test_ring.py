@@ -5,11 +5,13 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cs457p2p.core.database import Database
 from cs457p2p.core.ring import Notice, Ring
 from cs457p2p.core.wire2 import (
+    BadMessage,
     Echo,
+    Held,
     Join,
-    Malformed,
     Query,
     QueryResult,
     RegInit,
@@ -19,6 +21,7 @@ from cs457p2p.core.wire2 import (
 )
 
 ITEMS = [(4, "peaks"), (2, "and"), (0, "blue"), (3, "snowy"), (1, "skies")]
+DB = Database(ITEMS)
 BAD = Said("[Tracker]", "Bad request")
 
 
@@ -28,7 +31,7 @@ def take(ring: Ring) -> list[Notice]:
 
 
 def test_a_lone_peer_is_its_own_neighbour() -> None:
-    ring = Ring(ITEMS)
+    ring = Ring(DB)
     assert ring.answer(Join("alice", 9401), "127.0.0.2", 0.0) == RegInit(
         "alice", "127.0.0.2", 9401, 5, (4, "peaks")
     )
@@ -36,7 +39,7 @@ def test_a_lone_peer_is_its_own_neighbour() -> None:
 
 
 def test_each_join_tells_only_the_first_peer() -> None:
-    ring = Ring(ITEMS)
+    ring = Ring(DB)
     ring.join("alice", "127.0.0.2", 9401, 0.0)
     assert ring.join("bob", "127.0.0.3", 9402, 1.0) == RegInit(
         "alice", "127.0.0.2", 9401, 5, (2, "and")
@@ -53,7 +56,7 @@ def test_each_join_tells_only_the_first_peer() -> None:
 
 
 def test_items_go_round_the_database() -> None:
-    ring = Ring(ITEMS)
+    ring = Ring(DB)
     hosted = []
     for k in range(7):
         answer = ring.join(f"p{k}", "127.0.0.1", 9000 + k, 0.0)
@@ -63,7 +66,7 @@ def test_items_go_round_the_database() -> None:
 
 
 def test_a_departed_peers_item_goes_to_the_next_to_join() -> None:
-    ring = Ring(ITEMS)
+    ring = Ring(DB)
     for k in range(3):
         ring.join(f"p{k}", "127.0.0.1", 9000 + k, 0.0)
     take(ring)
@@ -75,7 +78,7 @@ def test_a_departed_peers_item_goes_to_the_next_to_join() -> None:
 
 
 def test_the_last_but_one_leaving_makes_the_last_its_own_neighbour() -> None:
-    ring = Ring(ITEMS)
+    ring = Ring(DB)
     ring.join("alice", "127.0.0.2", 9401, 0.0)
     ring.join("bob", "127.0.0.3", 9402, 0.0)
     take(ring)
@@ -86,7 +89,7 @@ def test_the_last_but_one_leaving_makes_the_last_its_own_neighbour() -> None:
 
 
 def test_a_refresh_keeps_the_place_and_a_new_port_is_told() -> None:
-    ring = Ring(ITEMS)
+    ring = Ring(DB)
     ring.join("alice", "127.0.0.2", 9401, 0.0)
     ring.join("bob", "127.0.0.3", 9402, 0.0)
     ring.join("carol", "127.0.0.4", 9403, 0.0)
@@ -102,7 +105,7 @@ def test_a_refresh_keeps_the_place_and_a_new_port_is_told() -> None:
 
 
 def test_refusals() -> None:
-    ring = Ring(ITEMS, max_peers=2)
+    ring = Ring(DB, max_peers=2)
     ring.join("alice", "127.0.0.2", 9401, 0.0)
     assert ring.join("alice", "127.0.0.9", 9401, 0.0) == BAD  # someone else's handle
     assert ring.join("", "127.0.0.3", 9401, 0.0) == BAD
@@ -111,14 +114,14 @@ def test_refusals() -> None:
     assert ring.join("bob", "127.0.0.3", 70000, 0.0) == BAD
     assert isinstance(ring.join("bob", "127.0.0.3", 9402, 0.0), RegInit)
     assert ring.join("carol", "127.0.0.4", 9403, 0.0) == BAD  # full
-    assert ring.answer(Malformed("not a tuple"), "127.0.0.5", 0.0) == BAD
+    assert ring.answer(BadMessage("not a tuple"), "127.0.0.5", 0.0) == BAD
     assert ring.answer(Said("[Peer]", "hello"), "127.0.0.5", 0.0) == BAD
     assert ring.counters.refused == 8
     assert [m.handle for m in ring.members] == ["alice", "bob"]
 
 
 def test_echo_and_query() -> None:
-    ring = Ring(ITEMS)
+    ring = Ring(DB)
     assert ring.answer(Echo("alice"), "127.0.0.2", 0.0) == welcome("alice")
     assert ring.answer(Query(3), "127.0.0.2", 0.0) == QueryResult(3, "snowy")
     assert ring.answer(Query(5), "127.0.0.2", 0.0) == QueryResult(None, None)
@@ -126,14 +129,14 @@ def test_echo_and_query() -> None:
 
 
 def test_an_empty_database_hosts_nothing() -> None:
-    ring = Ring([])
+    ring = Ring(Database([]))
     assert ring.join("alice", "127.0.0.2", 9401, 0.0) == RegInit(
         "alice", "127.0.0.2", 9401, 0, None
     )
 
 
 def test_pings_that_answer_keep_the_peer() -> None:
-    ring = Ring(ITEMS)
+    ring = Ring(DB)
     ring.join("alice", "127.0.0.2", 9401, 0.0)
     assert not ring.ping_result("alice", ok=True, now=20.0)
     alice = ring.member("alice")
@@ -156,7 +159,7 @@ def test_every_peer_always_knows_its_neighbour_and_only_changes_are_told(
     then its UPDATE_NBRs) is its predecessor in the ring; a join costs at most one
     UPDATE_NBR, a leave or a move at most one, and none tells a peer what it knew; an
     item nobody hosts goes to the next peer to join."""
-    ring = Ring(ITEMS)
+    ring = Ring(DB)
     told: dict[str, tuple[str, str, int]] = {}
     ports = {}
     for op, k in ops:
@@ -184,3 +187,26 @@ def test_every_peer_always_knows_its_neighbour_and_only_changes_are_told(
         for member in ring.members:
             nbr = ring.neighbour(member)
             assert told[member.handle] == (nbr.handle, nbr.ip, nbr.port)
+
+
+def test_held_is_kept_from_the_peer_itself_only() -> None:
+    ring = Ring(DB)
+    ring.join("alice", "127.0.0.2", 9401, 0.0)
+    assert ring.answer(Held("alice", 3), "127.0.0.2", 1.0) == Said("[Tracker]", "OK")
+    assert ring.answer(Held("alice", 4), "127.0.0.9", 1.0) == BAD  # not from alice
+    assert ring.answer(Held("alice", 6), "127.0.0.2", 1.0) == BAD  # more than N
+    assert ring.answer(Held("nobody", 1), "127.0.0.2", 1.0) == BAD
+    status = ring.status(2.0)
+    assert status["peers"] == [
+        {
+            "handle": "alice",
+            "address": "127.0.0.2:9401",
+            "neighbour": "alice",
+            "hosted": [4, "peaks"],
+            "held": 3,
+            "joined_ago": 2.0,
+            "last_ping_ago": None,
+            "last_ping_ok": None,
+        }
+    ]
+    assert status["size"] == 1 and status["n"] == 5 and status["counters"]["refused"] == 3

@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 
 from cs457p2p.core.decoder import decode
 from cs457p2p.core.wire2 import (
+    BadMessage,
     Echo,
+    Held,
     Join,
-    Malformed,
     Message,
     Ping,
     Pong,
@@ -32,12 +33,13 @@ from cs457p2p.core.wire2 import (
 )
 
 _text = st.text(max_size=40)
-_TAGS = {"ECHO", "REGISTER", "REG_INIT", "UPDATE_NBR", "PING", "QUERY", "QUERY_RESULT"}
+_TAGS = {"ECHO", "HELD", "REGISTER", "REG_INIT", "UPDATE_NBR", "PING", "QUERY", "QUERY_RESULT"}
 _int = st.integers(min_value=-(2**40), max_value=2**40)
 _item = st.tuples(_int, _text)
 _messages: st.SearchStrategy[Message] = st.one_of(
     st.builds(Echo, _text),
     st.builds(Join, _text, _int),
+    st.builds(Held, _text, _int),
     st.builds(RegInit, _text, _text, _int, st.integers(min_value=0, max_value=10**6), _item),
     st.builds(RegInit, st.none(), st.none(), st.none(), st.integers(0, 100), st.none() | _item),
     st.builds(UpdateNbr, _text, _text, _int),
@@ -51,6 +53,7 @@ _messages: st.SearchStrategy[Message] = st.one_of(
 EXPECTED: list[tuple[Message, tuple[Any, ...]]] = [
     (Echo("alice"), ("ECHO", "alice")),
     (Join("alice", 9401), ("REGISTER", "alice", 9401)),
+    (Held("alice", 3), ("HELD", "alice", 3)),
     (
         RegInit("bob", "127.0.0.2", 9402, 5, (4, "peaks")),
         ("REG_INIT", "bob", "127.0.0.2", 9402, 5, (4, "peaks")),
@@ -102,7 +105,7 @@ def test_the_course_python_2_bytes_parse() -> None:
 def test_python_3_bytes_strings_are_text() -> None:
     assert parse(("REGISTER", b"alice", 9401)) == Join("alice", 9401)
     assert parse([b"QUERY", 2]) == Query(2)
-    assert parse(("ECHO", b"\xff\xfe")) == Malformed("ECHO: the handle is not text")
+    assert parse(("ECHO", b"\xff\xfe")) == BadMessage("ECHO: the handle is not text")
 
 
 @pytest.mark.parametrize(
@@ -126,7 +129,7 @@ def test_python_3_bytes_strings_are_text() -> None:
     ],
 )
 def test_malformed_values_say_why(value: Any, reason: str) -> None:
-    assert parse(value) == Malformed(reason)
+    assert parse(value) == BadMessage(reason)
 
 
 def test_handles_and_ports() -> None:

@@ -3,9 +3,10 @@ next and of whom, when, and what to answer. The peer's driver
 (:mod:`cs457p2p.peer.node`) moves the bytes, and the simulator runs the same object on
 a virtual clock; time is passed in.
 
-Asking: every SEQNUM it lacks, of its neighbour (in batches of at most ``batch``), at
-once again while the neighbour gives something new, after a short backoff (doubling
-from ``backoff[0]`` to ``backoff[1]`` seconds) while it gives nothing. After
+Asking: every SEQNUM it lacks, of its neighbour (at most ``batch`` at a time), at once
+again while the neighbour gives something new; while it gives nothing, after a short
+backoff (doubling from ``backoff[0]`` to ``backoff[1]`` seconds), and only ``window``
+of the SEQNUMs it lacks a time, in turn (a poll costs a QUERY per SEQNUM asked). After
 ``patience`` seconds without a new item (a ring smaller than the database hosts some
 items nowhere; a neighbour may be dead), it asks the tracker, which ours answers
 (``('QUERY', seq)``); a tracker that refuses is not asked again, and the SEQNUMs nobody
@@ -22,8 +23,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .connection_rules import Responder
+from .database import Database
+from .requests import Request, RingMessage
 from .wire2 import (
-    Malformed,
+    BadMessage,
     Message,
     Ping,
     Pong,
@@ -33,12 +37,22 @@ from .wire2 import (
     Said,
     UpdateNbr,
     bad_request,
+    encode_message,
+    parse,
 )
 
-__all__ = ["NEIGHBOUR", "TRACKER", "Ask", "Neighbour", "PeerCounters", "PeerState"]
+__all__ = [
+    "NEIGHBOUR",
+    "TRACKER",
+    "Ask",
+    "Neighbour",
+    "PeerCounters",
+    "PeerResponder",
+    "PeerState",
+]
 
-#: Whom an :class:`Ask` is for.
-NEIGHBOUR, TRACKER = "neighbour", "tracker"
+#: Whom an :class:`Ask` is for (and where an item came from: those, or ``HOSTED``).
+NEIGHBOUR, TRACKER, HOSTED = "neighbour", "tracker", "hosted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +87,7 @@ class PeerCounters:
     conflicts: int = 0
     failures: int = 0  # asks that failed (refused, timed out, cut short)
     updates: int = 0  # UPDATE_NBRs taken
+    untrusted_updates: int = 0  # UPDATE_NBRs from elsewhere than the tracker, ignored
 
 
 class PeerState:
@@ -81,11 +96,15 @@ class PeerState:
         handle: str,
         *,
         batch: int = 1024,
+        window: int = 64,
         patience: float = 1.0,
-        backoff: tuple[float, float] = (0.002, 0.25),
+        backoff: tuple[float, float] = (0.002, 0.05),
     ) -> None:
         self.handle = handle
         self.batch = batch
+        self.window = window
+        self._flowing = True  # the neighbour's last answers held something new
+        self._cursor = 0
         self.patience = patience
         self.backoff = backoff
         self.n: int | None = None
@@ -94,6 +113,8 @@ class PeerState:
         self.neighbour: Neighbour | None = None
         self._updated = False  # an UPDATE_NBR gave the neighbour
         self.tracker_answers_queries = True
+        #: the addresses the tracker speaks from (empty: any sender is taken)
+        self.tracker_addresses: frozenset[str] = frozenset()
         self.counters = PeerCounters()
         self._wait = 0.0  # the current backoff
         self._next = 0.0  # no ask before this time
@@ -146,7 +167,7 @@ class PeerState:
         self.n = m.n
         if m.item is not None and 0 <= m.item[0] < m.n:
             self.hosted = m.item
-            self._take(m.item[0], m.item[1], TRACKER)
+            self._take(m.item[0], m.item[1], HOSTED)
         if not self._updated and m.nbr_handle is not None:
             assert m.nbr_ip is not None and m.nbr_port is not None
             self.neighbour = Neighbour(m.nbr_handle, m.nbr_ip, m.nbr_port)
@@ -156,8 +177,11 @@ class PeerState:
 
     # ------------------------------------------------------------------- answering
 
-    def answer(self, message: Message | Malformed, now: float) -> Message | None:
-        """The answer to a message that came to its port (None: none is due)."""
+    def answer(self, message: Message | BadMessage, now: float, sender: str = "") -> Message | None:
+        """The answer to a message that came to its port from ``sender`` (an address;
+        None: no answer is due). An UPDATE_NBR is taken only from the tracker's
+        addresses (:attr:`tracker_addresses`, when known): anyone else could send the
+        peer's QUERYs anywhere."""
         if isinstance(message, Ping):
             return Pong(self.handle)
         if isinstance(message, Query):
@@ -165,6 +189,11 @@ class PeerState:
             value = self.items.get(message.seq)
             return QueryResult(None, None) if value is None else QueryResult(message.seq, value)
         if isinstance(message, UpdateNbr):
+            trusted = self.tracker_addresses
+            if trusted and sender not in trusted:
+                self.counters.ignored += 1
+                self.counters.untrusted_updates += 1
+                return None
             self.update(message, now)
             return None
         return bad_request(f"[{self.handle}]")
@@ -187,22 +216,30 @@ class PeerState:
         how it went with :meth:`answered` or :meth:`failed`."""
         if self.done or self.n is None or self._asking is not None or now < self._next:
             return None
-        wanted = self.wanted[: self.batch]
+        missing = self.wanted
         stalled = now - self._progress_at >= self.patience
         if stalled and self.tracker_answers_queries:
             self._asking = TRACKER
-            self.counters.queries_sent += len(wanted)
-            return Ask(TRACKER, tuple(wanted))
+            return self._ask(Ask(TRACKER, tuple(missing[: self.batch])))
         if self.neighbour is None or self.neighbour.handle == self.handle:
             self._next = max(now, self._progress_at + self.patience)  # alone: the tracker
             if not self.tracker_answers_queries:
                 self._next = now + self.backoff[1]
             return None
+        if self._flowing or len(missing) <= self.window:
+            seqs = missing[: self.batch]
+        else:  # (a neighbour with nothing new: a few SEQNUMs a time, in turn)
+            k = self._cursor % len(missing)
+            seqs = (missing[k:] + missing[:k])[: self.window]
+            self._cursor = k + self.window
         self._asking = NEIGHBOUR
-        self.counters.queries_sent += len(wanted)
-        return Ask(NEIGHBOUR, tuple(wanted), self.neighbour)
+        return self._ask(Ask(NEIGHBOUR, tuple(seqs), self.neighbour))
 
-    def answered(self, ask: Ask, results: list[QueryResult | Said | Malformed], now: float) -> int:
+    def _ask(self, ask: Ask) -> Ask:
+        self.counters.queries_sent += len(ask.seqs)
+        return ask
+
+    def answered(self, ask: Ask, results: list[QueryResult | Said | BadMessage], now: float) -> int:
         """The answers to ``ask`` (in any number: a neighbour may answer only some);
         how many new items they gave."""
         self._asking = None
@@ -216,6 +253,8 @@ class PeerState:
                 break
             else:
                 self.counters.ignored += 1  # not an answer to a QUERY
+        if ask.target == NEIGHBOUR:
+            self._flowing = new > 0
         if new:
             self._progress_at = now
             self._wait = 0.0
@@ -247,7 +286,7 @@ class PeerState:
         self.items[seq] = value
         if source == TRACKER:
             self.counters.from_tracker += 1
-        else:
+        elif source == NEIGHBOUR:
             self.counters.from_neighbour += 1
         return 1
 
@@ -259,3 +298,25 @@ class PeerState:
     def _check_done(self, now: float) -> None:
         if self.done and self.done_at is None:
             self.done_at = now
+
+
+class PeerResponder(Responder):
+    """What a peer's port answers, for :class:`~cs457p2p.core.connection_rules.
+    ConnectionRules` (which a peer's connections run, with the tracker's limits): Part 2
+    messages from ``state``; anything else is refused in Part 2's words."""
+
+    __slots__ = ("_refusal", "state")
+
+    def __init__(self, state: PeerState) -> None:
+        super().__init__(Database([]))
+        self.state = state
+        self._refusal = encode_message(bad_request(f"[{state.handle}]"))
+
+    def answer(self, request: Request) -> bytes | memoryview:
+        if isinstance(request, RingMessage):
+            return request.answer or self.ring_answer(request)
+        return self._refusal
+
+    def ring_answer(self, message: RingMessage) -> bytes:
+        reply = self.state.answer(parse(message.value), message.at, message.peer)
+        return b"" if reply is None else encode_message(reply)

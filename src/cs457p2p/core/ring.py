@@ -15,18 +15,21 @@ item at position ``index % N`` of the database. Unlike it:
 * the same handle from the same address is a refresh (its port may change); from
   another address it is refused, as are bad handles and ports and a full ring;
 * ``QUERY`` to the tracker is answered from the database, so a peer can complete a ring
-  smaller than the database.
+  smaller than the database; ``HELD`` (our peers say how many items they hold) is kept
+  for the dashboard.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from .wire2 import (
+    TRACKER_NAME,
+    BadMessage,
     Echo,
+    Held,
     Join,
-    Malformed,
     Message,
     Query,
     QueryResult,
@@ -39,12 +42,21 @@ from .wire2 import (
     welcome,
 )
 
-__all__ = ["MAX_PEERS", "Member", "Notice", "Ring", "RingCounters"]
+__all__ = ["MAX_PEERS", "Catalogue", "Member", "Notice", "Ring", "RingCounters"]
 
 #: Peers in a ring, at most (the tracker's ``--max-peers``).
 MAX_PEERS = 1024
 
 Item = tuple[int, str]
+
+
+class Catalogue(Protocol):
+    """What the ring needs of the database (:class:`~cs457p2p.core.database.Database`
+    is one): its size, the item at a position, the VALUE of a SEQNUM."""
+
+    def __len__(self) -> int: ...
+    def item(self, position: int) -> Item: ...
+    def value_of(self, seq: int) -> str | None: ...
 
 
 @dataclass(eq=False)
@@ -56,6 +68,8 @@ class Member:
     position: int | None
     joined: float
     last_seen: float
+    #: items it holds, as it said (``HELD``: our peers; None: not said)
+    held: int | None = None
     pings: int = 0
     last_ping: float | None = None
     last_ping_ok: bool | None = None
@@ -86,12 +100,11 @@ class RingCounters:
 
 
 class Ring:
-    """The ring over ``items`` (the database, position by position: ``(SEQNUM, VALUE)``)."""
+    """The ring over a database (its items, position by position)."""
 
-    def __init__(self, items: Sequence[Item], max_peers: int = MAX_PEERS) -> None:
-        self.items = items
-        self.n = len(items)
-        self.by_seq: dict[int, str] = dict(items)
+    def __init__(self, db: Catalogue, max_peers: int = MAX_PEERS) -> None:
+        self.db = db
+        self.n = len(db)
         self.max_peers = max_peers
         self.members: list[Member] = []
         self._by_handle: dict[str, Member] = {}
@@ -113,20 +126,66 @@ class Ring:
         return self._by_handle.get(handle)
 
     def hosted(self, member: Member) -> Item | None:
-        return None if member.position is None else self.items[member.position]
+        return None if member.position is None else self.db.item(member.position)
+
+    def status(self, now: float) -> dict[str, Any]:
+        """The ring as the dashboard and ``/api/ring`` show it: peers in ring order."""
+        peers = []
+        members = self.members
+        for k, member in enumerate(members):
+            nbr = members[k - 1]
+            hosted = self.hosted(member)
+            peers.append(
+                {
+                    "handle": member.handle,
+                    "address": _address_text(member.ip, member.port),
+                    "neighbour": nbr.handle,
+                    "hosted": list(hosted) if hosted is not None else None,
+                    "held": member.held,
+                    "joined_ago": round(now - member.joined, 3),
+                    "last_ping_ago": (
+                        None if member.last_ping is None else round(now - member.last_ping, 3)
+                    ),
+                    "last_ping_ok": member.last_ping_ok,
+                }
+            )
+        c = self.counters
+        return {
+            "n": self.n,
+            "size": len(self.members),
+            "max_peers": self.max_peers,
+            "peers": peers,
+            "counters": {
+                "joins": c.joins,
+                "refreshes": c.refreshes,
+                "refused": c.refused,
+                "neighbour_updates": c.neighbour_updates,
+                "pruned": c.pruned,
+                "pings": dict(c.pings),
+                "queries": c.queries,
+            },
+        }
 
     # ------------------------------------------------------------------- messages
 
-    def answer(self, message: Message | Malformed, ip: str, now: float) -> Message:
+    def answer(self, message: Message | BadMessage, ip: str, now: float) -> Message:
         """The answer to one message from ``ip`` (what was sent on to others is in
         :attr:`outbox`)."""
         if isinstance(message, Echo):
             return welcome(message.handle)
         if isinstance(message, Join):
             return self.join(message.handle, ip, message.port, now)
+        if isinstance(message, Held):
+            member = self._by_handle.get(message.handle)
+            if member is None or member.ip != ip or not 0 <= message.count <= self.n:
+                self.counters.refused += 1
+                return bad_request()
+            member.held = message.count
+            member.last_seen = now
+            return Said(TRACKER_NAME, "OK")
         if isinstance(message, Query):
             self.counters.queries += 1
-            value = self.by_seq.get(message.seq)
+            value = self.db.value_of(message.seq)
             return QueryResult(None, None) if value is None else QueryResult(message.seq, value)
         self.counters.refused += 1
         return bad_request()
@@ -215,3 +274,7 @@ class Ring:
             if p not in taken:
                 return p
         return len(self.members) % self.n
+
+
+def _address_text(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"

@@ -8,6 +8,7 @@ peer -> tracker         ``('REGISTER', handle, listen_port)``  ``('REG_INIT', nb
                                                                nbr_ip, nbr_port, N,
                                                                (seq, value))``
 peer -> tracker (ours)  ``('QUERY', seq)``                     ``QUERY_RESULT``
+peer -> tracker (ours)  ``('HELD', handle, count)``            ``('[Tracker]', 'OK')``
 tracker -> peer         ``('UPDATE_NBR', handle, ip, port)``   none
 tracker -> peer         ``('PING', stamp)``                    ``('PING', handle)`` (the
                                                                course's sample peer:
@@ -18,10 +19,14 @@ peer -> its neighbour   ``('QUERY', seq)``                     ``('QUERY_RESULT'
 anything else           ``('[Tracker]', 'Bad request')``
 ======================  =====================================  ===========================
 
-(docs/PROTOCOL.md says it in words.) We write protocol 2 pickles (Python 2 reads them,
-our strings as ``unicode``); the course's programs write protocol 0 with byte strings,
-which the restricted decoder reads as ``str``. :func:`parse` checks a decoded value's
-shape and types and returns the message, or a :class:`Malformed` saying what is wrong.
+(docs/PROTOCOL.md says it in words.) ``QUERY`` to the tracker and ``HELD`` (how many
+items a peer holds, for the tracker's dashboard) are this project's: our peers send
+``HELD`` only to a tracker that has answered a ``QUERY``, i.e. to ours.
+
+We write protocol 2 pickles (Python 2 reads them, our strings as ``unicode``); the
+course's programs write protocol 0 with byte strings, which the restricted decoder
+reads as ``str``. :func:`parse` checks a decoded value's shape and types and returns
+the message, or a :class:`BadMessage` saying what is wrong.
 """
 
 from __future__ import annotations
@@ -34,9 +39,10 @@ from .wire import BAD_REQUEST_TEXT, encode
 __all__ = [
     "MAX_HANDLE",
     "TRACKER_NAME",
+    "BadMessage",
     "Echo",
+    "Held",
     "Join",
-    "Malformed",
     "Message",
     "Ping",
     "Pong",
@@ -73,6 +79,14 @@ class Join:
 
     handle: str
     port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """``('HELD', handle, count)``: a peer tells our tracker how many items it holds."""
+
+    handle: str
+    count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,13 +145,13 @@ class Said:
 
 
 @dataclass(frozen=True, slots=True)
-class Malformed:
+class BadMessage:
     """A value that is no Part 2 message: why, in words."""
 
     reason: str
 
 
-Message = Echo | Join | RegInit | UpdateNbr | Ping | Pong | Query | QueryResult | Said
+Message = Echo | Join | Held | RegInit | UpdateNbr | Ping | Pong | Query | QueryResult | Said
 
 
 def welcome(handle: str) -> Said:
@@ -162,6 +176,8 @@ def _as_tuple(m: Message) -> tuple[Value, ...]:
         return ("ECHO", m.handle)
     if isinstance(m, Join):
         return ("REGISTER", m.handle, m.port)
+    if isinstance(m, Held):
+        return ("HELD", m.handle, m.count)
     if isinstance(m, RegInit):
         return ("REG_INIT", m.nbr_handle, m.nbr_ip, m.nbr_port, m.n, m.item)
     if isinstance(m, UpdateNbr):
@@ -212,29 +228,30 @@ def port_problem(port: int) -> str | None:
     return None if 1 <= port <= 65535 else f"port {port} is not in 1..65535"
 
 
-def parse(value: Value) -> Message | Malformed:
+def parse(value: Value) -> Message | BadMessage:
     """The message a decoded value is, or why it is none. Only shapes and types are
     checked here; whether a handle or a port is acceptable is the receiver's call
     (:func:`handle_problem`, :func:`port_problem`)."""
     if not isinstance(value, (tuple, list)) or not value:
-        return Malformed("not a tuple")
+        return BadMessage("not a tuple")
     tag = _text(value[0])
     if tag is None:
-        return Malformed("the first item is not text")
+        return BadMessage("the first item is not text")
     args = value[1:]
     shape = _SHAPES.get(tag)
     if shape is None:
         if len(args) == 1 and _text(args[0]) is not None:
             return Said(tag, _text(args[0]) or "")  # ('[Tracker]', ...), ('ACK', handle)
-        return Malformed(f"unknown message {tag[:20]!r}")
+        return BadMessage(f"unknown message {tag[:20]!r}")
     if len(args) != len(shape):
-        return Malformed(f"{tag} with {len(args)} fields, not {len(shape)}")
+        return BadMessage(f"{tag} with {len(args)} fields, not {len(shape)}")
     return _build(tag, args)
 
 
 _SHAPES = {
     "ECHO": ("handle",),
     "REGISTER": ("handle", "port"),
+    "HELD": ("handle", "count"),
     "REG_INIT": ("handle", "ip", "port", "n", "item"),
     "UPDATE_NBR": ("handle", "ip", "port"),
     "PING": ("text",),
@@ -243,61 +260,66 @@ _SHAPES = {
 }
 
 
-def _build(tag: str, args: tuple[Value, ...] | list[Value]) -> Message | Malformed:
+def _build(tag: str, args: tuple[Value, ...] | list[Value]) -> Message | BadMessage:
     if tag == "ECHO":
         handle = _text(args[0])
-        return Malformed("ECHO: the handle is not text") if handle is None else Echo(handle)
+        return BadMessage("ECHO: the handle is not text") if handle is None else Echo(handle)
     if tag == "REGISTER":
         handle, port = _text(args[0]), _int(args[1])
         if handle is None or port is None:
-            return Malformed("REGISTER: not (text, int)")
+            return BadMessage("REGISTER: not (text, int)")
         return Join(handle, port)
+    if tag == "HELD":
+        handle, count = _text(args[0]), _int(args[1])
+        if handle is None or count is None:
+            return BadMessage("HELD: not (text, int)")
+        return Held(handle, count)
     if tag == "UPDATE_NBR":
         handle, ip, port = _text(args[0]), _text(args[1]), _int(args[2])
         if handle is None or ip is None or port is None:
-            return Malformed("UPDATE_NBR: not (text, text, int)")
+            return BadMessage("UPDATE_NBR: not (text, text, int)")
         return UpdateNbr(handle, ip, port)
     if tag == "PING":
         text = _text(args[0])
         if text is None:
-            return Malformed("PING: not text")
+            return BadMessage("PING: not text")
         return Ping(text)  # (a peer's answer ('PING', handle) reads the same: see Pong)
     if tag == "QUERY":
         seq = _int(args[0])
-        return Malformed("QUERY: the SEQNUM is not an int") if seq is None else Query(seq)
+        return BadMessage("QUERY: the SEQNUM is not an int") if seq is None else Query(seq)
     if tag == "QUERY_RESULT":
         return _query_result(args[0])
     return _reg_init(args)
 
 
-def _query_result(pair: Value) -> QueryResult | Malformed:
+def _query_result(pair: Value) -> QueryResult | BadMessage:
     if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-        return Malformed("QUERY_RESULT: not a pair")
+        return BadMessage("QUERY_RESULT: not a pair")
     if pair[0] is None and pair[1] is None:
         return QueryResult(None, None)
     seq, value = _int(pair[0]), _text(pair[1])
     if seq is None or value is None:
-        return Malformed("QUERY_RESULT: not (int, text)")
+        return BadMessage("QUERY_RESULT: not (int, text)")
     return QueryResult(seq, value)
 
 
-def _reg_init(args: tuple[Value, ...] | list[Value]) -> RegInit | Malformed:
+def _reg_init(args: tuple[Value, ...] | list[Value]) -> RegInit | BadMessage:
     raw_handle, raw_ip, raw_port, raw_n, raw_item = args
     n = _int(raw_n)
     if n is None or n < 0:
-        return Malformed("REG_INIT: N is not an int >= 0")
+        return BadMessage("REG_INIT: N is not an int >= 0")
     handle, ip, port = _text(raw_handle), _text(raw_ip), _int(raw_port)
     if raw_handle is None and raw_ip is None and raw_port is None:
         pass  # no neighbour given (the course's tracker, for a taken handle)
     elif handle is None or ip is None or port is None:
-        return Malformed("REG_INIT: the neighbour is not (text, text, int)")
+        return BadMessage("REG_INIT: the neighbour is not (text, text, int)")
     if raw_item is None:
         return RegInit(handle, ip, port, n, None)
     if not isinstance(raw_item, (tuple, list)) or len(raw_item) != 2:
-        return Malformed("REG_INIT: the item is not a pair")
+        return BadMessage("REG_INIT: the item is not a pair")
     seq, value = _int(raw_item[0]), _text(raw_item[1])
     if seq is None or value is None:
-        return Malformed("REG_INIT: the item is not (int, text)")
+        return BadMessage("REG_INIT: the item is not (int, text)")
     return RegInit(handle, ip, port, n, (seq, value))
 
 
