@@ -116,6 +116,44 @@ def test_a_neighbour_with_nothing_new_is_asked_a_window_at_a_time() -> None:
     assert again is not None and len(again.seqs) == 198
 
 
+def test_a_trickle_slower_than_one_item_per_missing_per_period_is_a_stall() -> None:
+    """One new item now and then out of many missing: the tracker is asked at the end of
+    the first period, though items kept coming."""
+    peer = registered(n=100, item=(0, "w0"))
+    now = 0.0
+    for k in range(1, 4):  # one item every 0.3 s
+        ask = peer.next_ask(now)
+        assert ask is not None and ask.target == NEIGHBOUR
+        peer.answered(ask, [QueryResult(k, f"w{k}")], now)
+        now += 0.3
+    ask = peer.next_ask(1.0)
+    assert ask is not None and ask.target == TRACKER and len(ask.seqs) == 96
+
+
+def test_a_neighbour_on_pace_is_not_left_for_the_tracker() -> None:
+    """A period that gave at least as many items as are still missing: the neighbour is
+    kept, and a new period begins."""
+    peer = registered(n=10, item=(0, "w0"))
+    for k in range(1, 6):  # five items in the first period, four left
+        ask = peer.next_ask(0.1 * k)
+        assert ask is not None and ask.target == NEIGHBOUR
+        peer.answered(ask, [QueryResult(k, f"w{k}")], 0.1 * k)
+    ask = peer.next_ask(1.0)
+    assert ask is not None and ask.target == NEIGHBOUR
+    peer.answered(ask, [QueryResult(None, None)], 1.0)
+    # nothing new in the second period (from 1.0): the tracker at its end, not before
+    now = 1.0
+    while True:
+        assert peer.wake_at is not None
+        now = peer.wake_at
+        ask = peer.next_ask(now)
+        assert ask is not None
+        if ask.target == TRACKER:
+            break
+        peer.answered(ask, [QueryResult(None, None)], now)
+    assert 2.0 <= now < 2.1
+
+
 def test_after_patience_asks_the_tracker_once_a_refusal_stops_it() -> None:
     peer = registered()
     ask = peer.next_ask(1.0)

@@ -52,7 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=positive_float,
         default=1.0,
         metavar="SECONDS",
-        help="ask the tracker for what no neighbour gave within this (default: 1)",
+        help="ask the tracker when a period this long brought fewer items than are missing"
+        " (default: 1)",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     p.add_argument(

@@ -6,11 +6,16 @@ a virtual clock; time is passed in.
 Asking: every SEQNUM it lacks, of its neighbour (at most ``batch`` at a time), at once
 again while the neighbour gives something new; while it gives nothing, after a short
 backoff (doubling from ``backoff[0]`` to ``backoff[1]`` seconds), and only ``window``
-of the SEQNUMs it lacks a time, in turn (a poll costs a QUERY per SEQNUM asked). After
-``patience`` seconds without a new item (a ring smaller than the database hosts some
-items nowhere; a neighbour may be dead), it asks the tracker, which ours answers
-(``('QUERY', seq)``); a tracker that refuses is not asked again, and the SEQNUMs nobody
-has are :attr:`PeerState.missing`.
+of the SEQNUMs it lacks a time, in turn (a poll costs a QUERY per SEQNUM asked).
+
+Stalled: when a period of ``patience`` seconds (the first from the REG_INIT or a new
+neighbour) ends with fewer new items than are still missing, the neighbour cannot finish
+within another period at that pace (a ring smaller than the database hosts some items
+nowhere; a neighbour may be dead; items trickle in one hop a poll): it asks the tracker,
+which ours answers (``('QUERY', seq)``), again at once while it gives; a tracker that
+refuses is not asked again, and the SEQNUMs nobody has are :attr:`PeerState.missing`.
+No new item in a period is the plainest stall; one item a second out of a thousand
+missing is one too.
 
 Answering: PING with ``('PING', handle)``, QUERY from what it holds (``(None, None)``
 otherwise), UPDATE_NBR taken at once. An UPDATE_NBR can arrive before the REG_INIT that
@@ -118,7 +123,9 @@ class PeerState:
         self.counters = PeerCounters()
         self._wait = 0.0  # the current backoff
         self._next = 0.0  # no ask before this time
-        self._progress_at = 0.0  # when the last new item came (or the ring changed)
+        self._period = 0.0  # when the current patience period began
+        self._period_items = 0  # items held then
+        self._tracker_gave = False  # the tracker's last answers held something new
         self._asking: str | None = None  # an ask is under way (to whom)
         self.done_at: float | None = None
 
@@ -171,7 +178,7 @@ class PeerState:
         if not self._updated and m.nbr_handle is not None:
             assert m.nbr_ip is not None and m.nbr_port is not None
             self.neighbour = Neighbour(m.nbr_handle, m.nbr_ip, m.nbr_port)
-        self._progress_at = now
+        self._new_period(now)
         self._next = now
         self._check_done(now)
 
@@ -207,7 +214,7 @@ class PeerState:
             self.neighbour = new
             self._wait = 0.0
             self._next = now
-            self._progress_at = now
+            self._new_period(now)
 
     # ---------------------------------------------------------------------- asking
 
@@ -217,12 +224,11 @@ class PeerState:
         if self.done or self.n is None or self._asking is not None or now < self._next:
             return None
         missing = self.wanted
-        stalled = now - self._progress_at >= self.patience
-        if stalled and self.tracker_answers_queries:
+        if self._tracker_gave or self._stalled(now, len(missing)):
             self._asking = TRACKER
             return self._ask(Ask(TRACKER, tuple(missing[: self.batch])))
         if self.neighbour is None or self.neighbour.handle == self.handle:
-            self._next = max(now, self._progress_at + self.patience)  # alone: the tracker
+            self._next = max(now, self._period + self.patience)  # alone: the tracker
             if not self.tracker_answers_queries:
                 self._next = now + self.backoff[1]
             return None
@@ -255,8 +261,10 @@ class PeerState:
                 self.counters.ignored += 1  # not an answer to a QUERY
         if ask.target == NEIGHBOUR:
             self._flowing = new > 0
+        else:
+            self._tracker_gave = new > 0 and self.tracker_answers_queries
+            self._new_period(now)
         if new:
-            self._progress_at = now
             self._wait = 0.0
             self._next = now
         else:
@@ -289,6 +297,20 @@ class PeerState:
         elif source == NEIGHBOUR:
             self.counters.from_neighbour += 1
         return 1
+
+    def _stalled(self, now: float, missing: int) -> bool:
+        """Has a patience period ended with fewer new items than are missing? (A period
+        that ended on pace starts the next one.)"""
+        if not self.tracker_answers_queries or now - self._period < self.patience:
+            return False
+        if len(self.items) - self._period_items < missing:
+            return True
+        self._new_period(now)
+        return False
+
+    def _new_period(self, now: float) -> None:
+        self._period = now
+        self._period_items = len(self.items)
 
     def _back_off(self, now: float) -> None:
         low, high = self.backoff
