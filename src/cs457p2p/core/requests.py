@@ -14,7 +14,8 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .decoder import DecodeError, Incomplete, Value, decode_prefix
+from .decoder import DecodeError, Incomplete, Value
+from .pickle_memo import PICKLES
 from .wire import (
     ARG_SIZE,
     MAX_REQUEST,
@@ -380,7 +381,7 @@ class RequestParser:
                     pos = hit[1]
                     continue
             try:
-                value, end = decode_prefix(buf, pos, max_size=self.max_request)
+                value, end = PICKLES.decode_prefix(buf, pos, max_size=self.max_request)
             except Incomplete as e:
                 self._needed = e.needed
                 break

@@ -166,9 +166,26 @@ def bad_request(name: str = TRACKER_NAME) -> Said:
 # ------------------------------------------------------------------------ encoding
 
 
+#: Short QUERY_RESULTs kept, encoded (a ring repeats them: ``(None, None)``, the
+#: answer for each SEQNUM): at most this many, each at most _SHORT bytes.
+_RESULTS: dict[tuple[int | None, str | None], bytes] = {}
+_RESULTS_MAX = 4096
+_SHORT = 256
+
+
 def encode_message(message: Message) -> bytes:
     """The pickle of ``message`` (protocol 2, which Python 2 reads)."""
-    return encode(_as_tuple(message))
+    if type(message) is not QueryResult or type(message.seq) is bool:
+        return encode(_as_tuple(message))
+    key = (message.seq, message.value)
+    data = _RESULTS.get(key)
+    if data is None:
+        data = encode(_as_tuple(message))
+        if len(data) <= _SHORT:
+            if len(_RESULTS) >= _RESULTS_MAX:
+                _RESULTS.clear()
+            _RESULTS[key] = data
+    return data
 
 
 def _as_tuple(m: Message) -> tuple[Value, ...]:

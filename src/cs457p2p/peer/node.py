@@ -46,6 +46,9 @@ __all__ = ["Peer", "PeerConfig", "PeerError"]
 #: QUERYs asked of it in one round.
 ONE_SHOT_PARALLEL = 4
 ONE_SHOT_ROUND = 8
+#: REGISTER attempts, and the pause between two.
+REGISTER_TRIES = 3
+REGISTER_PAUSE = 0.2
 #: Seconds between two HELD reports to our tracker, at least.
 HELD_EVERY = 0.25
 #: Longest Part 2 message a peer reads (a QUERY_RESULT with a long VALUE).
@@ -134,11 +137,23 @@ class Peer:
             task.cancel()
 
     async def _register(self) -> None:
+        """REGISTER, tried again (REGISTER_TRIES in all) when the tracker does not answer
+        in time or cannot be reached: a busy tracker's answer can take longer than
+        ``--timeout``, and the same handle from the same address again is a refresh."""
         cfg = self.config
-        try:
-            replies = await self._exchange(cfg.tracker, [Join(cfg.handle, self.address[1])], want=1)
-        except (OSError, asyncio.TimeoutError, DecodeError) as e:
-            raise PeerError(f"cannot register with the tracker: {_why(e)}") from None
+        for tries in range(1, REGISTER_TRIES + 1):
+            try:
+                replies = await self._exchange(
+                    cfg.tracker, [Join(cfg.handle, self.address[1])], want=1
+                )
+                break
+            except DecodeError as e:
+                raise PeerError(f"cannot register with the tracker: {_why(e)}") from None
+            except (OSError, asyncio.TimeoutError) as e:
+                if tries == REGISTER_TRIES:
+                    raise PeerError(f"cannot register with the tracker: {_why(e)}") from None
+                self.on_event("error", f"REGISTER: {_why(e)}; trying again")
+                await asyncio.sleep(REGISTER_PAUSE)
         reply = replies[0] if replies else BadMessage("no answer")
         if not isinstance(reply, RegInit):
             if isinstance(reply, Said):
@@ -194,8 +209,8 @@ class Peer:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._poke.wait(), timeout)
         self.done.set()
+        self.on_event("done", state.message())  # (the message first, then the report)
         await self._report_held(final=True)
-        self.on_event("done", state.message())
 
     async def _do(self, ask: Ask) -> None:
         before = len(self.state.items)
