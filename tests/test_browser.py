@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import ClientSpawner, TrackerFactory
+from conftest import CLI, ClientSpawner, TrackerFactory
 from cs457p2p.core.wire import REGISTER, encode_position
 from test_dashboard import dashboard_port, send_garbage
 
@@ -136,3 +138,75 @@ def test_the_page_follows_three_clients_without_a_reload(
             browser.close()
     assert errors == []  # no script error, no blocked resource
     assert tp.stop() == 0
+
+
+@pytest.mark.timeout(120)
+def test_the_page_draws_the_ring_live(start_tracker: TrackerFactory, tmp_path: Path) -> None:
+    """Peers join: the ring appears, in ring order, each peer filled with what it holds;
+    one is killed: the tracker prunes it within a PING round and the page follows.
+    ``DASHBOARD_RING_SCREENSHOT=docs/dashboard-ring.png`` keeps the screenshot."""
+    sync_playwright = _playwright()
+    tp = start_tracker("--http", "127.0.0.1:0", "--ping-interval", "1", "--ping-timeout", "0.5")
+    url = f"http://127.0.0.1:{dashboard_port(tp)}/"
+    errors: list[str] = []
+    peers: list[subprocess.Popen[bytes]] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url, wait_until="load", timeout=15_000)
+            page.wait_for_function(
+                "() => document.querySelector('#live').textContent === 'live'", timeout=10_000
+            )
+            assert page.is_hidden("#ring")
+            for k in range(2, 8):
+                argv = [*CLI, "peer", "--tracker", tp.address, "--handle", f"peer{k}"]
+                argv += ["--listen", f"127.0.0.{k}", "--quiet"]
+                peers.append(
+                    subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+                )
+            page.wait_for_function(
+                """() => {
+                    const rows = document.querySelectorAll('#peers tbody tr.done-peer');
+                    return rows.length === 6
+                        && document.querySelectorAll('#ring-drawing g.peer').length === 6;
+                }""",
+                timeout=20_000,
+            )
+            order = page.eval_on_selector_all(
+                "#peers tbody tr", "rows => rows.map(r => r.dataset.handle)"
+            )
+            neighbours = page.eval_on_selector_all(
+                "#peers tbody tr", "rows => rows.map(r => r.children[3].textContent)"
+            )
+            assert sorted(order) == [f"peer{k}" for k in range(2, 8)]
+            assert neighbours == [order[-1], *order[:-1]]  # each asks its predecessor
+            assert page.locator("#peers .count").first.text_content() == "16 / 16"
+            page.evaluate("() => { window.notReloaded = true; }")
+            victim = order[2]
+            peers[int(victim[4:]) - 2].send_signal(signal.SIGKILL)
+            page.wait_for_function(
+                f"""() => document.querySelectorAll('#peers tbody tr').length === 5
+                    && !document.querySelector('#peers tbody tr[data-handle="{victim}"]')""",
+                timeout=15_000,
+            )
+            after = page.eval_on_selector_all(
+                "#peers tbody tr", "rows => rows.map(r => r.children[3].textContent)"
+            )
+            survivors = [h for h in order if h != victim]
+            assert after == [survivors[-1], *survivors[:-1]]  # the ring closed over the gap
+            assert page.evaluate("() => window.notReloaded") is True
+            assert "1 pruned" in (page.text_content("#ring-note") or "")
+            shot = tmp_path / "ring.png"
+            page.screenshot(path=str(shot), full_page=True)
+            keep = os.environ.get("DASHBOARD_RING_SCREENSHOT")
+            if keep:
+                shutil.copyfile(shot, keep)
+        finally:
+            browser.close()
+            for peer in peers:
+                peer.kill()
+                peer.wait(10)
+    assert errors == []

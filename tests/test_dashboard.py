@@ -29,9 +29,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import CLI, ClientRunner, TrackerFactory, TrackerProcess
 from cs457p2p.client import ClientConfig, fetch_message
 from cs457p2p.core.database import Database
-from cs457p2p.core.decoder import decode_prefix
+from cs457p2p.core.decoder import decode, decode_prefix
 from cs457p2p.core.monitor import Monitor
 from cs457p2p.core.requests import BadRequest, Position, Register, Request, expand_runs
+from cs457p2p.core.wire2 import Held, Join, encode_message
 from cs457p2p.monitoring.dashboard import MAX_CONNECTIONS
 from cs457p2p.monitoring.reporting import (
     JsonFormatter,
@@ -282,7 +283,7 @@ def test_api_status_shows_the_clients(
     assert rows["127.0.0.1"]["last_bad"] == (
         "got b'\\x80\\x02X\\x03\\x00\\x00\\x00abc.': a pickled str, not a position or REGISTER"
     )  # what arrived, first: what a student sent
-    assert s["requests"] == {"total": 52, "register": 3, "position": 48, "bad": 1}
+    assert s["requests"] == {"total": 52, "register": 3, "position": 48, "bad": 1, "ring": 0}
     wait_for(lambda: status(port)["rate"] > 0, "a non-zero request rate")
     assert any(rate > 0 for _, rate in status(port)["history"])
 
@@ -691,3 +692,45 @@ def _status_ok(conn: http.client.HTTPConnection) -> bool:
     except OSError:
         conn.close()
         return False
+
+
+def test_the_ring_in_the_api_and_the_metrics(dash: tuple[TrackerProcess, int]) -> None:
+    """Two peers register (played here, each listening), one says what it holds: the
+    ring is in /api/ring and the status, in ring order, and in the metrics; the peers
+    are not listed among Part 1's clients."""
+    tp, port = dash
+    listeners = []
+    for k, handle in ((2, "alice"), (3, "bob")):
+        s = socket.socket()
+        s.bind((f"127.0.0.{k}", 0))
+        s.listen()
+        listeners.append(s)
+        with socket.create_connection(
+            ("127.0.0.1", tp.port), source_address=(f"127.0.0.{k}", 0)
+        ) as c:
+            c.sendall(encode_message(Join(handle, s.getsockname()[1])))
+            c.shutdown(socket.SHUT_WR)
+            assert decode(c.recv(4096))[0] == "REG_INIT"
+    with socket.create_connection(("127.0.0.1", tp.port), source_address=("127.0.0.3", 0)) as c:
+        c.sendall(encode_message(Held("bob", 7)))
+        c.shutdown(socket.SHUT_WR)
+        assert decode(c.recv(4096)) == ("[Tracker]", "OK")
+    code, headers, body = get(port, "/api/ring")
+    assert code == 200 and headers["Content-Type"].startswith("application/json")
+    ring = json.loads(body)
+    assert ring["size"] == 2 and ring["n"] == 16
+    assert [(p["handle"], p["neighbour"], p["held"]) for p in ring["peers"]] == [
+        ("alice", "bob", None),
+        ("bob", "alice", 7),
+    ]
+    assert ring["peers"][0]["hosted"] == [12, "of"]
+    assert ring["counters"]["neighbour_updates"] == 1
+    wait_for(lambda: status(port).get("ring", {}).get("size") == 2, "the ring in the status")
+    assert status(port)["client_list"] == []  # peers are not Part 1 clients
+    m = metrics(port)
+    assert m["cs457p2p_peers"] == 2
+    assert m["cs457p2p_peer_joins_total"] == 2
+    assert m["cs457p2p_neighbour_updates_total"] == 1
+    assert m['cs457p2p_requests_total{kind="ring"}'] >= 3
+    for s in listeners:
+        s.close()

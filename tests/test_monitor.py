@@ -352,7 +352,7 @@ def test_status_is_json_with_what_the_page_shows() -> None:
     status = json.loads(json.dumps(m.status()))
     assert status["listening"] == "127.0.0.1:7777" and status["faults"] == "loss=0.1"
     assert status["items"] == 3
-    assert status["requests"] == {"total": 7, "register": 2, "position": 4, "bad": 1}
+    assert status["requests"] == {"total": 7, "register": 2, "position": 4, "bad": 1, "ring": 0}
     assert status["connections"]["accepted"] == 7
     assert status["connections"]["refused"] == 1
     assert status["connections"]["open"] == 2

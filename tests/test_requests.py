@@ -19,6 +19,7 @@ from cs457p2p.core.requests import (
     Register,
     Request,
     RequestParser,
+    RingMessage,
     expand_runs,
     lone_request,
     single_position,
@@ -157,7 +158,7 @@ def test_long_digit_run_in_pieces_is_fatal() -> None:
 
 
 @pytest.mark.parametrize("proto", PROTOCOLS)
-@pytest.mark.parametrize("value", ["hello", True, False, 1.5, None, (1, 2), [3], ""], ids=repr)
+@pytest.mark.parametrize("value", ["hello", True, False, 1.5, None, ""], ids=repr)
 def test_wrong_but_wellformed_values_not_fatal(value: Any, proto: int) -> None:
     p = RequestParser()
     out = p.feed(pickle.dumps(value, protocol=proto) + b"REGISTER")
@@ -165,6 +166,28 @@ def test_wrong_but_wellformed_values_not_fatal(value: Any, proto: int) -> None:
     assert isinstance(out[0], BadRequest) and not out[0].fatal
     assert out[1] == Register()
     assert not p.finished
+
+
+@pytest.mark.parametrize("proto", PROTOCOLS)
+@pytest.mark.parametrize(
+    "value", [("ECHO", "alice"), ("REGISTER", "bob", 9402), ("NOPE",), ["QUERY", 3]], ids=repr
+)
+def test_tuples_with_a_text_tag_are_part_2_messages(value: Any, proto: int) -> None:
+    """For the ring to read (or refuse): the Part 1 stream goes on after them."""
+    p = RequestParser()
+    out = p.feed(pickle.dumps(value, protocol=proto) + b"REGISTER")
+    assert out == [RingMessage(value), Register()]
+    assert p.ring_messages == 1 and not p.finished
+
+
+@pytest.mark.parametrize("proto", PROTOCOLS)
+@pytest.mark.parametrize("value", [(1, 2), [3], (), []], ids=repr)
+def test_other_tuples_are_part_1_bad_requests(value: Any, proto: int) -> None:
+    """No text tag, not Part 2: answered in Part 1's words, as any other bad pickle."""
+    p = RequestParser()
+    out = p.feed(pickle.dumps(value, protocol=proto) + b"REGISTER")
+    assert len(out) == 2 and isinstance(out[0], BadRequest) and not out[0].fatal
+    assert out[1] == Register() and p.ring_messages == 0
 
 
 @pytest.mark.parametrize("proto", PROTOCOLS)

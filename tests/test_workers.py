@@ -31,6 +31,7 @@ from conftest import (
     TrackerFactory,
     TrackerProcess,
 )
+from cs457p2p.cli.tracker import RING_OFF
 from standins import error_line, reference_fetch, wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -350,7 +351,7 @@ def test_stop_signal_stops_every_worker_and_exits_0(
     assert t.stop(sig) == 0
     # The parent reaps every worker before it exits: not even a zombie is left.
     assert [w for w in workers if Path(f"/proc/{w}").exists()] == []
-    assert t.stderr() == t.first_line
+    assert t.stderr() == t.first_line + f"note: {RING_OFF}\n"
 
 
 def test_a_killed_parent_leaves_no_worker_behind(
@@ -377,12 +378,13 @@ def test_a_worker_that_dies_stops_the_tracker_with_one_line(
     assert t.proc.wait(10) == 1
     lines = t.stderr().splitlines()
     assert lines[0] == t.first_line.rstrip("\n")
-    assert len(lines) == 2, lines
+    assert lines[1] == f"note: {RING_OFF}"
+    assert len(lines) == 3, lines
     assert re.fullmatch(
         rf"cs457p2p tracker: error: worker [12] of 2 \(pid {victim}\) was killed by SIGKILL;"
         r" stopped the other workers",
-        lines[1],
-    ), lines[1]
+        lines[2],
+    ), lines[2]
     assert not Path(f"/proc/{other}").exists()  # stopped and reaped
 
 

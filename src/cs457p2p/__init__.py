@@ -35,6 +35,8 @@ _HOMES: dict[str, tuple[str, ...]] = {
     ),
     "core.errors": ("ProtocolError", "RemoteProtocolError"),
     "core.fetch": ("ClientConfig", "ClientError", "FetchResult"),
+    "core.peer_state": ("PeerState",),
+    "core.ring": ("Ring",),
     "core.requests": ("BadRequest", "Position", "Register", "Request", "RequestParser"),
     "core.wire": (
         "BAD_REQUEST",
@@ -45,6 +47,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "encode_item",
         "encode_position",
     ),
+    "peer": ("Peer", "PeerConfig", "PeerError"),
     "tracker": ("Tracker", "TrackerConfig"),
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
@@ -72,7 +75,9 @@ if TYPE_CHECKING:
     )
     from .core.errors import ProtocolError, RemoteProtocolError
     from .core.fetch import ClientConfig, ClientError, FetchResult
+    from .core.peer_state import PeerState
     from .core.requests import BadRequest, Position, Register, Request, RequestParser
+    from .core.ring import Ring
     from .core.wire import (
         BAD_REQUEST,
         MAX_REQUEST,
@@ -82,6 +87,7 @@ if TYPE_CHECKING:
         encode_item,
         encode_position,
     )
+    from .peer import Peer, PeerConfig, PeerError
     from .tracker import Tracker, TrackerConfig
 
 
@@ -118,6 +124,10 @@ __all__ = [
     "Incomplete",
     "Limits",
     "Malformed",
+    "Peer",
+    "PeerConfig",
+    "PeerError",
+    "PeerState",
     "Position",
     "ProtocolError",
     "RefusedCode",
@@ -127,6 +137,7 @@ __all__ = [
     "Report",
     "Request",
     "RequestParser",
+    "Ring",
     "SharedReference",
     "TooDeep",
     "TooLarge",

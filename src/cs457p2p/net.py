@@ -27,6 +27,7 @@ __all__ = [
     "passive_addresses",
     "raise_fd_limit",
     "retry_port",
+    "source_address",
     "unique_addresses",
 ]
 
@@ -51,9 +52,6 @@ def describe_os_error(error: OSError) -> str:
     if isinstance(error, TimeoutError):
         return "timed out"
     return str(error.strerror or error).lower()
-
-
-# -------------------------------------------------------------------------- binding
 
 
 # -------------------------------------------------------------------------- binding
@@ -168,3 +166,12 @@ def listening_ports() -> set[int] | None:
             if len(fields) > 3 and fields[3] == _TCP_LISTEN:
                 ports.add(int(fields[1].rsplit(":", 1)[1], 16))
     return ports if found else None
+
+
+def source_address(host: str, port: int) -> str:
+    """The local address this host uses to reach ``host:port`` (127.0.0.1 for a tracker
+    on loopback). Nothing is sent: connecting a UDP socket only picks the route."""
+    family, _, _, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        s.connect(addr)
+        return str(s.getsockname()[0])

@@ -41,6 +41,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "collect every item and print the message",
         "Register, collect every item and print the assembled message.",
     ),
+    "peer": (
+        "peer",
+        "join a ring of peers and collect every item from them (Part 2)",
+        "Register with a Part 2 tracker, host an item, collect every item from the"
+        " neighbour in the ring, print the message, and keep serving the others.",
+    ),
     "bench": (
         "bench",
         "measure full client sessions against a tracker",

@@ -107,6 +107,28 @@ def add_arguments(t: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="drop a connection whose request takes longer to arrive (default: 10)",
     )
+    ring = t.add_argument_group("Part 2: peers in a ring (on the same TCP port)")
+    ring.add_argument(
+        "--ping-interval",
+        type=positive_float,
+        default=20.0,
+        metavar="SECONDS",
+        help="PING every peer this often, all at once (default: 20, as the course's)",
+    )
+    ring.add_argument(
+        "--ping-timeout",
+        type=positive_float,
+        default=5.0,
+        metavar="SECONDS",
+        help="a peer that does not answer a PING within this leaves the ring (default: 5)",
+    )
+    ring.add_argument(
+        "--max-peers",
+        type=positive_int,
+        default=1024,
+        metavar="N",
+        help="peers in the ring, at most; more are refused (default: 1024)",
+    )
     faults = t.add_argument_group("fault injection (all off by default)")
     faults.add_argument(
         "--loss",
@@ -307,7 +329,10 @@ async def _serve(tracker: Tracker, args: argparse.Namespace) -> None:
             assert reporter is not None
             from ..monitoring.dashboard import Dashboard
 
-            dashboard = Dashboard(reporter)
+            keeper = tracker.ring_keeper
+            dashboard = Dashboard(
+                reporter, tracker.ring, keeper.status if keeper is not None else None
+            )
             http_host, http_port = args.http
             try:
                 http_port = await dashboard.start(http_host, http_port)
@@ -354,6 +379,13 @@ def _check_workers(args: argparse.Namespace) -> None:
     check_loop(args.loop)
 
 
+#: What a tracker of several processes says to a Part 2 message (and on start).
+RING_OFF = (
+    "Part 2 (peers in a ring) is off with --workers: the ring must be kept by one"
+    " process; run the tracker without --workers"
+)
+
+
 def _serve_workers(db: Database, config: TrackerConfig, args: argparse.Namespace) -> int:
     """``--workers N``: N processes on one port (``workers.py``); the same one line."""
     from ..tracker.workers import WorkerFailed, bind_worker_sockets, serve_workers
@@ -369,6 +401,7 @@ def _serve_workers(db: Database, config: TrackerConfig, args: argparse.Namespace
 
     def ready() -> None:
         sys.stderr.write(line)
+        sys.stderr.write(f"note: {RING_OFF}\n")
         sys.stderr.flush()
 
     def run(main: Coroutine[Any, Any, None]) -> None:
@@ -428,6 +461,10 @@ def run(args: argparse.Namespace) -> int:
         max_connections=args.max_connections,
         max_per_address=args.max_per_address,
         faults=faults,
+        ping_interval=args.ping_interval,
+        ping_timeout=args.ping_timeout,
+        max_peers=args.max_peers,
+        ring_off=RING_OFF if args.workers > 1 else "",
     )
     if args.workers > 1:
         return _serve_workers(db, config, args)

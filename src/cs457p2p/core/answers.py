@@ -10,6 +10,7 @@ import struct
 
 from .decoder import Incomplete, Value, decode_prefix, describe, py2_text
 from .errors import ProtocolError
+from .pickle_memo import PICKLES
 from .speedups import DecodeItems, c_decode_items
 from .wire import BAD_REQUEST_TEXT, ITEM_HEAD, ITEM_HEAD_SIZE, ITEM_PREFIX, ITEM_TAIL, MAX_ANSWER
 
@@ -54,7 +55,7 @@ class AnswerParser:
         self._needed = 0
         while pos < n and (want is None or len(out) < want):
             try:
-                value, end = decode_prefix(buf, pos, max_size=self.max_answer)
+                value, end = PICKLES.decode_prefix(buf, pos, max_size=self.max_answer)
             except Incomplete as e:
                 self._needed = e.needed
                 break

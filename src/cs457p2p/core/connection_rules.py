@@ -50,9 +50,12 @@ from .requests import (
     Register,
     Request,
     RequestParser,
+    RingMessage,
     lone_digits,
 )
-from .wire import BAD_REQUEST, MAX_DATAGRAM, MAX_REQUEST
+from .ring import Ring
+from .wire import BAD_REQUEST, BAD_REQUEST_TEXT, MAX_DATAGRAM, MAX_REQUEST
+from .wire2 import TRACKER_NAME, Said, encode_message, parse
 
 __all__ = [
     "ABORT",
@@ -126,14 +129,18 @@ def request_count(requests: Sequence[Request]) -> int:
 
 
 class Responder:
-    """The tracker's answer to each request, from its database's pre-encoded answers."""
+    """The tracker's answer to each request, from its database's pre-encoded answers,
+    and for Part 2 messages from its :class:`~cs457p2p.core.ring.Ring` (None: Part 2 is
+    off, and ``ring_off`` says why to whoever sends one)."""
 
-    __slots__ = ("count_answer", "db", "n")
+    __slots__ = ("count_answer", "db", "n", "ring", "ring_off")
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, ring: Ring | None = None, ring_off: str = "") -> None:
         self.db = db
         self.n = len(db)
         self.count_answer = db.count_answer
+        self.ring = ring
+        self.ring_off = ring_off
 
     def answer(self, request: Request) -> bytes | memoryview:
         """The bytes that answer one request (a run: all its answers, back to back)."""
@@ -145,7 +152,17 @@ class Responder:
             return BAD_REQUEST
         if isinstance(request, Register):
             return self.count_answer
+        if isinstance(request, RingMessage):
+            return request.answer or self.ring_answer(request)
         return BAD_REQUEST
+
+    def ring_answer(self, message: RingMessage) -> bytes:
+        """What the ring answers ``message`` (it acts on it: call once per message).
+        Without a ring, or without the sender's address (a datagram: Part 2 is TCP
+        only), it is refused."""
+        if self.ring is None or not message.peer:
+            return encode_message(Said(TRACKER_NAME, self.ring_off or BAD_REQUEST_TEXT))
+        return encode_message(self.ring.answer(parse(message.value), message.peer, message.at))
 
     def answers(self, requests: Sequence[Request]) -> list[bytes | memoryview]:
         return [self.answer(r) for r in requests]
@@ -223,15 +240,21 @@ class ConnectionRules:
         "limits",
         "parser",
         "partial_since",
+        "peer",
         "pending",
         "persistent",
         "requests",
         "responder",
+        "ring_seen",
     )
 
-    def __init__(self, limits: Limits, responder: Responder, now: float) -> None:
+    def __init__(self, limits: Limits, responder: Responder, now: float, peer: str = "") -> None:
         self.limits = limits
         self.responder = responder
+        #: the client's address (what a Part 2 REGISTER's neighbour address is)
+        self.peer = peer
+        #: Part 2 messages of the parser already answered by the ring
+        self.ring_seen = 0
         self.parser = RequestParser(limits.max_request, responder.n)
         #: bytes received, not yet parsed
         self.backlog = bytearray()
@@ -394,6 +417,9 @@ class ConnectionRules:
             if self.parser.finished:
                 self.closing = True
             return
+        if self.parser.ring_messages != self.ring_seen:
+            self.ring_seen = self.parser.ring_messages
+            requests = [self._ring(r) if type(r) is RingMessage else r for r in requests]
         before = self.requests
         self.requests = before + request_count(requests)
         self.pending.extend(requests)
@@ -407,6 +433,14 @@ class ConnectionRules:
                 # then EOF at once. (A client that wants several answers on one
                 # connection sends two requests in its first write, as ours does.)
                 self.closing = True
+
+    def _ring(self, message: Request) -> Request:
+        """A Part 2 message, stamped with who sent it and when, and answered by the ring
+        now, in the order messages come."""
+        assert isinstance(message, RingMessage)
+        stamped = RingMessage(message.value, self.peer, self.last)
+        answer = self.responder.ring_answer(stamped)
+        return RingMessage(stamped.value, stamped.peer, stamped.at, answer)
 
     def _answer(self, queued: int, spare: int) -> Step:
         """Answer what fits in this turn and in the client's and the tracker's room."""

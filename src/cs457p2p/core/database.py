@@ -57,7 +57,7 @@ class Database:
     one buffer rather than a Python object per item.
     """
 
-    __slots__ = ("_items", "blob", "count_answer", "n", "offsets", "source")
+    __slots__ = ("_items", "_where", "blob", "count_answer", "n", "offsets", "source")
 
     def __init__(
         self, items: Sequence[tuple[int, str]], source: str = "built-in", *, checked: bool = False
@@ -70,6 +70,7 @@ class Database:
         self._items: tuple[tuple[int, str], ...] | None = (
             tuple(items) if len(items) <= 4096 else None
         )
+        self._where: array[int] | None = None
 
     def _build(self, seqs: Sequence[int], texts: Iterable[bytes], source: str) -> None:
         self.n = len(seqs)
@@ -88,6 +89,7 @@ class Database:
         db = cls.__new__(cls)
         db._build(order, map(encode, map(words.__getitem__, order)), source)
         db._items = None
+        db._where = None
         return db
 
     def __len__(self) -> int:
@@ -110,6 +112,25 @@ class Database:
         """How many answers from ``start`` (at most ``count``) fit in ``budget`` bytes."""
         off = self.offsets
         return bisect_right(off, off[start] + budget, start, start + count + 1) - 1 - start
+
+    def item(self, position: int) -> tuple[int, str]:
+        """``(SEQNUM, VALUE)`` at ``position`` (0 <= position < n)."""
+        if self._items is not None:
+            return self._items[position]
+        off = self.offsets
+        return read_item_blob(memoryview(self.blob)[off[position] : off[position + 1]])
+
+    def value_of(self, seq: int) -> str | None:
+        """The VALUE whose SEQNUM is ``seq`` (None: out of range). The first call indexes
+        the positions by SEQNUM (4 bytes an item)."""
+        if not 0 <= seq < self.n:
+            return None
+        if self._where is None:
+            where = array("i", bytes(4 * self.n))
+            for position in range(self.n):
+                where[self.item(position)[0]] = position
+            self._where = where
+        return self.item(self._where[seq])[1]
 
     @property
     def answers(self) -> tuple[bytes, ...]:

@@ -2,7 +2,7 @@
 
 The tracker can lose, duplicate, reorder, delay, chunk and reset its answers on purpose,
 so that a client's reliability can be seen. This module holds the configuration and the
-decisions; :mod:`cs457p2p.tracker.fault_writers` applies them to the tracker's output.
+decisions; :mod:`cs457p2p.tracker.writers` applies them to the tracker's output.
 Every decision comes from one ``random.Random(seed)``, so a run with ``--fault-seed``
 makes the same decisions for the same sequence of requests.
 """

@@ -21,15 +21,16 @@ from bisect import bisect_left
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from .requests import BadRequest, Position, PositionRun, Register, Request
+from .requests import BadRequest, Position, PositionRun, Register, Request, RingMessage
 
 __all__ = [
     "FAULT_KINDS",
     "LATENCY_BUCKETS",
     "ClientState",
     "Monitor",
+    "Observer",
     "TrackerCounters",
 ]
 
@@ -50,6 +51,25 @@ MAX_REASON = 120
 #: What one client's row costs, about, beyond its positions (the object, its strings,
 #: the table's entry), in bytes: counted against the monitor's memory limit.
 CLIENT_COST = 600
+
+
+class Observer(Protocol):
+    """Monitoring hook (``Tracker.observer``; :class:`Monitor` is one): sees
+    each batch of requests answered at once (one read from a connection, or one
+    datagram)."""
+
+    def observe(
+        self,
+        peer: tuple[Any, ...],
+        transport: str,
+        requests: Sequence[Request],
+        answers: int,
+        bytes_in: int,
+        bytes_out: int,
+        latency: float,
+    ) -> None:
+        """``latency``: seconds from the batch's last bytes arriving to its answers
+        being handed to the transport."""
 
 
 @dataclass(frozen=True)
@@ -146,6 +166,8 @@ class Monitor:
         self.registrations = 0
         self.positions = 0
         self.bad = 0
+        #: Part 2 messages (the ring's; their peers are shown with the ring, not here)
+        self.ring_messages = 0
         self.answers = 0
         self.bytes_in = 0
         self.bytes_out = 0
@@ -168,7 +190,7 @@ class Monitor:
 
     @property
     def requests(self) -> int:
-        return self.registrations + self.positions + self.bad
+        return self.registrations + self.positions + self.bad + self.ring_messages
 
     def observe(
         self,
@@ -187,6 +209,9 @@ class Monitor:
         self.bytes_out += bytes_out
         self.latency_counts[bisect_left(LATENCY_BUCKETS, latency)] += 1
         self.latency_sum += latency
+        if requests and all(type(r) is RingMessage for r in requests):
+            self.ring_messages += len(requests)
+            return  # a peer of the ring, not a client of Part 1
         host = _host(peer)
         c = self.clients.get(host)
         if c is None:
@@ -427,6 +452,7 @@ class Monitor:
                 "register": self.registrations,
                 "position": self.positions,
                 "bad": self.bad,
+                "ring": self.ring_messages,
             },
             "answers": self.answers,
             "bytes_in": self.bytes_in,

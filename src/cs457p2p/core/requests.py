@@ -1,9 +1,11 @@
 """The tracker's side of Part 1, sans I/O: the request types, and the incremental parser
 that splits whatever bytes a client sends into requests, however they are cut.
 
-Messages: the raw ``REGISTER``; a pickle of any protocol (read by the restricted decoder:
-an int is a position, the string ``'REGISTER'`` registers); or ASCII digits. Our own
-clients' runs of consecutive positions are recognised in bulk (:class:`PositionRun`).
+Messages: the raw ``REGISTER``; a pickle of any protocol (read by the restricted
+decoder: an int is a position, the string ``'REGISTER'`` registers, a tuple whose first
+item is text is a Part 2 message for the ring, :class:`RingMessage`); or ASCII digits.
+Our own clients' runs of consecutive positions are recognised in bulk
+(:class:`PositionRun`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .decoder import DecodeError, Incomplete, Value, decode_prefix
+from .decoder import DecodeError, Incomplete, Value
+from .pickle_memo import PICKLES
 from .wire import (
     ARG_SIZE,
     MAX_REQUEST,
@@ -31,6 +34,7 @@ __all__ = [
     "Register",
     "Request",
     "RequestParser",
+    "RingMessage",
     "expand_runs",
     "got",
     "lone_digits",
@@ -76,7 +80,21 @@ class PositionRun:
     count: int
 
 
-Request = Register | Position | PositionRun | BadRequest
+@dataclass(frozen=True, slots=True)
+class RingMessage:
+    """A Part 2 message (a pickled tuple or list whose first item is text, its tag), for
+    the ring to read. The connection that read it sets ``peer`` (the address it came
+    from) and ``at`` (when), and has the ring answer it at once, in the order messages
+    come (``answer``): the ring acts on a message exactly once, however its answer is
+    later queued."""
+
+    value: Value
+    peer: str = ""
+    at: float = 0.0
+    answer: bytes = b""
+
+
+Request = Register | Position | PositionRun | BadRequest | RingMessage
 
 
 def expand_runs(requests: Sequence[Request]) -> list[Request]:
@@ -107,6 +125,8 @@ def got(buf: bytes, pos: int = 0) -> str:
 
 
 def _request_from_value(value: Value, raw: bytes) -> Request:
+    if isinstance(value, (tuple, list)) and value and isinstance(value[0], str):
+        return RingMessage(value)  # ('ECHO', ...), ('REGISTER', ...): Part 2
     if isinstance(value, bool):
         return BadRequest(f"{got(raw)}: a pickled bool, not a position", fatal=False)
     if isinstance(value, int):
@@ -207,7 +227,7 @@ class RequestParser:
     without ``run_limit`` gives.
     """
 
-    __slots__ = ("_buf", "_needed", "finished", "max_request", "run_limit")
+    __slots__ = ("_buf", "_needed", "finished", "max_request", "ring_messages", "run_limit")
 
     #: Longest run the fast path takes at once.
     MAX_RUN = 1 << 16
@@ -221,6 +241,8 @@ class RequestParser:
         self.max_request = max_request
         self.run_limit = run_limit
         self.finished = False
+        #: Part 2 messages parsed so far
+        self.ring_messages = 0
 
     @property
     def buffered(self) -> int:
@@ -359,13 +381,16 @@ class RequestParser:
                     pos = hit[1]
                     continue
             try:
-                value, end = decode_prefix(buf, pos, max_size=self.max_request)
+                value, end = PICKLES.decode_prefix(buf, pos, max_size=self.max_request)
             except Incomplete as e:
                 self._needed = e.needed
                 break
             except DecodeError as e:
                 return self._fail(f"refused pickle: {e}", out, buf, pos)
-            out.append(_request_from_value(value, buf[pos:end]))
+            request = _request_from_value(value, buf[pos:end])
+            if type(request) is RingMessage:
+                self.ring_messages += 1
+            out.append(request)
             pos = end
         self._buf = buf[pos:]
         if final and self._buf:

@@ -6,6 +6,8 @@ aiohttp from the tracker's own event loop:
 * ``/events`` server-sent events: the status as JSON, at once and then after every tick
   of the monitor (twice a second);
 * ``/api/status`` the same status as one JSON document;
+* ``/api/ring`` the ring of Part 2 peers, in ring order (also in the status, as
+  ``ring``);
 * ``/metrics`` the counters in the Prometheus text format (or OpenMetrics, if the
   scraper asks for it), from a private ``prometheus_client`` registry.
 
@@ -19,6 +21,7 @@ import asyncio
 import json
 from collections.abc import Callable, Iterable
 from importlib import resources
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import ProcessCollector
@@ -32,6 +35,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from ..core.monitor import FAULT_KINDS, LATENCY_BUCKETS, Monitor, TrackerCounters
+from ..core.ring import Ring
 from ..net import bind_host
 from .reporting import Reporter
 
@@ -63,9 +67,15 @@ class MonitorCollector(Collector):
     """Exposes a monitor's counters and the tracker's own as Prometheus metrics, read
     at scrape time (nothing is updated on the tracker's hot path)."""
 
-    def __init__(self, monitor: Monitor, counters: Callable[[], TrackerCounters]) -> None:
+    def __init__(
+        self,
+        monitor: Monitor,
+        counters: Callable[[], TrackerCounters],
+        ring: Ring | None = None,
+    ) -> None:
         self.monitor = monitor
         self.counters = counters
+        self.ring = ring
 
     def collect(self) -> Iterable[Metric]:
         m = self.monitor
@@ -76,12 +86,13 @@ class MonitorCollector(Collector):
         )
         requests = CounterMetricFamily(
             "cs457p2p_requests",
-            "Requests received, by kind (bad: answered 'Bad request').",
+            "Requests received, by kind (bad: answered 'Bad request'; ring: Part 2 messages).",
             labels=["kind"],
         )
         requests.add_metric(["register"], m.registrations)
         requests.add_metric(["position"], m.positions)
         requests.add_metric(["bad"], m.bad)
+        requests.add_metric(["ring"], m.ring_messages)
         yield requests
         yield CounterMetricFamily("cs457p2p_answers", "Answers sent.", value=m.answers)
         yield CounterMetricFamily(
@@ -166,6 +177,30 @@ class MonitorCollector(Collector):
             buckets=buckets,
             sum_value=m.latency_sum,
         )
+        if self.ring is not None:
+            yield from _ring_metrics(self.ring)
+
+
+def _ring_metrics(ring: Ring) -> Iterable[Metric]:
+    c = ring.counters
+    yield GaugeMetricFamily("cs457p2p_peers", "Peers in the ring (Part 2).", value=len(ring))
+    pings = CounterMetricFamily(
+        "cs457p2p_pings", "PINGs sent to peers, by result.", labels=["result"]
+    )
+    for result in ("ok", "failed"):
+        pings.add_metric([result], c.pings[result])
+    yield pings
+    yield CounterMetricFamily(
+        "cs457p2p_pruned_peers", "Peers removed for not answering a PING.", value=c.pruned
+    )
+    yield CounterMetricFamily(
+        "cs457p2p_neighbour_updates",
+        "UPDATE_NBR messages sent (one to each peer whose neighbour changed).",
+        value=c.neighbour_updates,
+    )
+    yield CounterMetricFamily(
+        "cs457p2p_peer_joins", "Peers that joined the ring (refreshes apart).", value=c.joins
+    )
 
 
 def _static(name: str) -> bytes:
@@ -175,11 +210,18 @@ def _static(name: str) -> bytes:
 class Dashboard:
     """The HTTP side of a :class:`~cs457p2p.monitoring.reporting.Reporter`."""
 
-    def __init__(self, reporter: Reporter) -> None:
+    def __init__(
+        self,
+        reporter: Reporter,
+        ring: Ring | None = None,
+        ring_view: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self.reporter = reporter
         self.monitor = reporter.monitor
+        #: the ring's status, for the page and /api/ring (None: no Part 2 here)
+        self.ring_view = ring_view
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(MonitorCollector(self.monitor, reporter.counters))
+        self.registry.register(MonitorCollector(self.monitor, reporter.counters, ring))
         ProcessCollector(registry=self.registry)
         self.streams = 0
         self.port = 0
@@ -199,6 +241,7 @@ class Dashboard:
         for path in STATIC_FILES:
             app.router.add_get(path, self._file)
         app.router.add_get("/api/status", self._status)
+        app.router.add_get("/api/ring", self._ring)
         app.router.add_get("/events", self._events)
         app.router.add_get("/metrics", self._metrics)
         return app
@@ -252,7 +295,10 @@ class Dashboard:
         """The status, encoded once per tick however many pages follow it."""
         ticks = self.reporter.ticks
         if self._cached[0] != ticks:
-            self._cached = (ticks, json.dumps(self.monitor.status()).encode())
+            status = self.monitor.status()
+            if self.ring_view is not None:
+                status["ring"] = self.ring_view()
+            self._cached = (ticks, json.dumps(status).encode())
         return self._cached[1]
 
     async def _file(self, request: web.Request) -> web.Response:
@@ -264,6 +310,15 @@ class Dashboard:
     async def _status(self, request: web.Request) -> web.Response:
         return web.Response(
             body=self.status_json(),
+            content_type="application/json",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def _ring(self, request: web.Request) -> web.Response:
+        if self.ring_view is None:
+            raise web.HTTPNotFound(text="this tracker keeps no ring (Part 2 is off)\n")
+        return web.Response(
+            body=json.dumps(self.ring_view()).encode(),
             content_type="application/json",
             headers={"Cache-Control": "no-store"},
         )

@@ -25,33 +25,31 @@ import errno
 import socket
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from ..core.admission import Admission
 from ..core.connection_rules import (
     ABORT,
     CLOSE,
     ConnectionRules,
-    Limits,
     Responder,
     Step,
     answer_datagram,
     request_count,
 )
 from ..core.database import Database
-from ..core.faults import FaultConfig, Faults
-from ..core.monitor import TrackerCounters
-from ..core.requests import Request, lone_request
-from ..core.wire import MAX_REQUEST
+from ..core.faults import Faults
+from ..core.monitor import Observer, TrackerCounters
+from ..core.requests import Request, RingMessage, lone_request
+from ..core.ring import Ring
 from ..net import SocketPair, bind_host, raise_fd_limit
-from .fault_writers import TcpFaultWriter, UdpFaultSender
+from .config import TrackerConfig
+from .ring_keeper import RingKeeper
+from .writers import PlainWriter, TcpFaultWriter, UdpFaultSender
 
 __all__ = ["Observer", "Tracker", "TrackerConfig"]
 
 Address = tuple[Any, ...]
-
-TRANSPORTS = ("tcp", "udp", "both")
 
 _BACKLOG = 1024  # listen backlog
 _FIRST_READ = 64 * 1024  # bytes read at accept time
@@ -59,91 +57,10 @@ _ACCEPT_RETRY = 1.0  # seconds before accepting again after running out of descr
 _OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
-@dataclass(frozen=True)
-class TrackerConfig:
-    host: str = "localhost"
-    port: int = 7777
-    transport: str = "both"
-    idle_timeout: float = 60.0
-    request_timeout: float = 10.0
-    max_connections: int = 1024
-    #: TCP connections open from one address, at most
-    max_per_address: int = 512
-    digit_wait: float = 0.010
-    max_request: int = MAX_REQUEST
-    #: bytes of answers queued for one TCP client, at most (one larger answer, alone)
-    write_buffer: int = 256 * 1024
-    #: bytes of answers queued for all TCP clients together, at most
-    max_queued_total: int = 64 << 20
-    #: seconds a shutdown waits for answers in flight before aborting connections
-    drain_timeout: float = 5.0
-    faults: FaultConfig = field(default_factory=FaultConfig)
-
-    def __post_init__(self) -> None:
-        if self.transport not in TRANSPORTS:
-            raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}")
-
-    @property
-    def limits(self) -> Limits:
-        """The per-connection limits, for the connection rules."""
-        return Limits(
-            self.max_request,
-            self.request_timeout,
-            self.idle_timeout,
-            self.digit_wait,
-            queue=self.write_buffer,
-        )
-
-
 def _host(addr: Address) -> str:
     """A client's address as admission counts it (an IPv4-mapped IPv6 address as IPv4)."""
     host = str(addr[0]) if addr else "?"
     return host[7:] if host.startswith("::ffff:") and "." in host else host
-
-
-class Observer(Protocol):
-    """Monitoring hook (``Tracker.observer``; see :mod:`cs457p2p.core.monitor`): sees
-    each batch of requests answered at once (one read from a connection, or one
-    datagram)."""
-
-    def observe(
-        self,
-        peer: Address,
-        transport: str,
-        requests: Sequence[Request],
-        answers: int,
-        bytes_in: int,
-        bytes_out: int,
-        latency: float,
-    ) -> None:
-        """``latency``: seconds from the batch's last bytes arriving to its answers
-        being handed to the transport."""
-
-
-class _PlainWriter:
-    """Output without faults: straight to the transport."""
-
-    __slots__ = ("transport",)
-
-    def __init__(self, transport: asyncio.Transport) -> None:
-        self.transport = transport
-
-    def write_answers(self, answers: list[bytes | memoryview]) -> None:
-        self.transport.write(answers[0] if len(answers) == 1 else b"".join(answers))
-
-    def queued(self) -> int:
-        """Bytes written but not yet taken by the client."""
-        return self.transport.get_write_buffer_size()
-
-    def close(self) -> None:
-        t = self.transport
-        if t.can_write_eof() and not t.get_write_buffer_size():
-            with contextlib.suppress(OSError):  # (the client has gone already)
-                t.write_eof()  # the FIN goes out now, not one loop iteration later
-        t.close()
-
-    def cancel(self) -> None:
-        pass
 
 
 class _Connection(asyncio.Protocol):
@@ -161,9 +78,11 @@ class _Connection(asyncio.Protocol):
         self._first = first
         self._unsent = unsent
         self._loop = asyncio.get_running_loop()
-        self.rules = ConnectionRules(tracker.limits, tracker.responder, self._loop.time())
+        self.rules = ConnectionRules(
+            tracker.limits, tracker.responder, self._loop.time(), peer=host
+        )
         self.transport: asyncio.Transport | None = None
-        self.out: _PlainWriter | TcpFaultWriter | None = None
+        self.out: PlainWriter | TcpFaultWriter | None = None
         self._digit_timer: asyncio.TimerHandle | None = None
         self._turn: asyncio.Handle | None = None  # a later turn, scheduled
         self._reading = True
@@ -192,7 +111,7 @@ class _Connection(asyncio.Protocol):
         self.out = (
             TcpFaultWriter(faults, transport)
             if faults is not None and faults.config.tcp_active
-            else _PlainWriter(transport)
+            else PlainWriter(transport)
         )
         if self._unsent:  # answered at accept time: the rest of that answer, then EOF
             self.rules.closed = True
@@ -307,6 +226,9 @@ class _Connection(asyncio.Protocol):
         if step.answers:
             out.write_answers(step.answers)
             self._track_queued()
+            keeper = self.tracker.ring_keeper
+            if keeper is not None and keeper.ring.outbox:
+                keeper.flush()  # (what a Part 2 message made the ring send)
             if self.tracker.observer is not None:
                 self._observe(step.requests, step.answers)
         if step.then == CLOSE:
@@ -391,7 +313,15 @@ class Tracker:
         self.db = db
         self.config = config or TrackerConfig()
         self.limits = self.config.limits
-        self.responder = Responder(db)
+        cfg = self.config
+        #: Part 2: the ring (None when the config turns it off) and what drives it
+        self.ring = Ring(db, cfg.max_peers) if not cfg.ring_off else None
+        self.responder = Responder(db, self.ring, cfg.ring_off)
+        self.ring_keeper = (
+            RingKeeper(self.ring, cfg.ping_interval, cfg.ping_timeout)
+            if self.ring is not None and cfg.transport != "udp"
+            else None
+        )
         self.faults = Faults(self.config.faults) if self.config.faults.active else None
         self.admission = Admission(self.config.max_connections, self.config.max_per_address)
         self._connections: set[_Connection] = set()
@@ -457,6 +387,8 @@ class Tracker:
         # One timer for all connections: a timeout is noticed within a quarter of it.
         self._sweep_every = min(max(min(cfg.idle_timeout, cfg.request_timeout) / 4, 0.05), 1.0)
         self._sweeper = loop.call_later(self._sweep_every, self._sweep)
+        if self.ring_keeper is not None:
+            self.ring_keeper.start()
         for first, second in bound:
             if cfg.transport == "udp":
                 await self._start_udp(first)
@@ -533,7 +465,15 @@ class Tracker:
         request = lone_request(first, self.limits.max_request, self.responder.n)
         if request is None:
             return False
-        answer = self.responder.answer(request)
+        if isinstance(request, RingMessage):  # Part 2: the ring answers, and acts
+            now = asyncio.get_running_loop().time()
+            answer: bytes | memoryview = self.responder.ring_answer(
+                RingMessage(request.value, host, now)
+            )
+            if self.ring_keeper is not None:
+                self.ring_keeper.flush()
+        else:
+            answer = self.responder.answer(request)
         try:
             sent = conn.send(answer, socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
@@ -635,6 +575,8 @@ class Tracker:
         self._closing = True
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self.ring_keeper is not None:
+            await self.ring_keeper.close()
         loop = asyncio.get_running_loop()
         for listener in self._listeners:
             loop.remove_reader(listener.fileno())

@@ -97,6 +97,116 @@
     );
   }
 
+  const SVG = "http://www.w3.org/2000/svg";
+
+  function svg(tag, attrs, parent) {
+    const el = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+    if (parent) parent.appendChild(el);
+    return el;
+  }
+
+  // The ring: peers on a circle in ring order, an arrow from each peer to the
+  // neighbour it asks (its predecessor), each filled as far as it holds the items.
+  function renderRing(s) {
+    const ring = s.ring;
+    const section = $("ring");
+    section.hidden = !ring || ring.size === 0;
+    if (section.hidden) return;
+    const peers = ring.peers;
+    const n = ring.n;
+    const done = peers.filter((p) => p.held !== null && p.held === n).length;
+    const told = peers.filter((p) => p.held !== null).length;
+    text(
+      "ring-note",
+      "(" + fmt.format(peers.length) + " peers, " + fmt.format(n) + " items; " +
+        (told ? fmt.format(done) + " with every item; " : "") +
+        "PING every " + fmt1.format(ring.ping_interval) + " s; " +
+        fmt.format(ring.counters.pruned) + " pruned, " +
+        fmt.format(ring.counters.neighbour_updates) + " UPDATE_NBR sent)"
+    );
+    const drawing = $("ring-drawing");
+    const parts = document.createDocumentFragment();
+    const defs = svg("defs", {}, parts);
+    const marker = svg("marker", { id: "head", viewBox: "0 0 10 10", refX: 10, refY: 5,
+      markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" }, defs);
+    svg("path", { d: "M 0 0 L 10 5 L 0 10 z", class: "arrow" }, marker);
+    const cx = 210, cy = 210, R = 160;
+    const shown = peers.slice(0, 64); // (a larger ring: the first 64, in order)
+    const k = shown.length;
+    const r = Math.max(6, Math.min(22, (Math.PI * R) / Math.max(k, 1) - 4));
+    const at = (i) => {
+      const a = -Math.PI / 2 + (2 * Math.PI * i) / Math.max(k, 1);
+      return [cx + R * Math.cos(a), cy + R * Math.sin(a)];
+    };
+    if (k > 1) {
+      shown.forEach((p, i) => {
+        const [x1, y1] = at(i);
+        const [x2, y2] = at((i - 1 + k) % k);
+        const d = Math.hypot(x2 - x1, y2 - y1) || 1;
+        const ux = (x2 - x1) / d, uy = (y2 - y1) / d;
+        svg("line", { x1: x1 + ux * (r + 2), y1: y1 + uy * (r + 2), x2: x2 - ux * (r + 4),
+          y2: y2 - uy * (r + 4), class: "link", "marker-end": "url(#head)" }, parts);
+      });
+    }
+    shown.forEach((p, i) => {
+      const [x, y] = at(i);
+      const g = svg("g", { class: "peer", "data-handle": p.handle }, parts);
+      const full = p.held !== null && p.held === n;
+      const dead = p.last_ping_ok === false;
+      svg("circle", { cx: x, cy: y, r: r, class: "node" + (full ? " done" : "") + (dead ? " dead" : "") }, g);
+      if (p.held !== null && n > 0 && !full) {
+        const h = (2 * r * p.held) / n;
+        const clip = svg("clipPath", { id: "clip" + i }, defs);
+        svg("circle", { cx: x, cy: y, r: r - 2 }, clip);
+        svg("rect", { x: x - r, y: y + r - h, width: 2 * r, height: h, class: "fill",
+          "clip-path": "url(#clip" + i + ")" }, g);
+      }
+      const label = svg("text", { x: x, y: y + r + 11 }, g);
+      label.textContent = p.handle.length > 12 ? p.handle.slice(0, 11) + "\u2026" : p.handle;
+      const title = svg("title", {}, g);
+      title.textContent = p.handle + " (" + p.address + ")";
+    });
+    const center = svg("text", { x: cx, y: cy, class: "center" }, parts);
+    center.textContent = k < peers.length ? "first " + k + " of " + fmt.format(peers.length) : "";
+    drawing.replaceChildren(parts);
+
+    const body = document.querySelector("#peers tbody");
+    const rows = document.createDocumentFragment();
+    peers.forEach((p, i) => {
+      const tr = document.createElement("tr");
+      const full = p.held !== null && p.held === n;
+      tr.className = full ? "done-peer" : "";
+      tr.dataset.handle = p.handle;
+      cell(tr, String(i + 1), "num");
+      cell(tr, p.handle, "addr");
+      cell(tr, p.address, "addr");
+      cell(tr, p.neighbour, "addr");
+      cell(tr, p.hosted ? "(" + p.hosted[0] + ", " + p.hosted[1] + ")" : "none");
+      const progress = cell(tr, "", "progress-cell");
+      const wrap = document.createElement("div");
+      wrap.className = "progress";
+      const bar = document.createElement("div");
+      bar.className = "bar";
+      const fill = document.createElement("span");
+      fill.style.width = (p.held !== null && n ? (100 * p.held) / n : 0) + "%";
+      bar.appendChild(fill);
+      const count = document.createElement("span");
+      count.className = "count";
+      count.textContent = p.held === null ? "not said" : fmt.format(p.held) + " / " + fmt.format(n);
+      wrap.appendChild(bar);
+      wrap.appendChild(count);
+      progress.appendChild(wrap);
+      const ping =
+        p.last_ping_ago === null
+          ? "not yet"
+          : (p.last_ping_ok ? "answered " : "no answer ") + seconds(p.last_ping_ago) + " ago";
+      cell(tr, ping, p.last_ping_ok === false ? "ping-failed" : "");
+      rows.appendChild(tr);
+    });
+    body.replaceChildren(rows);
+  }
+
   function niceMax(v) {
     if (v <= 0) return 1;
     const p = Math.pow(10, Math.floor(Math.log10(v)));
@@ -192,6 +302,7 @@
       .map(([k, v]) => k + " " + fmt.format(v));
     text("tot-faults", injected.length ? injected.join(", ") : "none");
     renderClients(s);
+    renderRing(s);
     renderChart(s);
   }
 

@@ -1,4 +1,5 @@
-"""The tracker's output with faults injected on purpose (``--loss``, ``--delay``...):
+"""How the tracker writes its answers: straight to the transport
+(:class:`PlainWriter`), or with faults injected on purpose (``--loss``, ``--delay``...):
 asyncio wrappers that apply the seeded decisions of :mod:`cs457p2p.core.faults` to a TCP
 connection's answers and to UDP answer datagrams.
 """
@@ -14,7 +15,33 @@ from typing import Any
 
 from ..core.faults import CHUNK_PAUSE, REORDER_HOLD, Faults
 
-__all__ = ["TcpFaultWriter", "UdpFaultSender"]
+__all__ = ["PlainWriter", "TcpFaultWriter", "UdpFaultSender"]
+
+
+class PlainWriter:
+    """Output without faults: straight to the transport."""
+
+    __slots__ = ("transport",)
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+
+    def write_answers(self, answers: list[bytes | memoryview]) -> None:
+        self.transport.write(answers[0] if len(answers) == 1 else b"".join(answers))
+
+    def queued(self) -> int:
+        """Bytes written but not yet taken by the client."""
+        return self.transport.get_write_buffer_size()
+
+    def close(self) -> None:
+        t = self.transport
+        if t.can_write_eof() and not t.get_write_buffer_size():
+            with contextlib.suppress(OSError):  # (the client has gone already)
+                t.write_eof()  # the FIN goes out now, not one loop iteration later
+        t.close()
+
+    def cancel(self) -> None:
+        pass
 
 
 def _reset(transport: asyncio.Transport) -> None:

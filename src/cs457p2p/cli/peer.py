@@ -1,0 +1,132 @@
+"""``cs457p2p peer``: a Part 2 peer on the command line: its options, its progress on
+stderr, the message on stdout, and its end (a signal, or ``--linger``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .args import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, address_arg, fail, positive_float
+
+__all__ = ["add_arguments", "run"]
+
+
+def _listen_arg(text: str) -> tuple[str, int]:
+    """``HOST`` or ``HOST:PORT`` (port 0, or none: a free one)."""
+    host, port = address_arg(text, default_port=0)
+    return host, port
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--tracker",
+        type=address_arg,
+        default=("localhost", 7777),
+        metavar="HOST:PORT",
+        help="the tracker (default: localhost:7777)",
+    )
+    p.add_argument("--handle", required=True, metavar="NAME", help="this peer's name in the ring")
+    p.add_argument(
+        "--listen",
+        type=_listen_arg,
+        metavar="HOST[:PORT]",
+        help="where to listen (default: the local address that reaches the tracker, a free"
+        " port); connections to others leave from this address too",
+    )
+    p.add_argument(
+        "--linger",
+        type=positive_float,
+        metavar="SECONDS",
+        help="stop serving this long after printing the message (default: serve until"
+        " SIGINT or SIGTERM)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=5.0,
+        metavar="SECONDS",
+        help="bound on every connection and answer (default: 5)",
+    )
+    p.add_argument(
+        "--patience",
+        type=positive_float,
+        default=1.0,
+        metavar="SECONDS",
+        help="ask the tracker when a period this long brought fewer items than are missing"
+        " (default: 1)",
+    )
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    p.add_argument(
+        "--verbose", "-v", action="store_true", help="also say where each item came from"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from ..core.wire2 import handle_problem
+    from ..peer import Peer, PeerConfig, PeerError
+
+    prog = "cs457p2p peer"
+    problem = handle_problem(args.handle)
+    if problem is not None:
+        return fail(prog, f"--handle: {problem}", EXIT_USAGE)
+    listen_host, listen_port = args.listen if args.listen else (None, 0)
+    config = PeerConfig(
+        tracker=args.tracker,
+        handle=args.handle,
+        listen_host=listen_host,
+        listen_port=listen_port,
+        timeout=args.timeout,
+        patience=args.patience,
+    )
+
+    def on_event(kind: str, text: str) -> None:
+        if kind == "done":
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+            return
+        if args.quiet or (kind == "items" and not args.verbose):
+            return
+        if kind == "error" and not args.verbose:
+            return  # (a neighbour that is gone: retried, and said by -v)
+        sys.stderr.write(f"{args.handle}: {text}\n")
+        sys.stderr.flush()
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        peer = Peer(config, on_event)
+        try:
+            await peer.start()
+        except PeerError as e:
+            return fail(prog, str(e), EXIT_FAILURE)
+        started = loop.time()
+        fetch = loop.create_task(peer.run())
+        stopping = loop.create_task(stop.wait())
+        try:
+            await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if fetch.done() and not args.quiet:
+                c = peer.state.counters
+                hosted = ", 1 hosted" if peer.state.hosted else ""
+                until = f"for {args.linger:g} s more" if args.linger else "until stopped"
+                sys.stderr.write(
+                    f"{args.handle}: {len(peer.state.items)} items in"
+                    f" {loop.time() - started:.2f} s ({c.from_neighbour} from neighbours,"
+                    f" {c.from_tracker} from the tracker{hosted}); serving {until}\n"
+                )
+                sys.stderr.flush()
+            if fetch.done() and args.linger is not None:
+                await asyncio.wait({stopping}, timeout=args.linger)
+            else:
+                await stopping
+        finally:
+            fetch.cancel()
+            stopping.cancel()
+            await peer.close()
+        return EXIT_OK
+
+    return asyncio.run(main())

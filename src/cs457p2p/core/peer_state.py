@@ -1,0 +1,344 @@
+"""A Part 2 peer's state, sans I/O: what it holds, who its neighbour is, what to ask
+next and of whom, when, and what to answer. The peer's driver
+(:mod:`cs457p2p.peer.node`) moves the bytes, and the simulator runs the same object on
+a virtual clock; time is passed in.
+
+Asking: every SEQNUM it lacks, of its neighbour (at most ``batch`` at a time), at once
+again while the neighbour gives something new; while it gives nothing, after a short
+backoff (doubling from ``backoff[0]`` to ``backoff[1]`` seconds), and only ``window``
+of the SEQNUMs it lacks a time, in turn (a poll costs a QUERY per SEQNUM asked).
+
+Stalled: when a period of ``patience`` seconds (the first from the REG_INIT or a new
+neighbour) ends with fewer new items than are still missing, the neighbour cannot finish
+within another period at that pace (a ring smaller than the database hosts some items
+nowhere; a neighbour may be dead; items trickle in one hop a poll): it asks the tracker,
+which ours answers (``('QUERY', seq)``), again at once while it gives; a tracker that
+refuses is not asked again, and the SEQNUMs nobody has are :attr:`PeerState.missing`.
+No new item in a period is the plainest stall; one item a second out of a thousand
+missing is one too.
+
+Answering: PING with ``('PING', handle)``, QUERY from what it holds (``(None, None)``
+otherwise), UPDATE_NBR taken at once. An UPDATE_NBR can arrive before the REG_INIT that
+answers the peer's own REGISTER (the course's tracker sends them right after each
+registration): the newer neighbour wins, so REG_INIT's neighbour does not replace one
+an UPDATE_NBR gave.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .connection_rules import Responder
+from .database import Database
+from .requests import Request, RingMessage
+from .wire2 import (
+    BadMessage,
+    Message,
+    Ping,
+    Pong,
+    Query,
+    QueryResult,
+    RegInit,
+    Said,
+    UpdateNbr,
+    bad_request,
+    encode_message,
+    parse,
+)
+
+__all__ = [
+    "NEIGHBOUR",
+    "TRACKER",
+    "Ask",
+    "Neighbour",
+    "PeerCounters",
+    "PeerResponder",
+    "PeerState",
+]
+
+#: Whom an :class:`Ask` is for (and where an item came from: those, or ``HOSTED``).
+NEIGHBOUR, TRACKER, HOSTED = "neighbour", "tracker", "hosted"
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbour:
+    handle: str
+    ip: str
+    port: int
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.ip, self.port)
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """QUERY these SEQNUMs of ``target`` (:data:`NEIGHBOUR` at ``neighbour``, or
+    :data:`TRACKER`)."""
+
+    target: str
+    seqs: tuple[int, ...]
+    neighbour: Neighbour | None = None
+
+
+@dataclass
+class PeerCounters:
+    queries_sent: int = 0
+    queries_answered: int = 0  # QUERYs from others that it answered
+    from_neighbour: int = 0  # items it got from its neighbours
+    from_tracker: int = 0
+    #: answers ignored: a SEQNUM out of range, or a second, different value for one held
+    ignored: int = 0
+    conflicts: int = 0
+    failures: int = 0  # asks that failed (refused, timed out, cut short)
+    updates: int = 0  # UPDATE_NBRs taken
+    untrusted_updates: int = 0  # UPDATE_NBRs from elsewhere than the tracker, ignored
+
+
+class PeerState:
+    def __init__(
+        self,
+        handle: str,
+        *,
+        batch: int = 1024,
+        window: int = 64,
+        patience: float = 1.0,
+        backoff: tuple[float, float] = (0.002, 0.05),
+    ) -> None:
+        self.handle = handle
+        self.batch = batch
+        self.window = window
+        self._flowing = True  # the neighbour's last answers held something new
+        self._cursor = 0
+        self.patience = patience
+        self.backoff = backoff
+        self.n: int | None = None
+        self.hosted: tuple[int, str] | None = None
+        self.items: dict[int, str] = {}
+        self.neighbour: Neighbour | None = None
+        self._updated = False  # an UPDATE_NBR gave the neighbour
+        self.tracker_answers_queries = True
+        #: the addresses the tracker speaks from (empty: any sender is taken)
+        self.tracker_addresses: frozenset[str] = frozenset()
+        self.counters = PeerCounters()
+        self._wait = 0.0  # the current backoff
+        self._next = 0.0  # no ask before this time
+        self._period = 0.0  # when the current patience period began
+        self._period_items = 0  # items held then
+        self._tracker_gave = False  # the tracker's last answers held something new
+        self._asking: str | None = None  # an ask is under way (to whom)
+        self.done_at: float | None = None
+
+    # --------------------------------------------------------------------- reading
+
+    @property
+    def registered(self) -> bool:
+        return self.n is not None
+
+    @property
+    def done(self) -> bool:
+        return self.n is not None and len(self.items) == self.n
+
+    @property
+    def wanted(self) -> list[int]:
+        """The SEQNUMs it lacks, lowest first."""
+        if self.n is None:
+            return []
+        return [s for s in range(self.n) if s not in self.items]
+
+    @property
+    def missing(self) -> list[int]:
+        """What it lacks once neither its neighbour nor the tracker gives more (empty
+        while there is someone left to ask)."""
+        if self.done or self.tracker_answers_queries or self.n is None:
+            return []
+        return self.wanted
+
+    def message(self) -> str:
+        """The assembled message (only once :attr:`done`)."""
+        assert self.done and self.n is not None
+        return " ".join(self.items[s] for s in range(self.n))
+
+    @property
+    def wake_at(self) -> float | None:
+        """When :meth:`next_ask` may have something to ask (None: nothing until a
+        message or an answer comes)."""
+        if self.done or self.n is None or self._asking is not None:
+            return None
+        return self._next
+
+    # --------------------------------------------------------------- from the tracker
+
+    def registered_with(self, m: RegInit, now: float) -> None:
+        """The REG_INIT that answers its REGISTER."""
+        self.n = m.n
+        if m.item is not None and 0 <= m.item[0] < m.n:
+            self.hosted = m.item
+            self._take(m.item[0], m.item[1], HOSTED)
+        if not self._updated and m.nbr_handle is not None:
+            assert m.nbr_ip is not None and m.nbr_port is not None
+            self.neighbour = Neighbour(m.nbr_handle, m.nbr_ip, m.nbr_port)
+        self._new_period(now)
+        self._next = now
+        self._check_done(now)
+
+    # ------------------------------------------------------------------- answering
+
+    def answer(self, message: Message | BadMessage, now: float, sender: str = "") -> Message | None:
+        """The answer to a message that came to its port from ``sender`` (an address;
+        None: no answer is due). An UPDATE_NBR is taken only from the tracker's
+        addresses (:attr:`tracker_addresses`, when known): anyone else could send the
+        peer's QUERYs anywhere."""
+        if isinstance(message, Ping):
+            return Pong(self.handle)
+        if isinstance(message, Query):
+            self.counters.queries_answered += 1
+            value = self.items.get(message.seq)
+            return QueryResult(None, None) if value is None else QueryResult(message.seq, value)
+        if isinstance(message, UpdateNbr):
+            trusted = self.tracker_addresses
+            if trusted and sender not in trusted:
+                self.counters.ignored += 1
+                self.counters.untrusted_updates += 1
+                return None
+            self.update(message, now)
+            return None
+        return bad_request(f"[{self.handle}]")
+
+    def update(self, m: UpdateNbr, now: float) -> None:
+        """A new neighbour (UPDATE_NBR): ask it at once."""
+        self.counters.updates += 1
+        self._updated = True
+        new = Neighbour(m.handle, m.ip, m.port)
+        if new != self.neighbour:
+            self.neighbour = new
+            self._wait = 0.0
+            self._next = now
+            self._new_period(now)
+
+    # ---------------------------------------------------------------------- asking
+
+    def next_ask(self, now: float) -> Ask | None:
+        """What to ask now (None: nothing yet; see :attr:`wake_at`). The driver reports
+        how it went with :meth:`answered` or :meth:`failed`."""
+        if self.done or self.n is None or self._asking is not None or now < self._next:
+            return None
+        missing = self.wanted
+        if self._tracker_gave or self._stalled(now, len(missing)):
+            self._asking = TRACKER
+            return self._ask(Ask(TRACKER, tuple(missing[: self.batch])))
+        if self.neighbour is None or self.neighbour.handle == self.handle:
+            self._next = max(now, self._period + self.patience)  # alone: the tracker
+            if not self.tracker_answers_queries:
+                self._next = now + self.backoff[1]
+            return None
+        if self._flowing or len(missing) <= self.window:
+            seqs = missing[: self.batch]
+        else:  # (a neighbour with nothing new: a few SEQNUMs a time, in turn)
+            k = self._cursor % len(missing)
+            seqs = (missing[k:] + missing[:k])[: self.window]
+            self._cursor = k + self.window
+        self._asking = NEIGHBOUR
+        return self._ask(Ask(NEIGHBOUR, tuple(seqs), self.neighbour))
+
+    def _ask(self, ask: Ask) -> Ask:
+        self.counters.queries_sent += len(ask.seqs)
+        return ask
+
+    def answered(self, ask: Ask, results: list[QueryResult | Said | BadMessage], now: float) -> int:
+        """The answers to ``ask`` (in any number: a neighbour may answer only some);
+        how many new items they gave."""
+        self._asking = None
+        new = 0
+        for r in results:
+            if isinstance(r, QueryResult):
+                if r.seq is not None and r.value is not None:
+                    new += self._take(r.seq, r.value, ask.target)
+            elif ask.target == TRACKER:
+                self.tracker_answers_queries = False  # ('[Tracker]', 'Bad request')
+                break
+            else:
+                self.counters.ignored += 1  # not an answer to a QUERY
+        if ask.target == NEIGHBOUR:
+            self._flowing = new > 0
+        else:
+            self._tracker_gave = new > 0 and self.tracker_answers_queries
+            self._new_period(now)
+        if new:
+            self._wait = 0.0
+            self._next = now
+        else:
+            self._back_off(now)
+        self._check_done(now)
+        return new
+
+    def failed(self, ask: Ask, now: float) -> None:
+        """``ask`` got nothing (refused, timed out, cut short)."""
+        self._asking = None
+        self.counters.failures += 1
+        self._back_off(now)
+
+    # ------------------------------------------------------------------ internals
+
+    def _take(self, seq: int, value: str, source: str) -> int:
+        assert self.n is not None
+        if not 0 <= seq < self.n:
+            self.counters.ignored += 1
+            return 0
+        held = self.items.get(seq)
+        if held is not None:
+            if held != value:
+                self.counters.conflicts += 1
+                self.counters.ignored += 1
+            return 0
+        self.items[seq] = value
+        if source == TRACKER:
+            self.counters.from_tracker += 1
+        elif source == NEIGHBOUR:
+            self.counters.from_neighbour += 1
+        return 1
+
+    def _stalled(self, now: float, missing: int) -> bool:
+        """Has a patience period ended with fewer new items than are missing? (A period
+        that ended on pace starts the next one.)"""
+        if not self.tracker_answers_queries or now - self._period < self.patience:
+            return False
+        if len(self.items) - self._period_items < missing:
+            return True
+        self._new_period(now)
+        return False
+
+    def _new_period(self, now: float) -> None:
+        self._period = now
+        self._period_items = len(self.items)
+
+    def _back_off(self, now: float) -> None:
+        low, high = self.backoff
+        self._wait = min(high, max(low, self._wait * 2))
+        self._next = now + self._wait
+
+    def _check_done(self, now: float) -> None:
+        if self.done and self.done_at is None:
+            self.done_at = now
+
+
+class PeerResponder(Responder):
+    """What a peer's port answers, for :class:`~cs457p2p.core.connection_rules.
+    ConnectionRules` (which a peer's connections run, with the tracker's limits): Part 2
+    messages from ``state``; anything else is refused in Part 2's words."""
+
+    __slots__ = ("_refusal", "state")
+
+    def __init__(self, state: PeerState) -> None:
+        super().__init__(Database([]))
+        self.state = state
+        self._refusal = encode_message(bad_request(f"[{state.handle}]"))
+
+    def answer(self, request: Request) -> bytes | memoryview:
+        if isinstance(request, RingMessage):
+            return request.answer or self.ring_answer(request)
+        return self._refusal
+
+    def ring_answer(self, message: RingMessage) -> bytes:
+        reply = self.state.answer(parse(message.value), message.at, message.peer)
+        return b"" if reply is None else encode_message(reply)

@@ -1,0 +1,280 @@
+"""The tracker's ring (Part 2), sans I/O: who is in it, in what order, who hosts what,
+who must be told of a new neighbour, and whom to ping. The tracker's driver
+(:mod:`cs457p2p.tracker.ring_keeper`) sends what :attr:`Ring.outbox` holds and the
+PINGs, and reports back; time is passed in.
+
+As the course's tracker keeps it: peers in registration order, each one's neighbour its
+predecessor (the first peer's, the last), a lone peer its own neighbour; the neighbour's
+address is the one its REGISTER came from, with the port it sent; each peer hosts the
+item at position ``index % N`` of the database. Unlike it:
+
+* only the peers whose neighbour changed are told (``UPDATE_NBR``): one per join,
+  one per departure, where the course's tracker tells every peer every time;
+* a peer's position, once it leaves, goes to the next peer that joins (the course's
+  tracker hands out ``len(peers) % N`` again, and an item goes unhosted);
+* the same handle from the same address is a refresh (its port may change); from
+  another address it is refused, as are bad handles and ports and a full ring;
+* ``QUERY`` to the tracker is answered from the database, so a peer can complete a ring
+  smaller than the database; ``HELD`` (our peers say how many items they hold) is kept
+  for the dashboard.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .wire2 import (
+    TRACKER_NAME,
+    BadMessage,
+    Echo,
+    Held,
+    Join,
+    Message,
+    Query,
+    QueryResult,
+    RegInit,
+    Said,
+    UpdateNbr,
+    bad_request,
+    handle_problem,
+    port_problem,
+    welcome,
+)
+
+__all__ = ["MAX_PEERS", "Catalogue", "Member", "Notice", "Ring", "RingCounters"]
+
+#: Peers in a ring, at most (the tracker's ``--max-peers``).
+MAX_PEERS = 1024
+
+Item = tuple[int, str]
+
+
+class Catalogue(Protocol):
+    """What the ring needs of the database (:class:`~cs457p2p.core.database.Database`
+    is one): its size, the item at a position, the VALUE of a SEQNUM."""
+
+    def __len__(self) -> int: ...
+    def item(self, position: int) -> Item: ...
+    def value_of(self, seq: int) -> str | None: ...
+
+
+@dataclass(eq=False)
+class Member:
+    handle: str
+    ip: str
+    port: int
+    #: the database position whose item it hosts (None: the database is empty)
+    position: int | None
+    joined: float
+    last_seen: float
+    #: items it holds, as it said (``HELD``: our peers; None: not said)
+    held: int | None = None
+    pings: int = 0
+    last_ping: float | None = None
+    last_ping_ok: bool | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.ip, self.port)
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A message for the driver to send to ``to`` (one connection, one message)."""
+
+    to: tuple[str, int]
+    handle: str
+    message: UpdateNbr
+
+
+@dataclass
+class RingCounters:
+    joins: int = 0
+    refreshes: int = 0
+    refused: int = 0
+    neighbour_updates: int = 0
+    pruned: int = 0
+    pings: dict[str, int] = field(default_factory=lambda: {"ok": 0, "failed": 0})
+    queries: int = 0
+
+
+class Ring:
+    """The ring over a database (its items, position by position)."""
+
+    def __init__(self, db: Catalogue, max_peers: int = MAX_PEERS) -> None:
+        self.db = db
+        self.n = len(db)
+        self.max_peers = max_peers
+        self.members: list[Member] = []
+        self._by_handle: dict[str, Member] = {}
+        #: what the driver must send, oldest first (it takes and clears it)
+        self.outbox: list[Notice] = []
+        self.counters = RingCounters()
+
+    # --------------------------------------------------------------------- reading
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def neighbour(self, member: Member) -> Member:
+        """``member``'s predecessor (itself when alone)."""
+        k = self.members.index(member)
+        return self.members[k - 1]
+
+    def member(self, handle: str) -> Member | None:
+        return self._by_handle.get(handle)
+
+    def hosted(self, member: Member) -> Item | None:
+        return None if member.position is None else self.db.item(member.position)
+
+    def status(self, now: float) -> dict[str, Any]:
+        """The ring as the dashboard and ``/api/ring`` show it: peers in ring order."""
+        peers = []
+        members = self.members
+        for k, member in enumerate(members):
+            nbr = members[k - 1]
+            hosted = self.hosted(member)
+            peers.append(
+                {
+                    "handle": member.handle,
+                    "address": _address_text(member.ip, member.port),
+                    "neighbour": nbr.handle,
+                    "hosted": list(hosted) if hosted is not None else None,
+                    "held": member.held,
+                    "joined_ago": round(now - member.joined, 3),
+                    "last_ping_ago": (
+                        None if member.last_ping is None else round(now - member.last_ping, 3)
+                    ),
+                    "last_ping_ok": member.last_ping_ok,
+                }
+            )
+        c = self.counters
+        return {
+            "n": self.n,
+            "size": len(self.members),
+            "max_peers": self.max_peers,
+            "peers": peers,
+            "counters": {
+                "joins": c.joins,
+                "refreshes": c.refreshes,
+                "refused": c.refused,
+                "neighbour_updates": c.neighbour_updates,
+                "pruned": c.pruned,
+                "pings": dict(c.pings),
+                "queries": c.queries,
+            },
+        }
+
+    # ------------------------------------------------------------------- messages
+
+    def answer(self, message: Message | BadMessage, ip: str, now: float) -> Message:
+        """The answer to one message from ``ip`` (what was sent on to others is in
+        :attr:`outbox`)."""
+        if isinstance(message, Echo):
+            return welcome(message.handle)
+        if isinstance(message, Join):
+            return self.join(message.handle, ip, message.port, now)
+        if isinstance(message, Held):
+            member = self._by_handle.get(message.handle)
+            if member is None or member.ip != ip or not 0 <= message.count <= self.n:
+                self.counters.refused += 1
+                return bad_request()
+            member.held = message.count
+            member.last_seen = now
+            return Said(TRACKER_NAME, "OK")
+        if isinstance(message, Query):
+            self.counters.queries += 1
+            value = self.db.value_of(message.seq)
+            return QueryResult(None, None) if value is None else QueryResult(message.seq, value)
+        self.counters.refused += 1
+        return bad_request()
+
+    def join(self, handle: str, ip: str, port: int, now: float) -> RegInit | Said:
+        """``('REGISTER', handle, port)`` from ``ip``."""
+        if handle_problem(handle) or port_problem(port):
+            self.counters.refused += 1
+            return bad_request()
+        known = self._by_handle.get(handle)
+        if known is not None:
+            if known.ip != ip:  # someone else's handle
+                self.counters.refused += 1
+                return bad_request()
+            self.counters.refreshes += 1
+            known.last_seen = now
+            if known.port != port:
+                known.port = port
+                if len(self.members) > 1:  # (alone, its REG_INIT says it all)
+                    self._tell(self._successor(known))  # its successor's neighbour moved
+            return self._reg_init(known)
+        if len(self.members) >= self.max_peers:
+            self.counters.refused += 1
+            return bad_request()
+        member = Member(handle, ip, port, self._free_position(), now, now)
+        self.members.append(member)
+        self._by_handle[handle] = member
+        self.counters.joins += 1
+        if len(self.members) > 1:
+            self._tell(self.members[0])  # the first peer's neighbour is now the new one
+        return self._reg_init(member)
+
+    # ---------------------------------------------------------------------- pings
+
+    def ping_result(self, handle: str, ok: bool, now: float) -> bool:
+        """A PING to ``handle`` was answered (``ok``) or not; a peer that did not answer
+        leaves the ring. True if it left."""
+        member = self._by_handle.get(handle)
+        self.counters.pings["ok" if ok else "failed"] += 1
+        if member is None:
+            return False
+        member.pings += 1
+        member.last_ping = now
+        member.last_ping_ok = ok
+        if ok:
+            member.last_seen = now
+            return False
+        self.remove(handle)
+        self.counters.pruned += 1
+        return True
+
+    def remove(self, handle: str) -> None:
+        """``handle`` leaves; its successor is told its new neighbour."""
+        member = self._by_handle.pop(handle, None)
+        if member is None:
+            return
+        successor = self._successor(member)
+        self.members.remove(member)
+        if successor is not member:
+            self._tell(successor)
+
+    # ------------------------------------------------------------------ internals
+
+    def _successor(self, member: Member) -> Member:
+        k = self.members.index(member)
+        return self.members[(k + 1) % len(self.members)]
+
+    def _tell(self, member: Member) -> None:
+        nbr = self.neighbour(member)
+        message = UpdateNbr(nbr.handle, nbr.ip, nbr.port)
+        self.outbox.append(Notice(member.address, member.handle, message))
+        self.counters.neighbour_updates += 1
+
+    def _reg_init(self, member: Member) -> RegInit:
+        nbr = self.neighbour(member)
+        return RegInit(nbr.handle, nbr.ip, nbr.port, self.n, self.hosted(member))
+
+    def _free_position(self) -> int | None:
+        """``index % N`` for the peer about to join, unless a peer that left freed a
+        position no one hosts now: then the lowest such (at most ``len(members)``, so
+        this looks at no more positions than there are peers)."""
+        if not self.n:
+            return None
+        taken = {m.position for m in self.members}
+        for p in range(min(self.n, len(self.members) + 1)):
+            if p not in taken:
+                return p
+        return len(self.members) % self.n
+
+
+def _address_text(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"

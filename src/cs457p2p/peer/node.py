@@ -1,0 +1,373 @@
+"""A Part 2 peer on asyncio: a server and a fetcher around one
+:class:`~cs457p2p.core.peer_state.PeerState`, which decides everything.
+
+* The server answers what comes to the peer's port: each connection runs the tracker's
+  :class:`~cs457p2p.core.connection_rules.ConnectionRules` (one message alone: its
+  answer, then close, as the course's programs expect; several: every answer, in
+  order), so a peer has the tracker's limits against slow or flooding senders.
+* The fetcher registers, then asks what the state says to ask, of whom it says. A
+  neighbour that answers several QUERYs on one connection (ours) gets them all at once;
+  one that answers one and closes (the course's sample peer) is asked one QUERY per
+  connection, a few at a time.
+* Every outgoing connection leaves from the peer's listen address (peers on 127.0.0.2,
+  127.0.0.3... are distinct hosts to the tracker) and carries whole messages, written
+  at once; every wait is bounded by ``timeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ..core.answers import AnswerParser
+from ..core.connection_rules import ABORT, CLOSE, ConnectionRules, Limits
+from ..core.decoder import DecodeError
+from ..core.peer_state import TRACKER, Ask, PeerResponder, PeerState
+from ..core.wire2 import (
+    BadMessage,
+    Held,
+    Join,
+    Message,
+    Query,
+    QueryResult,
+    RegInit,
+    Said,
+    encode_message,
+    parse,
+)
+from ..net import describe_os_error, source_address
+
+__all__ = ["Peer", "PeerConfig", "PeerError"]
+
+#: Parallel one-QUERY connections to a neighbour that answers one per connection, and
+#: QUERYs asked of it in one round.
+ONE_SHOT_PARALLEL = 4
+ONE_SHOT_ROUND = 8
+#: REGISTER attempts, and the pause between two.
+REGISTER_TRIES = 3
+REGISTER_PAUSE = 0.2
+#: Seconds between two HELD reports to our tracker, at least.
+HELD_EVERY = 0.25
+#: Longest Part 2 message a peer reads (a QUERY_RESULT with a long VALUE).
+MAX_MESSAGE = 1 << 20
+
+Address = tuple[str, int]
+
+
+class PeerError(Exception):
+    """The peer cannot take part: the tracker is unreachable or refused it."""
+
+
+@dataclass(frozen=True)
+class PeerConfig:
+    tracker: Address
+    handle: str
+    #: the address to listen on (None: the one that reaches the tracker) and port (0: free)
+    listen_host: str | None = None
+    listen_port: int = 0
+    #: bound on every connection and wait, in seconds
+    timeout: float = 5.0
+    #: seconds without a new item before the tracker is asked
+    patience: float = 1.0
+
+
+Event = Callable[[str, str], None]
+
+
+def _quiet(kind: str, text: str) -> None:
+    pass
+
+
+class Peer:
+    """:meth:`start` (listen, register), then :meth:`run` until the message is whole
+    (and on, serving, until :meth:`close`). ``on_event(kind, text)`` hears progress:
+    ``registered``, ``items`` (where some came from), ``done``, ``missing``, ``error``."""
+
+    def __init__(self, config: PeerConfig, on_event: Event = _quiet) -> None:
+        self.config = config
+        self.state = PeerState(config.handle, patience=config.patience)
+        self.responder = PeerResponder(self.state)
+        self.limits = Limits(request_timeout=config.timeout, idle_timeout=4 * config.timeout)
+        self.on_event = on_event
+        self.address: Address = ("", 0)
+        self.tracker_is_ours = False
+        self.done = asyncio.Event()
+        self._poke = asyncio.Event()
+        self._server: asyncio.Server | None = None
+        self._one_shot: set[Address] = set()  # neighbours that answer one QUERY a connection
+        self._held_sent = -1
+        self._held_at = -HELD_EVERY
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._told_missing = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def start(self) -> None:
+        """Listen, then register with the tracker; :class:`PeerError` if it cannot."""
+        cfg = self.config
+        host = cfg.listen_host
+        if host is None:
+            try:
+                host = source_address(*cfg.tracker)
+            except OSError as e:
+                raise PeerError(f"cannot reach the tracker: {describe_os_error(e)}") from None
+        try:
+            self._server = await asyncio.start_server(self._serve, host, cfg.listen_port)
+        except OSError as e:
+            raise PeerError(
+                f"cannot listen on {host}:{cfg.listen_port}: {describe_os_error(e)}"
+            ) from None
+        sockname = self._server.sockets[0].getsockname()
+        self.address = (str(sockname[0]), int(sockname[1]))
+        self.state.tracker_addresses = await _addresses_of(cfg.tracker[0])
+        await self._register()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+        for task in list(self._handlers):
+            task.cancel()
+
+    async def _register(self) -> None:
+        """REGISTER, tried again (REGISTER_TRIES in all) when the tracker does not answer
+        in time or cannot be reached: a busy tracker's answer can take longer than
+        ``--timeout``, and the same handle from the same address again is a refresh."""
+        cfg = self.config
+        for tries in range(1, REGISTER_TRIES + 1):
+            try:
+                replies = await self._exchange(
+                    cfg.tracker, [Join(cfg.handle, self.address[1])], want=1
+                )
+                break
+            except DecodeError as e:
+                raise PeerError(f"cannot register with the tracker: {_why(e)}") from None
+            except (OSError, asyncio.TimeoutError) as e:
+                if tries == REGISTER_TRIES:
+                    raise PeerError(f"cannot register with the tracker: {_why(e)}") from None
+                self.on_event("error", f"REGISTER: {_why(e)}; trying again")
+                await asyncio.sleep(REGISTER_PAUSE)
+        reply = replies[0] if replies else BadMessage("no answer")
+        if not isinstance(reply, RegInit):
+            if isinstance(reply, Said):
+                said = reply.text
+            elif isinstance(reply, BadMessage):
+                said = f"not a REG_INIT ({reply.reason})"
+            else:
+                said = f"not a REG_INIT ({type(reply).__name__})"
+            raise PeerError(f"the tracker refused REGISTER: {said}")
+        self.state.registered_with(reply, self.now())
+        nbr = self.state.neighbour
+        where = f"{nbr.handle} at {nbr.ip}:{nbr.port}" if nbr else "none given"
+        self.on_event(
+            "registered",
+            f"registered as {cfg.handle} on {self.address[0]}:{self.address[1]};"
+            f" neighbour {where}; N = {reply.n}; hosting {reply.item}",
+        )
+        await self._probe_tracker()
+
+    async def _probe_tracker(self) -> None:
+        """Is the tracker ours (it answers a QUERY)? Then it hears HELD reports."""
+        seq = self.state.hosted[0] if self.state.hosted else 0
+        try:
+            replies = await self._exchange(self.config.tracker, [Query(seq)], want=1)
+        except (OSError, asyncio.TimeoutError, DecodeError):
+            return
+        self.tracker_is_ours = bool(replies) and isinstance(replies[0], QueryResult)
+
+    # -------------------------------------------------------------------- fetching
+
+    async def run(self) -> None:
+        """Fetch until the message is whole (:attr:`done` is set); then return."""
+        state = self.state
+        while not state.done:
+            now = self.now()
+            ask = state.next_ask(now)
+            if ask is not None:
+                await self._do(ask)
+                await self._report_held()
+                continue
+            if state.missing and not self._told_missing:
+                self._told_missing = True
+                shown = ", ".join(map(str, state.missing[:20]))
+                more = f" and {len(state.missing) - 20} more" if len(state.missing) > 20 else ""
+                self.on_event(
+                    "missing",
+                    f"no peer and not the tracker has SEQNUM {shown}{more}: waiting for a"
+                    " peer that hosts them to join",
+                )
+            wake = state.wake_at
+            self._poke.clear()
+            timeout = None if wake is None else max(0.0, wake - now)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._poke.wait(), timeout)
+        self.done.set()
+        self.on_event("done", state.message())  # (the message first, then the report)
+        await self._report_held(final=True)
+
+    async def _do(self, ask: Ask) -> None:
+        before = len(self.state.items)
+        target = self.config.tracker if ask.target == TRACKER else None
+        if target is None:
+            assert ask.neighbour is not None
+            target = ask.neighbour.address
+        try:
+            results = await self._query(target, ask.seqs)
+        except (OSError, asyncio.TimeoutError, DecodeError) as e:
+            self.state.failed(ask, self.now())
+            self.on_event("error", f"asking {_who(ask)}: {_why(e)}")
+            return
+        self.state.answered(ask, results, self.now())
+        got = len(self.state.items) - before
+        if got:
+            self.on_event("items", f"{got} from {_who(ask)}")
+
+    async def _query(
+        self, target: Address, seqs: Sequence[int]
+    ) -> list[QueryResult | Said | BadMessage]:
+        """The answers of ``target`` to QUERYs for ``seqs``: all on one connection, or
+        one QUERY a connection for a target that answers one and closes."""
+        if target in self._one_shot:
+            batch = list(seqs[:ONE_SHOT_ROUND])
+            gate = asyncio.Semaphore(ONE_SHOT_PARALLEL)
+
+            async def one(seq: int) -> list[Message | BadMessage]:
+                async with gate:
+                    return await self._exchange(target, [Query(seq)], want=1)
+
+            found = await asyncio.gather(*(one(s) for s in batch), return_exceptions=True)
+            out: list[QueryResult | Said | BadMessage] = []
+            for r in found:
+                if isinstance(r, BaseException):
+                    continue
+                out.extend(_answers(r))
+            if not out and found and isinstance(found[0], BaseException):
+                raise found[0]
+            return out
+        replies = await self._exchange(target, [Query(s) for s in seqs], want=len(seqs))
+        if 1 <= len(replies) < len(seqs):
+            self._one_shot.add(target)  # it answered one and closed: ask it that way
+        return _answers(replies)
+
+    async def _report_held(self, final: bool = False) -> None:
+        """``HELD`` to our tracker (for its dashboard), at most every HELD_EVERY s."""
+        count = len(self.state.items)
+        now = self.now()
+        if not self.tracker_is_ours or count == self._held_sent:
+            return
+        if not final and now - self._held_at < HELD_EVERY:
+            return
+        self._held_at, self._held_sent = now, count
+        with contextlib.suppress(OSError, asyncio.TimeoutError, DecodeError):
+            await self._exchange(self.config.tracker, [Held(self.config.handle, count)], want=1)
+
+    async def _exchange(
+        self, target: Address, messages: Sequence[Message], want: int
+    ) -> list[Message | BadMessage]:
+        """One connection to ``target`` from the listen address: every message written
+        at once, then up to ``want`` answers read (fewer if it closes first)."""
+        timeout = self.config.timeout
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(target[0], target[1], local_addr=(self.address[0], 0)),
+            timeout,
+        )
+        try:
+            writer.write(b"".join(encode_message(m) for m in messages))
+            parser = AnswerParser(MAX_MESSAGE)
+            values: list[Message | BadMessage] = []
+            while len(values) < want:
+                data = await asyncio.wait_for(reader.read(1 << 16), timeout)
+                if not data:
+                    break
+                values.extend(parse(v) for v in parser.feed(data, want - len(values)))
+            return values
+        finally:
+            writer.close()
+
+    # ---------------------------------------------------------------------- serving
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+        loop = asyncio.get_running_loop()
+        rules = ConnectionRules(self.limits, self.responder, loop.time(), peer=_host(writer))
+        neighbour = self.state.neighbour
+        try:
+            while not rules.closed:
+                try:
+                    data = await asyncio.wait_for(
+                        reader.read(1 << 16), max(0.0, rules.deadline - loop.time())
+                    )
+                except asyncio.TimeoutError:
+                    step = rules.expired(loop.time())
+                else:
+                    step = rules.received(data, loop.time()) if data else rules.ended()
+                if step.then == ABORT or (not data and step.then != CLOSE and not step.answers):
+                    break  # (after EOF with nothing left to say)
+                if step.answers:
+                    writer.write(b"".join(step.answers))
+                    await asyncio.wait_for(writer.drain(), self.config.timeout)
+                if step.then == CLOSE:
+                    break
+                while rules.has_work and not rules.closed:
+                    step = rules.resume(loop.time())
+                    if step.answers:
+                        writer.write(b"".join(step.answers))
+                        await asyncio.wait_for(writer.drain(), self.config.timeout)
+                    if step.then != "keep":
+                        break
+        except (OSError, asyncio.TimeoutError):
+            pass
+        finally:
+            writer.close()
+            if task is not None:
+                self._handlers.discard(task)
+        if self.state.neighbour != neighbour:
+            self._poke.set()  # an UPDATE_NBR: ask the new neighbour now
+
+
+async def _addresses_of(host: str) -> frozenset[str]:
+    """Every address ``host`` resolves to (the tracker speaks from one of them); for a
+    loopback tracker, all of 127.0.0.1 and ::1 (it may speak from either)."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return frozenset()
+    found = {str(info[4][0]) for info in infos}
+    if any(a.startswith("127.") or a == "::1" for a in found):
+        found |= {"127.0.0.1", "::1"}
+    return frozenset(found | {a[7:] for a in found if a.startswith("::ffff:")})
+
+
+def _answers(replies: Sequence[Message | BadMessage]) -> list[QueryResult | Said | BadMessage]:
+    return [
+        r if isinstance(r, (QueryResult, Said, BadMessage)) else BadMessage("?") for r in replies
+    ]
+
+
+def _host(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    return str(peer[0]) if peer else ""
+
+
+def _who(ask: Ask) -> str:
+    if ask.target == TRACKER or ask.neighbour is None:
+        return "the tracker"
+    return f"{ask.neighbour.handle} ({ask.neighbour.ip}:{ask.neighbour.port})"
+
+
+def _why(e: BaseException) -> str:
+    if isinstance(e, asyncio.TimeoutError):
+        return "no answer in time"
+    if isinstance(e, OSError):
+        return describe_os_error(e)
+    return str(e)

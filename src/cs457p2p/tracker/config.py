@@ -1,0 +1,57 @@
+"""The tracker's settings: addresses, limits, faults, and the ring's (Part 2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..core.connection_rules import Limits
+from ..core.faults import FaultConfig
+from ..core.ring import MAX_PEERS
+from ..core.wire import MAX_REQUEST
+
+__all__ = ["TRANSPORTS", "TrackerConfig"]
+
+TRANSPORTS = ("tcp", "udp", "both")
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    host: str = "localhost"
+    port: int = 7777
+    transport: str = "both"
+    idle_timeout: float = 60.0
+    request_timeout: float = 10.0
+    max_connections: int = 1024
+    #: TCP connections open from one address, at most
+    max_per_address: int = 512
+    digit_wait: float = 0.010
+    max_request: int = MAX_REQUEST
+    #: bytes of answers queued for one TCP client, at most (one larger answer, alone)
+    write_buffer: int = 256 * 1024
+    #: bytes of answers queued for all TCP clients together, at most
+    max_queued_total: int = 64 << 20
+    #: seconds a shutdown waits for answers in flight before aborting connections
+    drain_timeout: float = 5.0
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    #: Part 2: seconds between two rounds of PINGs, and the wait for each answer
+    ping_interval: float = 20.0
+    ping_timeout: float = 5.0
+    #: Part 2: peers in the ring, at most
+    max_peers: int = MAX_PEERS
+    #: Part 2 is off when this says why (one process of several cannot keep the ring)
+    ring_off: str = ""
+
+    def __post_init__(self) -> None:
+        if self.transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}")
+
+    @property
+    def limits(self) -> Limits:
+        """The per-connection limits, for the connection rules."""
+        return Limits(
+            self.max_request,
+            self.request_timeout,
+            self.idle_timeout,
+            self.digit_wait,
+            queue=self.write_buffer,
+        )

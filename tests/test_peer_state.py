@@ -1,0 +1,293 @@
+"""cs457p2p.core.peer_state: a peer's decisions, without sockets or clocks; and a ring
+of them around core.ring, messages delivered by hand."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cs457p2p.core.database import Database
+from cs457p2p.core.peer_state import NEIGHBOUR, TRACKER, Ask, Neighbour, PeerState
+from cs457p2p.core.ring import Ring
+from cs457p2p.core.wire2 import (
+    BadMessage,
+    Ping,
+    Pong,
+    Query,
+    QueryResult,
+    RegInit,
+    Said,
+    UpdateNbr,
+)
+
+ITEMS = [(4, "peaks"), (2, "and"), (0, "blue"), (3, "snowy"), (1, "skies")]
+MESSAGE = "blue skies and snowy peaks"
+BAD = Said("[Tracker]", "Bad request")
+
+
+def registered(
+    handle: str = "alice", n: int = 5, item: tuple[int, str] = (4, "peaks")
+) -> PeerState:
+    peer = PeerState(handle)
+    peer.registered_with(RegInit("bob", "127.0.0.3", 9402, n, item), 0.0)
+    return peer
+
+
+def test_registration() -> None:
+    peer = registered()
+    assert peer.n == 5 and peer.hosted == (4, "peaks") and peer.items == {4: "peaks"}
+    assert peer.neighbour == Neighbour("bob", "127.0.0.3", 9402)
+    assert peer.wanted == [0, 1, 2, 3] and not peer.done
+
+
+def test_an_update_before_the_reg_init_wins() -> None:
+    peer = PeerState("alice")
+    peer.update(UpdateNbr("carol", "127.0.0.4", 9403), 0.0)
+    peer.registered_with(RegInit("bob", "127.0.0.3", 9402, 5, (4, "peaks")), 0.1)
+    assert peer.neighbour == Neighbour("carol", "127.0.0.4", 9403)
+
+
+def test_no_neighbour_and_no_item() -> None:
+    peer = PeerState("alice")
+    peer.registered_with(RegInit(None, None, None, 5, None), 0.0)
+    assert peer.neighbour is None and peer.items == {}
+    assert peer.next_ask(0.0) is None  # nobody to ask until patience runs out
+    ask = peer.next_ask(peer.patience)
+    assert ask == Ask(TRACKER, (0, 1, 2, 3, 4))
+
+
+def test_an_empty_database_is_done_at_once() -> None:
+    peer = PeerState("alice")
+    peer.registered_with(RegInit("alice", "127.0.0.2", 9401, 0, None), 0.0)
+    assert peer.done and peer.message() == "" and peer.done_at == 0.0
+
+
+def test_asks_the_neighbour_again_at_once_while_it_gives() -> None:
+    peer = registered()
+    ask = peer.next_ask(0.0)
+    assert ask == Ask(NEIGHBOUR, (0, 1, 2, 3), Neighbour("bob", "127.0.0.3", 9402))
+    assert peer.next_ask(0.0) is None  # one ask at a time
+    assert peer.answered(ask, [QueryResult(2, "and"), QueryResult(None, None)], 0.01) == 1
+    again = peer.next_ask(0.01)
+    assert again is not None and again.seqs == (0, 1, 3)
+
+
+def test_backs_off_while_the_neighbour_gives_nothing() -> None:
+    peer = registered()
+    now, waits = 0.0, []
+    for _ in range(10):
+        ask = peer.next_ask(now)
+        assert ask is not None and ask.target == NEIGHBOUR
+        peer.answered(ask, [QueryResult(None, None)] * len(ask.seqs), now)
+        assert peer.wake_at is not None
+        waits.append(round(peer.wake_at - now, 3))
+        now = peer.wake_at
+        if now >= peer.patience:
+            break
+    assert waits[:4] == [0.002, 0.004, 0.008, 0.016]
+    assert max(waits) == 0.05
+
+
+def test_a_neighbour_with_nothing_new_is_asked_a_window_at_a_time() -> None:
+    """A poll costs a QUERY per SEQNUM: after an answer with nothing new, 64 of the 199
+    missing a time, in turn; all of them again once something new comes."""
+    peer = registered(n=200, item=(0, "w0"))
+    first = peer.next_ask(0.0)
+    assert first is not None and len(first.seqs) == 199  # everything, at first
+    peer.answered(first, [QueryResult(None, None)], 0.0)
+    seen: list[int] = []
+    now = 0.0
+    for _ in range(4):
+        assert peer.wake_at is not None
+        now = peer.wake_at
+        ask = peer.next_ask(now)
+        assert ask is not None and len(ask.seqs) == 64
+        seen += ask.seqs
+        peer.answered(ask, [QueryResult(None, None)], now)
+    assert seen[:64] == list(range(1, 65)) and seen[64:128] == list(range(65, 129))
+    assert set(range(1, 200)) <= set(seen)  # every one asked, in turn
+    now = peer.wake_at
+    assert now is not None
+    ask = peer.next_ask(now)
+    assert ask is not None
+    peer.answered(ask, [QueryResult(ask.seqs[0], "new")], now)
+    again = peer.next_ask(now)  # something new: asked again at once, and everything
+    assert again is not None and len(again.seqs) == 198
+
+
+def test_a_trickle_slower_than_one_item_per_missing_per_period_is_a_stall() -> None:
+    """One new item now and then out of many missing: the tracker is asked at the end of
+    the first period, though items kept coming."""
+    peer = registered(n=100, item=(0, "w0"))
+    now = 0.0
+    for k in range(1, 4):  # one item every 0.3 s
+        ask = peer.next_ask(now)
+        assert ask is not None and ask.target == NEIGHBOUR
+        peer.answered(ask, [QueryResult(k, f"w{k}")], now)
+        now += 0.3
+    ask = peer.next_ask(1.0)
+    assert ask is not None and ask.target == TRACKER and len(ask.seqs) == 96
+
+
+def test_a_neighbour_on_pace_is_not_left_for_the_tracker() -> None:
+    """A period that gave at least as many items as are still missing: the neighbour is
+    kept, and a new period begins."""
+    peer = registered(n=10, item=(0, "w0"))
+    for k in range(1, 6):  # five items in the first period, four left
+        ask = peer.next_ask(0.1 * k)
+        assert ask is not None and ask.target == NEIGHBOUR
+        peer.answered(ask, [QueryResult(k, f"w{k}")], 0.1 * k)
+    ask = peer.next_ask(1.0)
+    assert ask is not None and ask.target == NEIGHBOUR
+    peer.answered(ask, [QueryResult(None, None)], 1.0)
+    # nothing new in the second period (from 1.0): the tracker at its end, not before
+    now = 1.0
+    while True:
+        assert peer.wake_at is not None
+        now = peer.wake_at
+        ask = peer.next_ask(now)
+        assert ask is not None
+        if ask.target == TRACKER:
+            break
+        peer.answered(ask, [QueryResult(None, None)], now)
+    assert 2.0 <= now < 2.1
+
+
+def test_after_patience_asks_the_tracker_once_a_refusal_stops_it() -> None:
+    peer = registered()
+    ask = peer.next_ask(1.0)
+    assert ask == Ask(TRACKER, (0, 1, 2, 3))
+    assert peer.answered(ask, [QueryResult(0, "blue"), QueryResult(1, "skies")], 1.0) == 2
+    assert peer.counters.from_tracker == 2  # (its hosted item is counted apart)
+    # the course's tracker refuses QUERY
+    ask = peer.next_ask(2.5)
+    assert ask is not None and ask.target == TRACKER
+    peer.answered(ask, [BAD], 2.5)
+    assert not peer.tracker_answers_queries
+    assert peer.missing == [2, 3]
+    later = peer.next_ask(10.0)
+    assert later is not None and later.target == NEIGHBOUR  # the neighbour still might
+
+
+def test_a_failed_ask_backs_off() -> None:
+    peer = registered()
+    ask = peer.next_ask(0.0)
+    assert ask is not None
+    peer.failed(ask, 0.0)
+    assert peer.counters.failures == 1
+    assert peer.wake_at == pytest.approx(0.002)
+
+
+def test_lies_are_ignored_and_counted() -> None:
+    peer = registered()
+    ask = peer.next_ask(0.0)
+    assert ask is not None
+    got = peer.answered(
+        ask,
+        [QueryResult(9, "nine"), QueryResult(-1, "x"), QueryResult(4, "valleys"),
+         QueryResult(4, "peaks"), BadMessage("not a tuple"), QueryResult(0, "blue")],
+        0.0,
+    )  # fmt: skip
+    assert got == 1
+    assert peer.items == {4: "peaks", 0: "blue"}
+    assert peer.counters.ignored == 4 and peer.counters.conflicts == 1
+
+
+def test_answers() -> None:
+    peer = registered()
+    assert peer.answer(Ping("Mon Nov 30 12:00:00 2026"), 0.0) == Pong("alice")
+    assert peer.answer(Query(4), 0.0) == QueryResult(4, "peaks")
+    assert peer.answer(Query(0), 0.0) == QueryResult(None, None)
+    assert peer.answer(UpdateNbr("carol", "127.0.0.4", 9403), 0.0) is None
+    assert peer.neighbour == Neighbour("carol", "127.0.0.4", 9403)
+    assert peer.answer(BadMessage("not a tuple"), 0.0) == Said("[alice]", "Bad request")
+    assert peer.counters.queries_answered == 2
+
+
+# ------------------------------------------------------------------ a ring, by hand
+
+
+def run_ring(
+    peers: int, items: list[tuple[int, str]], *, tracker_answers: bool = True, limit: int = 10_000
+) -> tuple[dict[str, PeerState], float, int]:
+    """Peers join one by one; then every ask is answered at once (a neighbour from what
+    it holds, the tracker as ours or as the course's), time moving to the next wake-up.
+    The states, the time the last finished, and the asks made."""
+    ring = Ring(Database(items))
+    states: dict[str, PeerState] = {}
+    by_address: dict[tuple[str, int], PeerState] = {}
+    for k in range(peers):
+        handle = f"p{k}"
+        state = PeerState(handle)
+        answer = ring.join(handle, f"127.0.0.{k + 2}", 9000, 0.0)
+        assert isinstance(answer, RegInit)
+        state.registered_with(answer, 0.0)
+        states[handle] = state
+        by_address[(f"127.0.0.{k + 2}", 9000)] = state
+        for notice in ring.outbox:
+            by_address[notice.to].update(notice.message, 0.0)
+        ring.outbox.clear()
+    now, asks = 0.0, 0
+    while not all(s.done for s in states.values()) and asks < limit:
+        for state in states.values():
+            ask = state.next_ask(now)
+            if ask is None:
+                continue
+            asks += 1
+            if ask.target == TRACKER:
+                results = (
+                    [ring.answer(Query(s), "127.0.0.1", now) for s in ask.seqs]
+                    if tracker_answers
+                    else [BAD]
+                )
+            else:
+                assert ask.neighbour is not None
+                holder = by_address[ask.neighbour.address]
+                results = [holder.answer(Query(s), now) for s in ask.seqs]
+            state.answered(ask, results, now)
+        wakes = [s.wake_at for s in states.values() if s.wake_at is not None]
+        if not wakes:
+            break
+        now = max(now, min(wakes))
+    return states, now, asks
+
+
+def test_a_ring_as_large_as_the_database_completes_from_neighbours_alone() -> None:
+    states, _, _ = run_ring(5, ITEMS)
+    for s in states.values():
+        assert s.done and s.message() == MESSAGE
+        assert s.counters.from_tracker == 0 and s.counters.from_neighbour == 4
+
+
+def test_a_ring_smaller_than_the_database_completes_with_the_tracker() -> None:
+    states, end, _ = run_ring(2, ITEMS)
+    assert all(s.message() == MESSAGE for s in states.values())
+    assert 1.0 <= end < 2.0  # one patience
+
+
+def test_with_the_courses_tracker_the_missing_are_named() -> None:
+    states, _, _ = run_ring(2, ITEMS, tracker_answers=False, limit=200)
+    for s in states.values():
+        assert not s.done
+        assert s.missing == [0, 1, 3]  # positions 2..4 are hosted by nobody
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 12), st.integers(0, 30))
+def test_any_ring_completes_with_our_tracker(peers: int, n: int) -> None:
+    items = [(s, f"w{s}") for s in range(n)][::-1]
+    states, _, _ = run_ring(peers, items)
+    want = " ".join(f"w{s}" for s in range(n))
+    assert all(s.done and s.message() == want for s in states.values())
+
+
+def test_an_update_from_elsewhere_than_the_tracker_is_ignored() -> None:
+    peer = registered()
+    peer.tracker_addresses = frozenset({"127.0.0.1"})
+    bogus = UpdateNbr("mallory", "10.0.0.1", 22)
+    assert peer.answer(bogus, 0.0, sender="127.0.0.9") is None
+    assert peer.neighbour == Neighbour("bob", "127.0.0.3", 9402)
+    assert peer.counters.untrusted_updates == 1
+    assert peer.answer(UpdateNbr("carol", "127.0.0.4", 9403), 0.0, sender="127.0.0.1") is None
+    assert peer.neighbour == Neighbour("carol", "127.0.0.4", 9403)

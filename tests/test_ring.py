@@ -1,0 +1,212 @@
+"""cs457p2p.core.ring: the tracker's ring, without sockets or clocks."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cs457p2p.core.database import Database
+from cs457p2p.core.ring import Notice, Ring
+from cs457p2p.core.wire2 import (
+    BadMessage,
+    Echo,
+    Held,
+    Join,
+    Query,
+    QueryResult,
+    RegInit,
+    Said,
+    UpdateNbr,
+    welcome,
+)
+
+ITEMS = [(4, "peaks"), (2, "and"), (0, "blue"), (3, "snowy"), (1, "skies")]
+DB = Database(ITEMS)
+BAD = Said("[Tracker]", "Bad request")
+
+
+def take(ring: Ring) -> list[Notice]:
+    out, ring.outbox = ring.outbox, []
+    return out
+
+
+def test_a_lone_peer_is_its_own_neighbour() -> None:
+    ring = Ring(DB)
+    assert ring.answer(Join("alice", 9401), "127.0.0.2", 0.0) == RegInit(
+        "alice", "127.0.0.2", 9401, 5, (4, "peaks")
+    )
+    assert take(ring) == []
+
+
+def test_each_join_tells_only_the_first_peer() -> None:
+    ring = Ring(DB)
+    ring.join("alice", "127.0.0.2", 9401, 0.0)
+    assert ring.join("bob", "127.0.0.3", 9402, 1.0) == RegInit(
+        "alice", "127.0.0.2", 9401, 5, (2, "and")
+    )
+    assert take(ring) == [Notice(("127.0.0.2", 9401), "alice", UpdateNbr("bob", "127.0.0.3", 9402))]
+    assert ring.join("carol", "127.0.0.4", 9403, 2.0) == RegInit(
+        "bob", "127.0.0.3", 9402, 5, (0, "blue")
+    )
+    assert take(ring) == [
+        Notice(("127.0.0.2", 9401), "alice", UpdateNbr("carol", "127.0.0.4", 9403))
+    ]
+    assert [m.handle for m in ring.members] == ["alice", "bob", "carol"]
+    assert ring.counters.neighbour_updates == 2
+
+
+def test_items_go_round_the_database() -> None:
+    ring = Ring(DB)
+    hosted = []
+    for k in range(7):
+        answer = ring.join(f"p{k}", "127.0.0.1", 9000 + k, 0.0)
+        assert isinstance(answer, RegInit)
+        hosted.append(answer.item)
+    assert hosted == [ITEMS[k % 5] for k in range(7)]
+
+
+def test_a_departed_peers_item_goes_to_the_next_to_join() -> None:
+    ring = Ring(DB)
+    for k in range(3):
+        ring.join(f"p{k}", "127.0.0.1", 9000 + k, 0.0)
+    take(ring)
+    assert ring.ping_result("p1", ok=False, now=5.0)  # p1 hosted position 1
+    assert take(ring) == [Notice(("127.0.0.1", 9002), "p2", UpdateNbr("p0", "127.0.0.1", 9000))]
+    answer = ring.join("p3", "127.0.0.1", 9003, 6.0)
+    assert isinstance(answer, RegInit) and answer.item == ITEMS[1]
+    assert ring.counters.pruned == 1
+
+
+def test_the_last_but_one_leaving_makes_the_last_its_own_neighbour() -> None:
+    ring = Ring(DB)
+    ring.join("alice", "127.0.0.2", 9401, 0.0)
+    ring.join("bob", "127.0.0.3", 9402, 0.0)
+    take(ring)
+    ring.remove("alice")
+    assert take(ring) == [Notice(("127.0.0.3", 9402), "bob", UpdateNbr("bob", "127.0.0.3", 9402))]
+    ring.remove("bob")
+    assert take(ring) == [] and len(ring) == 0
+
+
+def test_a_refresh_keeps_the_place_and_a_new_port_is_told() -> None:
+    ring = Ring(DB)
+    ring.join("alice", "127.0.0.2", 9401, 0.0)
+    ring.join("bob", "127.0.0.3", 9402, 0.0)
+    ring.join("carol", "127.0.0.4", 9403, 0.0)
+    take(ring)
+    again = ring.join("bob", "127.0.0.3", 9402, 1.0)
+    assert again == RegInit("alice", "127.0.0.2", 9401, 5, (2, "and"))
+    assert take(ring) == []  # nothing changed
+    moved = ring.join("bob", "127.0.0.3", 9500, 2.0)
+    assert moved == again
+    assert take(ring) == [Notice(("127.0.0.4", 9403), "carol", UpdateNbr("bob", "127.0.0.3", 9500))]
+    assert [m.handle for m in ring.members] == ["alice", "bob", "carol"]
+    assert ring.counters.refreshes == 2
+
+
+def test_refusals() -> None:
+    ring = Ring(DB, max_peers=2)
+    ring.join("alice", "127.0.0.2", 9401, 0.0)
+    assert ring.join("alice", "127.0.0.9", 9401, 0.0) == BAD  # someone else's handle
+    assert ring.join("", "127.0.0.3", 9401, 0.0) == BAD
+    assert ring.join("x" * 65, "127.0.0.3", 9401, 0.0) == BAD
+    assert ring.join("bob", "127.0.0.3", 0, 0.0) == BAD
+    assert ring.join("bob", "127.0.0.3", 70000, 0.0) == BAD
+    assert isinstance(ring.join("bob", "127.0.0.3", 9402, 0.0), RegInit)
+    assert ring.join("carol", "127.0.0.4", 9403, 0.0) == BAD  # full
+    assert ring.answer(BadMessage("not a tuple"), "127.0.0.5", 0.0) == BAD
+    assert ring.answer(Said("[Peer]", "hello"), "127.0.0.5", 0.0) == BAD
+    assert ring.counters.refused == 8
+    assert [m.handle for m in ring.members] == ["alice", "bob"]
+
+
+def test_echo_and_query() -> None:
+    ring = Ring(DB)
+    assert ring.answer(Echo("alice"), "127.0.0.2", 0.0) == welcome("alice")
+    assert ring.answer(Query(3), "127.0.0.2", 0.0) == QueryResult(3, "snowy")
+    assert ring.answer(Query(5), "127.0.0.2", 0.0) == QueryResult(None, None)
+    assert ring.answer(Query(-1), "127.0.0.2", 0.0) == QueryResult(None, None)
+
+
+def test_an_empty_database_hosts_nothing() -> None:
+    ring = Ring(Database([]))
+    assert ring.join("alice", "127.0.0.2", 9401, 0.0) == RegInit(
+        "alice", "127.0.0.2", 9401, 0, None
+    )
+
+
+def test_pings_that_answer_keep_the_peer() -> None:
+    ring = Ring(DB)
+    ring.join("alice", "127.0.0.2", 9401, 0.0)
+    assert not ring.ping_result("alice", ok=True, now=20.0)
+    alice = ring.member("alice")
+    assert alice is not None and alice.last_seen == 20.0 and alice.last_ping_ok
+    assert not ring.ping_result("nobody", ok=False, now=20.0)
+    assert ring.counters.pings == {"ok": 1, "failed": 1}
+
+
+_ops = st.lists(
+    st.tuples(st.sampled_from(["join", "join", "leave", "move"]), st.integers(0, 7)),
+    max_size=60,
+)
+
+
+@given(_ops)
+def test_every_peer_always_knows_its_neighbour_and_only_changes_are_told(
+    ops: list[tuple[str, int]],
+) -> None:
+    """Whatever joins, leaves and moves: what each peer was told last (its REG_INIT,
+    then its UPDATE_NBRs) is its predecessor in the ring; a join costs at most one
+    UPDATE_NBR, a leave or a move at most one, and none tells a peer what it knew; an
+    item nobody hosts goes to the next peer to join."""
+    ring = Ring(DB)
+    told: dict[str, tuple[str, str, int]] = {}
+    ports = {}
+    for op, k in ops:
+        handle = f"p{k}"
+        before = ring.counters.neighbour_updates
+        if op == "join" or (op == "move" and ring.member(handle) is not None):
+            new = ring.member(handle) is None
+            free = set(range(len(ITEMS))) - {m.position for m in ring.members}
+            ports[handle] = ports.get(handle, 9000 + k) + (op == "move")
+            answer = ring.join(handle, "127.0.0.1", ports[handle], 0.0)
+            assert isinstance(answer, RegInit)
+            if new and free:  # a position nobody hosts goes to the next to join
+                assert answer.item == ITEMS[min(free)]
+            assert answer.nbr_handle is not None and answer.nbr_ip is not None
+            assert answer.nbr_port is not None
+            told[handle] = (answer.nbr_handle, answer.nbr_ip, answer.nbr_port)
+        elif op == "leave":
+            ring.remove(handle)
+            told.pop(handle, None)
+        assert ring.counters.neighbour_updates - before <= 1
+        for notice in take(ring):
+            m = notice.message
+            assert told[notice.handle] != (m.handle, m.ip, m.port)  # news, not a repeat
+            told[notice.handle] = (m.handle, m.ip, m.port)
+        for member in ring.members:
+            nbr = ring.neighbour(member)
+            assert told[member.handle] == (nbr.handle, nbr.ip, nbr.port)
+
+
+def test_held_is_kept_from_the_peer_itself_only() -> None:
+    ring = Ring(DB)
+    ring.join("alice", "127.0.0.2", 9401, 0.0)
+    assert ring.answer(Held("alice", 3), "127.0.0.2", 1.0) == Said("[Tracker]", "OK")
+    assert ring.answer(Held("alice", 4), "127.0.0.9", 1.0) == BAD  # not from alice
+    assert ring.answer(Held("alice", 6), "127.0.0.2", 1.0) == BAD  # more than N
+    assert ring.answer(Held("nobody", 1), "127.0.0.2", 1.0) == BAD
+    status = ring.status(2.0)
+    assert status["peers"] == [
+        {
+            "handle": "alice",
+            "address": "127.0.0.2:9401",
+            "neighbour": "alice",
+            "hosted": [4, "peaks"],
+            "held": 3,
+            "joined_ago": 2.0,
+            "last_ping_ago": None,
+            "last_ping_ok": None,
+        }
+    ]
+    assert status["size"] == 1 and status["n"] == 5 and status["counters"]["refused"] == 3
