@@ -213,7 +213,7 @@ class Peer:
         await self._report_held(final=True)
 
     async def _do(self, ask: Ask) -> None:
-        before = len(self.state.items)
+        before = self.state.held
         target = self.config.tracker if ask.target == TRACKER else None
         if target is None:
             assert ask.neighbour is not None
@@ -225,7 +225,7 @@ class Peer:
             self.on_event("error", f"asking {_who(ask)}: {_why(e)}")
             return
         self.state.answered(ask, results, self.now())
-        got = len(self.state.items) - before
+        got = self.state.held - before
         if got:
             self.on_event("items", f"{got} from {_who(ask)}")
 
@@ -258,7 +258,7 @@ class Peer:
 
     async def _report_held(self, final: bool = False) -> None:
         """``HELD`` to our tracker (for its dashboard), at most every HELD_EVERY s."""
-        count = len(self.state.items)
+        count = self.state.held
         now = self.now()
         if not self.tracker_is_ours or count == self._held_sent:
             return
