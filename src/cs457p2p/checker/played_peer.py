@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..core.answers import AnswerParser
-from ..core.decoder import DecodeError, Value
+from ..core.decoder import DecodeError
 from ..core.wire2 import (
     BadMessage,
     Echo,
@@ -33,8 +33,7 @@ from ..core.wire2 import (
     parse,
     welcome,
 )
-from ..net import describe_os_error
-from .links import ANSWER, CLOSED, TIMEOUT, UNDECODABLE, UNREACHABLE, Reply, decode_problem
+from .links import ANSWER, Reply, TcpLink, decode_problem
 
 __all__ = ["Heard", "PlayedPeer", "PlayedTracker", "send"]
 
@@ -64,46 +63,9 @@ async def send(
     source: str | None = None,
     want: int = 1,
 ) -> Reply:
-    """One connection: ``payload`` written at once, then up to ``want`` answers read
-    (the reply's values are decoded, not parsed as messages)."""
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    local = (source, 0) if source else None
-    try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, local_addr=local), timeout
-        )
-    except asyncio.TimeoutError:
-        return Reply(TIMEOUT, detail=f"no connection within {timeout:g} s")
-    except OSError as e:
-        return Reply(UNREACHABLE, detail=f"cannot connect: {describe_os_error(e)}")
-    parser = AnswerParser(MAX_MESSAGE)
-    values: list[Value] = []
-    raw = b""
-    try:
-        writer.write(payload)
-        while len(values) < want:
-            left = start + timeout - loop.time()
-            if left <= 0:
-                raise asyncio.TimeoutError
-            data = await asyncio.wait_for(reader.read(1 << 16), left)
-            if not data:
-                if values:
-                    break
-                what = f"closed after {raw[:40]!r}" if raw else "closed without answering"
-                return Reply(CLOSED, values, raw, what)
-            raw += data[: max(0, 256 - len(raw))]
-            try:
-                values += parser.feed(data, want - len(values))
-            except DecodeError as e:
-                return Reply(UNDECODABLE, values, raw, decode_problem(raw, e))
-    except asyncio.TimeoutError:
-        return Reply(TIMEOUT, values, raw, f"no answer within {timeout:g} s")
-    except OSError as e:
-        return Reply(CLOSED, values, raw, f"connection {describe_os_error(e)}")
-    finally:
-        writer.close()
-    return Reply(ANSWER, values, raw, seconds=loop.time() - start)
+    """One connection from ``source``: ``payload`` written at once, then up to ``want``
+    answers read (decoded, not yet parsed as messages)."""
+    return await TcpLink(host, port, timeout, source).exchange(payload, want)
 
 
 def message_of(reply: Reply) -> Message | BadMessage | None:
