@@ -46,6 +46,8 @@ __all__ = ["Peer", "PeerConfig", "PeerError"]
 #: QUERYs asked of it in one round.
 ONE_SHOT_PARALLEL = 4
 ONE_SHOT_ROUND = 8
+#: Largest N a peer takes from a REG_INIT (as the client's default --max-items).
+MAX_ITEMS = 10_000_000
 #: REGISTER attempts, and the pause between two.
 REGISTER_TRIES = 3
 REGISTER_PAUSE = 0.2
@@ -163,6 +165,10 @@ class Peer:
             else:
                 said = f"not a REG_INIT ({type(reply).__name__})"
             raise PeerError(f"the tracker refused REGISTER: {said}")
+        if reply.n > MAX_ITEMS:  # (a list of N answers is made at once)
+            raise PeerError(
+                f"the tracker says N = {reply.n:,}, more than the limit of {MAX_ITEMS:,}"
+            )
         self.state.registered_with(reply, self.now())
         nbr = self.state.neighbour
         where = f"{nbr.handle} at {nbr.ip}:{nbr.port}" if nbr else "none given"
