@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CliRunner
+from standins import error_line
 
 STUDENTS = Path(__file__).parent / "students"
 PYTHON = sys.executable
@@ -266,3 +267,59 @@ def test_named_files() -> None:
     assert named_files(["python3.11", "-u", "src/tracker.py", "{port}"]) == ["src/tracker.py"]
     assert named_files(["java", "-cp", ".", "Client", "{host}", "{port}"]) == []
     assert named_files(["/usr/bin/python3", "-m", "client"]) == []
+
+
+def _ring_student(folder: Path, file: str, program: Path, *args: str) -> None:
+    """``file`` in ``folder``: ``program`` run with the command line's arguments, then
+    ``args`` (the mistake it makes)."""
+    folder.mkdir(parents=True)
+    (folder / file).write_text(
+        "import runpy, sys\n"
+        f"sys.argv = [sys.argv[0], *sys.argv[1:], *{list(args)!r}]\n"
+        f"runpy.run_path({str(program)!r}, run_name='__main__')\n"
+    )
+
+
+def test_grade_part_2_trackers(run_cli: CliRunner, tmp_path: Path) -> None:
+    subs = tmp_path / "submissions"
+    ring = STUDENTS / "ring" / "ring_tracker.py"
+    _ring_student(subs / "alice", "tracker.py", ring, "good", "1")
+    _ring_student(subs / "bob", "tracker.py", ring, "fragile", "1")
+    (subs / "carol").mkdir()
+    args = [
+        "grade", "tracker", str(subs), "--part", "2", "--command", f"{PYTHON} tracker.py {{port}}",
+        "--wait", "3", "--timeout", "2", "--jobs", "2",
+    ]  # fmt: skip
+    r = run_cli(*args, timeout=240)
+    assert r.returncode == 0, r.stderr
+    rows = _rows(r.stdout)
+    assert rows["alice"][:2] == ["passed", "9/9"]
+    assert rows["bob"] == ["failed", "8/9", "garbage"]
+    assert rows["carol"] == ["missing", "0/9", "tracker.py is not in the folder carol"]
+    report = subs / "grading-report" / "tracker-part2"
+    data = json.loads((report / "grades.json").read_text())
+    assert data["part"] == 2 and data["kind"] == "tracker"
+
+
+def test_grade_peers(run_cli: CliRunner, tmp_path: Path) -> None:
+    subs = tmp_path / "submissions"
+    ring = STUDENTS / "ring" / "ring_peer.py"
+    _ring_student(subs / "alice", "peer.py", ring, "good")
+    _ring_student(subs / "bob", "peer.py", ring, "no-pong")
+    args = [
+        "grade", "peer", str(subs), "--command",
+        f"{PYTHON} peer.py {{tracker_port}} {{handle}} {{port}}", "--timeout", "8", "--jobs", "2",
+    ]  # fmt: skip
+    r = run_cli(*args, timeout=240)
+    assert r.returncode == 0, r.stderr
+    rows = _rows(r.stdout)
+    assert rows["alice"][:2] == ["passed", "9/9"]
+    assert rows["bob"][:2] == ["failed", "1/9"]
+    assert rows["bob"][2].startswith("ping")
+    log = (subs / "grading-report" / "peer" / "logs" / "alice.log").read_text()
+    assert "peer.py" in log  # (the command line, and what it printed)
+    r = run_cli(
+        "grade", "peer", str(subs), "--command", f"{PYTHON} peer.py", "--tracker-port", "7777",
+        "--jobs", "2",
+    )  # fmt: skip
+    assert r.returncode == 2 and "--command must contain {port}" in error_line(r.stderr)

@@ -440,3 +440,27 @@ def test_python2_peer_stand_in_runs(python2: str) -> None:
             timeout=30,
         )
         assert r.returncode == 0, r.stderr
+
+
+def test_a_tracker_that_claims_a_huge_n_is_refused_in_one_line(run_cli: Any) -> None:
+    """A REG_INIT with N = 10**12 would make the peer allocate terabytes: it says so in
+    one line and exits 1."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    reg_init = encode(("REG_INIT", "x", "127.0.0.1", 1, 10**12, (0, "a")))
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(1024)
+                conn.sendall(reg_init)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        r = run_cli("peer", "--handle", "alice", "--tracker", f"127.0.0.1:{port}", "--listen",
+                    "127.0.0.2")  # fmt: skip
+    finally:
+        server.close()
+    assert r.returncode == 1
+    assert "the tracker says N = 1,000,000,000,000, more than the limit" in error_line(r.stderr)

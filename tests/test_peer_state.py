@@ -291,3 +291,17 @@ def test_an_update_from_elsewhere_than_the_tracker_is_ignored() -> None:
     assert peer.counters.untrusted_updates == 1
     assert peer.answer(UpdateNbr("carol", "127.0.0.4", 9403), 0.0, sender="127.0.0.1") is None
     assert peer.neighbour == Neighbour("carol", "127.0.0.4", 9403)
+
+
+def test_the_end_of_a_period_is_the_time_it_said_to_wake_whatever_the_rounding() -> None:
+    """A lone peer told to wake at period + patience must ask the tracker then, not be
+    told to wake at the same time again: 1.5792038748222121 - 0.5792038748222123 is
+    0.9999999999999998 in floating point, under one second."""
+    peer = PeerState("alice")
+    peer.registered_with(RegInit("alice", "127.0.0.2", 9401, 2, (1, "w1")), 0.5792038748222123)
+    peer.neighbour = None
+    assert peer.next_ask(0.5792038748222123) is None
+    wake = peer.wake_at
+    assert wake is not None
+    ask = peer.next_ask(wake)
+    assert ask is not None and ask.target == TRACKER

@@ -167,12 +167,16 @@ def test_every_peer_always_knows_its_neighbour_and_only_changes_are_told(
         before = ring.counters.neighbour_updates
         if op == "join" or (op == "move" and ring.member(handle) is not None):
             new = ring.member(handle) is None
-            free = set(range(len(ITEMS))) - {m.position for m in ring.members}
+            taken = {m.position for m in ring.members}
+            size, n = len(ring.members), len(ITEMS)
+            # the rule, spelled out: the lowest position nobody hosts (while fewer than
+            # N are in, at most their number), else index % N
+            expected = next((p for p in range(min(n, size + 1)) if p not in taken), size % n)
             ports[handle] = ports.get(handle, 9000 + k) + (op == "move")
             answer = ring.join(handle, "127.0.0.1", ports[handle], 0.0)
             assert isinstance(answer, RegInit)
-            if new and free:  # a position nobody hosts goes to the next to join
-                assert answer.item == ITEMS[min(free)]
+            if new:
+                assert answer.item == ITEMS[expected]
             assert answer.nbr_handle is not None and answer.nbr_ip is not None
             assert answer.nbr_port is not None
             told[handle] = (answer.nbr_handle, answer.nbr_ip, answer.nbr_port)

@@ -5,7 +5,9 @@ Each student's program runs in the student's own folder, contained by :mod:`.run
 in a log file under the report's folder). A client is run in the scenarios of
 ``check client``; a tracker is started on a port of its own, looked for among the
 listening ports until it listens (never probed by a connection, which would be its
-first client), checked as ``check tracker`` does, then stopped with its whole tree.
+first client), checked as ``check tracker`` does (``--part 2``: the ring, as
+``check tracker --part 2``), then stopped with its whole tree. A Part 2 peer is run as
+``check peer`` runs it.
 
 What happened to each student is one of :data:`OUTCOMES`, so that a missing file, a
 command that cannot start and a crash are told apart from failed checks.
@@ -23,9 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core.wire2 import Echo, encode_message
 from ..net import listening_ports
 from .client_checks import run_client_checks
+from .peer_checks import REQUIRED as PEER_REQUIRED
+from .peer_checks import run_peer_checks
 from .report import Report, one_line, short_text
+from .ring_tracker_checks import REQUIRED as RING_REQUIRED
+from .ring_tracker_checks import run_ring_tracker_checks
 from .runner import CommandError, Program, substitute
 from .scenarios import scenarios_for
 from .tracker_checks import REQUIRED as TRACKER_REQUIRED
@@ -81,6 +88,10 @@ class GradeOptions:
     deadline: float = 300.0  # tracker: the longest run of the checks of one student
     startup: float = STARTUP  # tracker: the longest wait for it to listen
     scenarios: tuple[str, ...] | None = None  # client: only these (default: all)
+    part: int = 1  # tracker: 1 or 2 (the ring); a peer is Part 2
+    wait: float = 30.0  # tracker, Part 2: the wait for a PING and a prune
+    stdin: str | None = None  # peer: what its stdin gets (placeholders replaced)
+    tracker_port: int | None = None  # peer: the played tracker's fixed port
 
 
 @dataclass
@@ -150,8 +161,10 @@ def named_files(command: Sequence[str]) -> list[str]:
 
 
 def _required_count(opts: GradeOptions) -> int:
+    if opts.kind == "peer":
+        return len(PEER_REQUIRED)
     if opts.kind == "tracker":
-        return len(TRACKER_REQUIRED)
+        return len(RING_REQUIRED if opts.part == 2 else TRACKER_REQUIRED)
     return len(scenarios_for(opts.transport, opts.scenarios))
 
 
@@ -236,15 +249,33 @@ class _Ports:
         raise OSError("no free port")
 
 
-async def _listens(program: Program, port: int, within: float) -> str | None:
+async def _grade_peer(folder: Path, opts: GradeOptions) -> Grade:
+    student, log = folder.name, _log_of(opts, folder.name)
+    try:
+        report = await run_peer_checks(
+            opts.command,
+            timeout=opts.timeout,
+            stdin=opts.stdin,
+            tracker_port=opts.tracker_port,
+            cwd=folder,
+            log=log,
+        )
+    except CommandError as e:
+        return _nothing(
+            student, opts, "cannot-start", str(e), "check the command and the file's permissions"
+        )
+    return _from_report(student, report, log, "passed" if report.ok else "failed")
+
+
+async def _listens(program: Program, port: int, within: float, part: int = 1) -> str | None:
     """None once something listens on ``port``; else why not (it exited, or time ran
     out)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while True:
         ports = listening_ports()
-        if ports is None:  # not Linux: the tracker gets one REGISTER more
-            if await _answers_register(port):
+        if ports is None:  # not Linux: the tracker gets one REGISTER (ECHO) more
+            if await _answers_register(port, part):
                 return None
         elif port in ports:
             return None
@@ -255,13 +286,14 @@ async def _listens(program: Program, port: int, within: float) -> str | None:
         await asyncio.sleep(_LOOK_EVERY)
 
 
-async def _answers_register(port: int) -> bool:
+async def _answers_register(port: int, part: int = 1) -> bool:
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1.0)
     except (OSError, asyncio.TimeoutError):
         return False
     try:
-        writer.write(b"REGISTER")
+        # (Part 2: a pickled ECHO; raw Part 1 bytes stop the course's Part 2 tracker)
+        writer.write(b"REGISTER" if part == 1 else encode_message(Echo("grader")))
         await asyncio.wait_for(reader.read(1024), 2.0)
     except (OSError, asyncio.TimeoutError):
         pass
@@ -288,8 +320,12 @@ async def _grade_tracker(folder: Path, opts: GradeOptions, ports: _Ports) -> Gra
         )
     report: Report | None = None
     try:
-        why = await _listens(program, port, opts.startup)
-        if why is None:
+        why = await _listens(program, port, opts.startup, opts.part)
+        if why is None and opts.part == 2:
+            report = await run_ring_tracker_checks(
+                "127.0.0.1", port, timeout=opts.timeout, wait=opts.wait
+            )
+        elif why is None:
             report = await run_tracker_checks(
                 "127.0.0.1",
                 port,
@@ -357,6 +393,8 @@ async def grade_all(
                 )
             elif opts.kind == "client":
                 grade = await _grade_client(folder, opts)
+            elif opts.kind == "peer":
+                grade = await _grade_peer(folder, opts)
             else:
                 grade = await _grade_tracker(folder, opts, ports)
             if on_grade is not None:
@@ -391,6 +429,7 @@ def json_text(grades: Sequence[Grade], opts: GradeOptions) -> str:
     return json.dumps(
         {
             "kind": opts.kind,
+            "part": 2 if opts.kind == "peer" else opts.part,
             "command": " ".join(opts.command),
             "transport": opts.transport,
             "students": len(grades),

@@ -97,6 +97,11 @@ class Link:
 
 
 class TcpLink(Link):
+    def __init__(self, host: str, port: int, timeout: float, source: str | None = None) -> None:
+        super().__init__(host, port, timeout)
+        #: the local address connections leave from (None: the system's choice)
+        self.source = source
+
     async def exchange(self, payload: bytes, want: int = 1, timeout: float | None = None) -> Reply:
         """Connect, send ``payload`` (an empty payload: half-close at once), and read
         until ``want`` answers are decoded, the tracker closes, or time runs out."""
@@ -107,7 +112,10 @@ class TcpLink(Link):
         start = loop.time()
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port), limit
+                asyncio.open_connection(
+                    self.host, self.port, local_addr=(self.source, 0) if self.source else None
+                ),
+                limit,
             )
         except asyncio.TimeoutError:
             return Reply(TIMEOUT, detail=f"no connection within {limit:g} s")

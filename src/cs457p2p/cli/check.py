@@ -52,6 +52,22 @@ def add_arguments(k: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="longest run of all the checks; those left are reported as not run (default: 600)",
     )
+    kt.add_argument(
+        "--part",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="1: the Part 1 tracker (default); 2: the ring of Part 2, played by peers"
+        " listening on 127.0.0.11, .12... (TCP only)",
+    )
+    kt.add_argument(
+        "--wait",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="--part 2: how long to wait for a PING and for a dead peer to be pruned;"
+        " 0 skips both (default: 30; the course's tracker pings every 20 s)",
+    )
     kc = ksub.add_parser(
         "client",
         help="run a client against trackers started here",
@@ -91,6 +107,45 @@ def add_arguments(k: argparse.ArgumentParser) -> None:
         help="after --: the client to run, e.g. -- python3 client.py {host} {port}",
     )
     kc.set_defaults(takes_command=True)
+    kp = ksub.add_parser(
+        "peer",
+        help="run a Part 2 peer against a tracker and neighbours played here",
+        usage="cs457p2p check peer [-h] [--timeout SECONDS] [--json] [--stdin TEMPLATE]"
+        " [--tracker-port PORT]\n                           -- COMMAND [ARGS...]",
+        description="Run COMMAND (no shell) as a peer: a tracker played here (as the"
+        " course's answers)\nregisters it and names its neighbour, two peers played here"
+        " give it the items.\nPlaceholders in ARGS and in --stdin: {tracker_host},"
+        " {tracker_port}, {handle},\n{port}, {host}.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    kp.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="longest run of the peer (default: 60; the course's sample peer takes 2 s an item)",
+    )
+    kp.add_argument("--json", action="store_true", help="print one JSON object, not a table")
+    kp.add_argument(
+        "--stdin",
+        metavar="TEMPLATE",
+        help="what to write to its stdin, placeholders replaced and \\n a newline"
+        " (e.g. '{handle}\\n{port}\\n{host}\\n' for the course's sample peer)",
+    )
+    kp.add_argument(
+        "--tracker-port",
+        type=int,
+        metavar="PORT",
+        help="the played tracker's port on 127.0.0.1 (default: a free one), for a peer"
+        " with the tracker's address written in (the course's: 7777)",
+    )
+    kp.add_argument(
+        "program",
+        nargs="*",
+        metavar="COMMAND",
+        help="after --: the peer to run, e.g. -- python3 peer.py {tracker_port} {port}",
+    )
+    kp.set_defaults(takes_command=True)
 
 
 def _print_report(report: Report, as_json: bool) -> int:
@@ -112,12 +167,25 @@ def run(args: argparse.Namespace) -> int:
         host, port = args.address
         if port == 0:
             return fail(prog, "port 0 is not a tracker's port", EXIT_USAGE)
+        if args.part == 2:
+            from ..checker.ring_tracker_checks import run_ring_tracker_checks
+
+            if args.transport != "tcp":
+                return fail(prog, "--part 2 is TCP only (the ring has no UDP)", EXIT_USAGE)
+            if args.wait < 0:
+                return fail(prog, "--wait: must be 0 or more seconds", EXIT_USAGE)
+            report = asyncio.run(
+                run_ring_tracker_checks(host, port, timeout=args.timeout, wait=args.wait)
+            )
+            return _print_report(report, args.json)
         report = asyncio.run(
             run_tracker_checks(
                 host, port, transport=args.transport, timeout=args.timeout, deadline=args.deadline
             )
         )
         return _print_report(report, args.json)
+    if args.check_command == "peer":
+        return _check_peer(args)
     prog = "cs457p2p check client"
     become_subreaper()  # (orphans of the client's processes come here, to be killed)
     try:
@@ -132,6 +200,30 @@ def run(args: argparse.Namespace) -> int:
                 timeout=args.timeout,
                 scenarios=args.scenario,
                 seed=args.seed,
+            )
+        )
+    except CommandError as e:
+        return fail(prog, str(e), EXIT_USAGE)
+    return _print_report(report, args.json)
+
+
+def _check_peer(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ..checker.peer_checks import run_peer_checks
+    from ..checker.runner import CommandError, become_subreaper
+
+    prog = "cs457p2p check peer"
+    if args.tracker_port is not None and not 1 <= args.tracker_port <= 65535:
+        return fail(prog, "--tracker-port: not in 1..65535", EXIT_USAGE)
+    become_subreaper()
+    try:
+        report = asyncio.run(
+            run_peer_checks(
+                args.program,
+                timeout=args.timeout,
+                stdin=args.stdin,
+                tracker_port=args.tracker_port,
             )
         )
     except CommandError as e:

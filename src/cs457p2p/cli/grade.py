@@ -1,4 +1,4 @@
-"""``cs457p2p grade client|tracker SUBMISSIONS --command CMD``: grade a class."""
+"""``cs457p2p grade client|tracker|peer SUBMISSIONS --command CMD``: grade a class."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ __all__ = ["add_arguments", "run"]
 _EXAMPLES = {
     "client": "python3 client.py {host} {port}",
     "tracker": "python3 tracker.py {port}",
+    "peer": "python3 peer.py {tracker_port} {port}",
 }
 
 
@@ -37,6 +38,7 @@ def add_arguments(g: argparse.ArgumentParser) -> None:
     for kind, timeout, timeout_help in (
         ("client", 20.0, "longest run of a client in one scenario"),
         ("tracker", 5.0, "longest wait for one answer of a tracker"),
+        ("peer", 60.0, "longest run of a Part 2 peer"),
     ):
         p = gsub.add_parser(
             kind,
@@ -56,6 +58,11 @@ def add_arguments(g: argparse.ArgumentParser) -> None:
             metavar="COMMAND",
             help=f"the command line of a student's {kind}, with {{port}}"
             + (" (and {host})" if kind == "client" else "")
+            + (
+                " (or in --stdin), {tracker_host}, {tracker_port}, {handle}, {host}"
+                if kind == "peer"
+                else ""
+            )
             + f", e.g. '{_EXAMPLES[kind]}'",
         )
         p.add_argument(
@@ -82,12 +89,36 @@ def add_arguments(g: argparse.ArgumentParser) -> None:
             metavar="SECONDS",
             help=f"{timeout_help} (default: {timeout:g})",
         )
+        if kind != "peer":
+            p.add_argument(
+                "--transport",
+                choices=("tcp", "udp"),
+                default="tcp",
+                help="grade over TCP or UDP (default: tcp; Part 2 is TCP only)",
+            )
         p.add_argument(
-            "--transport",
-            choices=("tcp", "udp"),
-            default="tcp",
-            help="grade over TCP or UDP (default: tcp)",
+            "--part",
+            type=int,
+            choices=(2,) if kind == "peer" else (1,) if kind == "client" else (1, 2),
+            default=2 if kind == "peer" else 1,
+            help="peer: Part 2 only"
+            if kind == "peer"
+            else "Part 1 only"
+            if kind == "client"
+            else "1: the Part 1 tracker (default); 2: the ring, as check tracker --part 2",
         )
+        if kind == "peer":
+            p.add_argument(
+                "--stdin",
+                metavar="TEMPLATE",
+                help="what each peer's stdin gets, as check peer --stdin",
+            )
+            p.add_argument(
+                "--tracker-port",
+                type=int,
+                metavar="PORT",
+                help="the played tracker's fixed port (then --jobs must be 1)",
+            )
         if kind == "client":
             from ..checker.scenarios import CLIENT_SCENARIOS
 
@@ -113,6 +144,13 @@ def add_arguments(g: argparse.ArgumentParser) -> None:
                 default=300.0,
                 metavar="SECONDS",
                 help="longest run of one tracker's checks (default: 300)",
+            )
+            p.add_argument(
+                "--wait",
+                type=float,
+                default=30.0,
+                metavar="SECONDS",
+                help="--part 2: the wait for a PING and a prune (default: 30; 0 skips them)",
             )
 
 
@@ -154,18 +192,30 @@ def run(args: argparse.Namespace) -> int:
 
     kind = args.grade_command
     prog = f"cs457p2p grade {kind}"
-    if not any("{port}" in a for a in args.student_command):
+    stdin = getattr(args, "stdin", None)
+    if not any("{port}" in a for a in args.student_command) and "{port}" not in (stdin or ""):
         return fail(
             prog,
             f"--command must contain {{port}}, e.g. '{_EXAMPLES[kind]}': it is replaced by"
             " the port of each run",
             EXIT_USAGE,
         )
+    transport = getattr(args, "transport", "tcp")
+    if args.part == 2 and transport != "tcp":
+        return fail(prog, "--part 2 is TCP only (the ring has no UDP)", EXIT_USAGE)
+    tracker_port = getattr(args, "tracker_port", None)
+    if tracker_port is not None and not 1 <= tracker_port <= 65535:
+        return fail(prog, "--tracker-port: not in 1..65535", EXIT_USAGE)
+    if tracker_port is not None and args.jobs > 1:
+        return fail(prog, "--tracker-port with --jobs over 1: the peers would share it", EXIT_USAGE)
+    if getattr(args, "wait", 0.0) < 0:
+        return fail(prog, "--wait: must be 0 or more seconds", EXIT_USAGE)
     try:
-        scenarios_for(args.transport, getattr(args, "scenario", None))
+        scenarios_for(transport, getattr(args, "scenario", None))
     except ValueError as e:
         return fail(prog, str(e), EXIT_USAGE)
-    report_dir = args.report_dir or args.submissions / REPORT_FOLDER / kind
+    folder = f"{kind}-part2" if kind == "tracker" and args.part == 2 else kind
+    report_dir = args.report_dir or args.submissions / REPORT_FOLDER / folder
     try:
         folders = students_in(args.submissions, report_dir)
         report_dir.mkdir(parents=True, exist_ok=True)
@@ -179,10 +229,14 @@ def run(args: argparse.Namespace) -> int:
         report_dir=report_dir,
         timeout=args.timeout,
         jobs=args.jobs,
-        transport=args.transport,
+        transport=transport,
         deadline=getattr(args, "deadline", 300.0),
         startup=getattr(args, "startup", 10.0),
         scenarios=tuple(args.scenario) if getattr(args, "scenario", None) else None,
+        part=args.part,
+        wait=getattr(args, "wait", 30.0),
+        stdin=stdin,
+        tracker_port=tracker_port,
     )
     become_subreaper()  # (orphans of the students' processes come here, to be killed)
     table = _Table([f.name for f in folders])

@@ -47,6 +47,14 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Register with a Part 2 tracker, host an item, collect every item from the"
         " neighbour in the ring, print the message, and keep serving the others.",
     ),
+    "simulate": (
+        "simulate",
+        "simulate a Part 2 ring of many peers on a virtual clock",
+        "Run the tracker's ring keeping and P peers, the same sans-I/O code the real"
+        " processes run, on a virtual clock and a simulated network, in one process;"
+        " print the (virtual) time until every peer holds the message, the messages sent"
+        " by kind, and the peers lost and rejoined under churn. Deterministic for a seed.",
+    ),
     "bench": (
         "bench",
         "measure full client sessions against a tracker",

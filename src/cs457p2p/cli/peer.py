@@ -114,9 +114,10 @@ def run(args: argparse.Namespace) -> int:
                 hosted = ", 1 hosted" if peer.state.hosted else ""
                 until = f"for {args.linger:g} s more" if args.linger else "until stopped"
                 sys.stderr.write(
-                    f"{args.handle}: {len(peer.state.items)} items in"
+                    f"{args.handle}: {peer.state.held} items in"
                     f" {loop.time() - started:.2f} s ({c.from_neighbour} from neighbours,"
-                    f" {c.from_tracker} from the tracker{hosted}); serving {until}\n"
+                    f" {c.from_tracker} from the tracker{hosted}; {c.queries_sent:,} QUERYs"
+                    f" sent); serving {until}\n"
                 )
                 sys.stderr.flush()
             if fetch.done() and args.linger is not None:

@@ -26,6 +26,8 @@ an UPDATE_NBR gave.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .connection_rules import Responder
@@ -56,6 +58,24 @@ __all__ = [
     "PeerState",
 ]
 
+#: The answer for a SEQNUM not held (one object: answers are compared by value anyway).
+_NOTHING = QueryResult(None, None)
+
+#: QUERY_RESULTs shared by every PeerState of a process (the simulator runs 100,000 that
+#: hold the same items: one object per item, not one per item per peer), at most this many.
+_SHARED: dict[tuple[int, str], QueryResult] = {}
+_SHARED_MAX = 1 << 16
+
+
+def _result(seq: int, value: str) -> QueryResult:
+    r = _SHARED.get((seq, value))
+    if r is None:
+        r = QueryResult(seq, value)
+        if len(_SHARED) < _SHARED_MAX:
+            _SHARED[(seq, value)] = r
+    return r
+
+
 #: Whom an :class:`Ask` is for (and where an item came from: those, or ``HOSTED``).
 NEIGHBOUR, TRACKER, HOSTED = "neighbour", "tracker", "hosted"
 
@@ -71,7 +91,7 @@ class Neighbour:
         return (self.ip, self.port)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # (not frozen: a frozen dataclass is 2.5x slower to make)
 class Ask:
     """QUERY these SEQNUMs of ``target`` (:data:`NEIGHBOUR` at ``neighbour``, or
     :data:`TRACKER`)."""
@@ -114,7 +134,12 @@ class PeerState:
         self.backoff = backoff
         self.n: int | None = None
         self.hosted: tuple[int, str] | None = None
-        self.items: dict[int, str] = {}
+        #: the answer to a QUERY for each SEQNUM, once N is known: the item held, or
+        #: ``(None, None)`` (a QUERY costs a lookup; the objects are shared, see _result)
+        self._results: list[QueryResult] = []
+        self._wanted: list[int] = []  # what it lacks, in order
+        #: how many it holds
+        self.held = 0
         self.neighbour: Neighbour | None = None
         self._updated = False  # an UPDATE_NBR gave the neighbour
         self.tracker_answers_queries = True
@@ -137,14 +162,17 @@ class PeerState:
 
     @property
     def done(self) -> bool:
-        return self.n is not None and len(self.items) == self.n
+        return self.n is not None and self.held == self.n
+
+    @property
+    def items(self) -> dict[int, str]:
+        """What it holds, SEQNUM: VALUE (a new dict)."""
+        return {s: r.value for s, r in enumerate(self._results) if r.value is not None}
 
     @property
     def wanted(self) -> list[int]:
         """The SEQNUMs it lacks, lowest first."""
-        if self.n is None:
-            return []
-        return [s for s in range(self.n) if s not in self.items]
+        return list(self._lacking())
 
     @property
     def missing(self) -> list[int]:
@@ -157,13 +185,13 @@ class PeerState:
     def message(self) -> str:
         """The assembled message (only once :attr:`done`)."""
         assert self.done and self.n is not None
-        return " ".join(self.items[s] for s in range(self.n))
+        return " ".join(r.value for r in self._results if r.value is not None)
 
     @property
     def wake_at(self) -> float | None:
         """When :meth:`next_ask` may have something to ask (None: nothing until a
         message or an answer comes)."""
-        if self.done or self.n is None or self._asking is not None:
+        if self._asking is not None or self.n is None or self.held == self.n:
             return None
         return self._next
 
@@ -172,6 +200,10 @@ class PeerState:
     def registered_with(self, m: RegInit, now: float) -> None:
         """The REG_INIT that answers its REGISTER."""
         self.n = m.n
+        if len(self._results) != m.n:  # (a second REG_INIT keeps what it holds, if N agrees)
+            self._results = [_NOTHING] * m.n
+            self.held = 0
+            self._wanted = list(range(m.n))
         if m.item is not None and 0 <= m.item[0] < m.n:
             self.hosted = m.item
             self._take(m.item[0], m.item[1], HOSTED)
@@ -192,9 +224,7 @@ class PeerState:
         if isinstance(message, Ping):
             return Pong(self.handle)
         if isinstance(message, Query):
-            self.counters.queries_answered += 1
-            value = self.items.get(message.seq)
-            return QueryResult(None, None) if value is None else QueryResult(message.seq, value)
+            return self.answer_queries((message.seq,))[0]
         if isinstance(message, UpdateNbr):
             trusted = self.tracker_addresses
             if trusted and sender not in trusted:
@@ -204,6 +234,15 @@ class PeerState:
             self.update(message, now)
             return None
         return bad_request(f"[{self.handle}]")
+
+    def answer_queries(self, seqs: Sequence[int]) -> list[QueryResult]:
+        """The answers to QUERYs for ``seqs``, in order (what :meth:`answer` gives each;
+        the simulator asks a batch at once)."""
+        self.counters.queries_answered += len(seqs)
+        results, n = self._results, len(self._results)
+        if seqs and min(seqs) >= 0 and max(seqs) < n:
+            return [results[s] for s in seqs]
+        return [results[s] if 0 <= s < n else _NOTHING for s in seqs]  # (any int)
 
     def update(self, m: UpdateNbr, now: float) -> None:
         """A new neighbour (UPDATE_NBR): ask it at once."""
@@ -221,10 +260,12 @@ class PeerState:
     def next_ask(self, now: float) -> Ask | None:
         """What to ask now (None: nothing yet; see :attr:`wake_at`). The driver reports
         how it went with :meth:`answered` or :meth:`failed`."""
-        if self.done or self.n is None or self._asking is not None or now < self._next:
+        if self._asking is not None or now < self._next or self.n is None or self.held == self.n:
             return None
-        missing = self.wanted
-        if self._tracker_gave or self._stalled(now, len(missing)):
+        missing = self._wanted
+        if self._tracker_gave or (
+            now >= self._period + self.patience and self._stalled(now, len(missing))
+        ):
             self._asking = TRACKER
             return self._ask(Ask(TRACKER, tuple(missing[: self.batch])))
         if self.neighbour is None or self.neighbour.handle == self.handle:
@@ -233,7 +274,7 @@ class PeerState:
                 self._next = now + self.backoff[1]
             return None
         if self._flowing or len(missing) <= self.window:
-            seqs = missing[: self.batch]
+            seqs = missing if len(missing) <= self.batch else missing[: self.batch]
         else:  # (a neighbour with nothing new: a few SEQNUMs a time, in turn)
             k = self._cursor % len(missing)
             seqs = (missing[k:] + missing[:k])[: self.window]
@@ -245,12 +286,15 @@ class PeerState:
         self.counters.queries_sent += len(ask.seqs)
         return ask
 
-    def answered(self, ask: Ask, results: list[QueryResult | Said | BadMessage], now: float) -> int:
+    def answered(
+        self, ask: Ask, results: Sequence[QueryResult | Said | BadMessage], now: float
+    ) -> int:
         """The answers to ``ask`` (in any number: a neighbour may answer only some);
         how many new items they gave."""
         self._asking = None
         new = 0
-        for r in results:
+        nothing = results.count(_NOTHING)  # (C speed: most answers are "not held")
+        for r in [r for r in results if r is not _NOTHING] if nothing < len(results) else ():
             if isinstance(r, QueryResult):
                 if r.seq is not None and r.value is not None:
                     new += self._take(r.seq, r.value, ask.target)
@@ -281,17 +325,19 @@ class PeerState:
     # ------------------------------------------------------------------ internals
 
     def _take(self, seq: int, value: str, source: str) -> int:
-        assert self.n is not None
-        if not 0 <= seq < self.n:
+        if not 0 <= seq < len(self._results):
             self.counters.ignored += 1
             return 0
-        held = self.items.get(seq)
+        held = self._results[seq].value
         if held is not None:
             if held != value:
                 self.counters.conflicts += 1
                 self.counters.ignored += 1
             return 0
-        self.items[seq] = value
+        self._results[seq] = _result(seq, value)
+        self.held += 1
+        wanted = self._wanted
+        del wanted[bisect_left(wanted, seq)]  # (it was there: the value was None)
         if source == TRACKER:
             self.counters.from_tracker += 1
         elif source == NEIGHBOUR:
@@ -301,16 +347,20 @@ class PeerState:
     def _stalled(self, now: float, missing: int) -> bool:
         """Has a patience period ended with fewer new items than are missing? (A period
         that ended on pace starts the next one.)"""
-        if not self.tracker_answers_queries or now - self._period < self.patience:
+        if not self.tracker_answers_queries or now < self._period + self.patience:
             return False
-        if len(self.items) - self._period_items < missing:
+        if self.held - self._period_items < missing:
             return True
         self._new_period(now)
         return False
 
     def _new_period(self, now: float) -> None:
         self._period = now
-        self._period_items = len(self.items)
+        self._period_items = self.held
+
+    def _lacking(self) -> list[int]:
+        """:attr:`wanted` itself (not to be changed by the caller)."""
+        return self._wanted
 
     def _back_off(self, now: float) -> None:
         low, high = self.backoff

@@ -21,6 +21,7 @@ item at position ``index % N`` of the database. Unlike it:
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -73,6 +74,9 @@ class Member:
     pings: int = 0
     last_ping: float | None = None
     last_ping_ok: bool | None = None
+    #: the peers before and after it in registration order (None at either end)
+    prev: Member | None = field(default=None, repr=False)
+    next: Member | None = field(default=None, repr=False)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -100,13 +104,22 @@ class RingCounters:
 
 
 class Ring:
-    """The ring over a database (its items, position by position)."""
+    """The ring over a database (its items, position by position). Peers are linked in
+    registration order, so a join, a departure and a neighbour cost the same however
+    many peers there are (the simulator runs 100,000)."""
 
     def __init__(self, db: Catalogue, max_peers: int = MAX_PEERS) -> None:
         self.db = db
         self.n = len(db)
         self.max_peers = max_peers
-        self.members: list[Member] = []
+        self._first: Member | None = None
+        self._last: Member | None = None
+        self._size = 0
+        #: peers hosting each position; positions no one hosts since one left (a heap,
+        #: checked against the counts when taken); positions never handed out start here
+        self._hosts: dict[int, int] = {}
+        self._freed: list[int] = []
+        self._fresh = 0
         self._by_handle: dict[str, Member] = {}
         #: what the driver must send, oldest first (it takes and clears it)
         self.outbox: list[Notice] = []
@@ -115,12 +128,23 @@ class Ring:
     # --------------------------------------------------------------------- reading
 
     def __len__(self) -> int:
-        return len(self.members)
+        return self._size
+
+    @property
+    def members(self) -> list[Member]:
+        """The peers in ring (registration) order, a new list."""
+        out = []
+        m = self._first
+        while m is not None:
+            out.append(m)
+            m = m.next
+        return out
 
     def neighbour(self, member: Member) -> Member:
-        """``member``'s predecessor (itself when alone)."""
-        k = self.members.index(member)
-        return self.members[k - 1]
+        """``member``'s predecessor (the first's is the last; itself when alone)."""
+        prev = member.prev if member.prev is not None else self._last
+        assert prev is not None
+        return prev
 
     def member(self, handle: str) -> Member | None:
         return self._by_handle.get(handle)
@@ -152,7 +176,7 @@ class Ring:
         c = self.counters
         return {
             "n": self.n,
-            "size": len(self.members),
+            "size": self._size,
             "max_peers": self.max_peers,
             "peers": peers,
             "counters": {
@@ -204,18 +228,25 @@ class Ring:
             known.last_seen = now
             if known.port != port:
                 known.port = port
-                if len(self.members) > 1:  # (alone, its REG_INIT says it all)
+                if self._size > 1:  # (alone, its REG_INIT says it all)
                     self._tell(self._successor(known))  # its successor's neighbour moved
             return self._reg_init(known)
-        if len(self.members) >= self.max_peers:
+        if self._size >= self.max_peers:
             self.counters.refused += 1
             return bad_request()
-        member = Member(handle, ip, port, self._free_position(), now, now)
-        self.members.append(member)
+        member = Member(handle, ip, port, self._take_position(), now, now)
+        if self._last is None:
+            self._first = member
+        else:
+            self._last.next = member
+            member.prev = self._last
+        self._last = member
+        self._size += 1
         self._by_handle[handle] = member
         self.counters.joins += 1
-        if len(self.members) > 1:
-            self._tell(self.members[0])  # the first peer's neighbour is now the new one
+        if self._size > 1:
+            assert self._first is not None
+            self._tell(self._first)  # the first peer's neighbour is now the new one
         return self._reg_init(member)
 
     # ---------------------------------------------------------------------- pings
@@ -243,15 +274,29 @@ class Ring:
         if member is None:
             return
         successor = self._successor(member)
-        self.members.remove(member)
+        if member.prev is None:
+            self._first = member.next
+        else:
+            member.prev.next = member.next
+        if member.next is None:
+            self._last = member.prev
+        else:
+            member.next.prev = member.prev
+        member.prev = member.next = None
+        self._size -= 1
+        if member.position is not None:
+            self._hosts[member.position] -= 1
+            if not self._hosts[member.position]:
+                heapq.heappush(self._freed, member.position)
         if successor is not member:
             self._tell(successor)
 
     # ------------------------------------------------------------------ internals
 
     def _successor(self, member: Member) -> Member:
-        k = self.members.index(member)
-        return self.members[(k + 1) % len(self.members)]
+        nxt = member.next if member.next is not None else self._first
+        assert nxt is not None
+        return nxt
 
     def _tell(self, member: Member) -> None:
         nbr = self.neighbour(member)
@@ -263,17 +308,28 @@ class Ring:
         nbr = self.neighbour(member)
         return RegInit(nbr.handle, nbr.ip, nbr.port, self.n, self.hosted(member))
 
-    def _free_position(self) -> int | None:
+    def _take_position(self) -> int | None:
         """``index % N`` for the peer about to join, unless a peer that left freed a
-        position no one hosts now: then the lowest such (at most ``len(members)``, so
-        this looks at no more positions than there are peers)."""
+        position no one hosts now: then the lowest such. (The lowest position no one
+        hosts is a freed one or the next never handed out; while fewer peers than N
+        are in, it is at most their number, so the rule is as the course's when no one
+        has left.)"""
         if not self.n:
             return None
-        taken = {m.position for m in self.members}
-        for p in range(min(self.n, len(self.members) + 1)):
-            if p not in taken:
-                return p
-        return len(self.members) % self.n
+        freed = self._freed
+        while freed and self._hosts.get(freed[0], 0):
+            heapq.heappop(freed)  # (hosted again since it was freed)
+        lowest = min(freed[0], self._fresh) if freed else self._fresh
+        if lowest < min(self.n, self._size + 1):
+            if lowest == self._fresh:
+                self._fresh += 1
+            else:
+                heapq.heappop(freed)
+            position = lowest
+        else:
+            position = self._size % self.n
+        self._hosts[position] = self._hosts.get(position, 0) + 1
+        return position
 
 
 def _address_text(ip: str, port: int) -> str:

@@ -55,6 +55,7 @@ __all__ = [
     "bad_request",
     "encode_message",
     "handle_problem",
+    "message_tuple",
     "parse",
     "port_problem",
     "welcome",
@@ -176,11 +177,11 @@ _SHORT = 256
 def encode_message(message: Message) -> bytes:
     """The pickle of ``message`` (protocol 2, which Python 2 reads)."""
     if type(message) is not QueryResult or type(message.seq) is bool:
-        return encode(_as_tuple(message))
+        return encode(message_tuple(message))
     key = (message.seq, message.value)
     data = _RESULTS.get(key)
     if data is None:
-        data = encode(_as_tuple(message))
+        data = encode(message_tuple(message))
         if len(data) <= _SHORT:
             if len(_RESULTS) >= _RESULTS_MAX:
                 _RESULTS.clear()
@@ -188,7 +189,8 @@ def encode_message(message: Message) -> bytes:
     return data
 
 
-def _as_tuple(m: Message) -> tuple[Value, ...]:
+def message_tuple(m: Message) -> tuple[Value, ...]:
+    """``m`` as the tuple that is pickled."""
     if isinstance(m, Echo):
         return ("ECHO", m.handle)
     if isinstance(m, Join):

@@ -46,6 +46,8 @@ __all__ = ["Peer", "PeerConfig", "PeerError"]
 #: QUERYs asked of it in one round.
 ONE_SHOT_PARALLEL = 4
 ONE_SHOT_ROUND = 8
+#: Largest N a peer takes from a REG_INIT (as the client's default --max-items).
+MAX_ITEMS = 10_000_000
 #: REGISTER attempts, and the pause between two.
 REGISTER_TRIES = 3
 REGISTER_PAUSE = 0.2
@@ -163,6 +165,10 @@ class Peer:
             else:
                 said = f"not a REG_INIT ({type(reply).__name__})"
             raise PeerError(f"the tracker refused REGISTER: {said}")
+        if reply.n > MAX_ITEMS:  # (a list of N answers is made at once)
+            raise PeerError(
+                f"the tracker says N = {reply.n:,}, more than the limit of {MAX_ITEMS:,}"
+            )
         self.state.registered_with(reply, self.now())
         nbr = self.state.neighbour
         where = f"{nbr.handle} at {nbr.ip}:{nbr.port}" if nbr else "none given"
@@ -213,7 +219,7 @@ class Peer:
         await self._report_held(final=True)
 
     async def _do(self, ask: Ask) -> None:
-        before = len(self.state.items)
+        before = self.state.held
         target = self.config.tracker if ask.target == TRACKER else None
         if target is None:
             assert ask.neighbour is not None
@@ -225,7 +231,7 @@ class Peer:
             self.on_event("error", f"asking {_who(ask)}: {_why(e)}")
             return
         self.state.answered(ask, results, self.now())
-        got = len(self.state.items) - before
+        got = self.state.held - before
         if got:
             self.on_event("items", f"{got} from {_who(ask)}")
 
@@ -258,7 +264,7 @@ class Peer:
 
     async def _report_held(self, final: bool = False) -> None:
         """``HELD`` to our tracker (for its dashboard), at most every HELD_EVERY s."""
-        count = len(self.state.items)
+        count = self.state.held
         now = self.now()
         if not self.tracker_is_ours or count == self._held_sent:
             return

@@ -1,0 +1,142 @@
+"""``cs457p2p simulate``: a Part 2 ring simulated (:mod:`cs457p2p.simulator`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .args import EXIT_OK, EXIT_USAGE, fail, positive_float, positive_int
+
+__all__ = ["add_arguments", "run"]
+
+
+def _latency_arg(text: str) -> tuple[float, float]:
+    """``MS`` or ``MS:JITTER`` (milliseconds) -> seconds."""
+    base, _, jitter = text.partition(":")
+    try:
+        ms, jit = float(base), float(jitter) if jitter else 0.0
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not MS or MS:JITTER: {text!r}") from None
+    if not (0 <= ms < 1e6 and 0 <= jit <= ms):
+        raise argparse.ArgumentTypeError("MS must be >= 0, and JITTER between 0 and MS")
+    return ms / 1000, jit / 1000
+
+
+def _probability(text: str) -> float:
+    try:
+        p = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= p < 1:
+        raise argparse.ArgumentTypeError("must be at least 0 and below 1")
+    return p
+
+
+def _rate(text: str) -> float:
+    try:
+        r = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= r < 1e9:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return r
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--peers", type=positive_int, required=True, metavar="P")
+    p.add_argument("--items", type=positive_int, required=True, metavar="N")
+    p.add_argument(
+        "--latency",
+        type=_latency_arg,
+        default=(0.010, 0.0),
+        metavar="MS[:JITTER]",
+        help="one-way delay of every message, give or take JITTER (default: 10)",
+    )
+    p.add_argument(
+        "--loss",
+        type=_probability,
+        default=0.0,
+        metavar="P",
+        help="chance a message is lost and sent again, as TCP does (default: 0)",
+    )
+    p.add_argument(
+        "--churn",
+        type=_rate,
+        default=0.0,
+        metavar="RATE",
+        help="peers going down per second, each back --downtime s later with nothing (default: 0)",
+    )
+    p.add_argument(
+        "--downtime", type=positive_float, default=5.0, metavar="SECONDS", help="(default: 5)"
+    )
+    p.add_argument(
+        "--ping-interval",
+        type=positive_float,
+        default=20.0,
+        metavar="SECONDS",
+        help="the tracker's PINGs (default: 20)",
+    )
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="(default: 0)")
+    p.add_argument(
+        "--limit",
+        type=positive_float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="virtual seconds at most (default: 3600)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..simulator import SimConfig, simulate
+
+    if args.peers > 1_000_000:
+        return fail("cs457p2p simulate", "--peers: at most 1,000,000", EXIT_USAGE)
+    if args.items > 1_000_000:
+        return fail("cs457p2p simulate", "--items: at most 1,000,000", EXIT_USAGE)
+    latency, jitter = args.latency
+    config = SimConfig(
+        peers=args.peers,
+        items=args.items,
+        latency=latency,
+        jitter=jitter,
+        loss=args.loss,
+        churn=args.churn,
+        downtime=args.downtime,
+        seed=args.seed,
+        ping_interval=args.ping_interval,
+        limit=args.limit,
+    )
+    result = simulate(config)
+    out = result.to_json()
+    if args.json:
+        sys.stdout.write(json.dumps(out, indent=2) + "\n")
+        return EXIT_OK
+    lat = f"{latency * 1000:g} ms" + (f" +/- {jitter * 1000:g}" if jitter else "")
+    lines = [
+        f"simulated {args.peers:,} peers, {args.items:,} items: latency {lat}, loss"
+        f" {args.loss:g}, churn {args.churn:g}/s, seed {args.seed}",
+    ]
+    if result.converged is None:
+        lines.append(f"not every peer held the message within {args.limit:g} virtual seconds")
+    else:
+        lines.append(
+            f"every peer up held the message after {result.converged:.3f} s (virtual);"
+            f" the first after {result.first_done or 0:.3f} s, half after"
+            f" {result.median_done or 0:.3f} s"
+        )
+    msgs = "; ".join(f"{k} {v:,}" for k, v in result.messages.items() if v)
+    lines.append(f"messages: {sum(result.messages.values()):,} ({msgs})")
+    lines.append(
+        f"peers lost {result.lost:,}, rejoined {result.rejoined:,}, pruned by the tracker"
+        f" {result.pruned:,}, down at the end {result.down_at_end:,}"
+    )
+    if not result.messages_right:
+        lines.append("a peer assembled a wrong message (a bug: please report it)")
+    lines.append(
+        f"real time {result.real_seconds:.1f} s, peak memory {result.peak_rss_mb:.0f} MB"
+        f" resident, {result.events:,} events"
+    )
+    sys.stdout.write("\n".join(lines) + "\n")
+    return EXIT_OK if result.messages_right else 1

@@ -1,0 +1,150 @@
+"""``cs457p2p check peer``: each check fails on a student-style peer that makes the
+mistake it names (tests/students/ring/ring_peer.py), with its hint, and every check
+passes on ours; the course's sample peer (a Python 2 stand-in) passes but for garbage."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import CliRunner
+from standins import error_line
+
+STUDENT = Path(__file__).parent / "students" / "ring" / "ring_peer.py"
+PY2_PEER = Path(__file__).parent / "py2" / "course_peer2.py"
+REQUIRED = [
+    "register",
+    "ping",
+    "query",
+    "follows-update",
+    "collects",
+    "keeps-serving",
+    "wrong-tuple",
+    "garbage",
+    "safe-pickles",
+]
+
+
+def check(run_cli: CliRunner, *args: str, timeout: float = 90.0) -> dict[str, Any]:
+    r = run_cli("check", "peer", "--json", *args, timeout=timeout)
+    assert r.returncode in (0, 1), r.stderr
+    report: dict[str, Any] = json.loads(r.stdout)
+    assert r.returncode == (0 if report["ok"] else 1)
+    return report
+
+
+def by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in report["checks"]}
+
+
+def student(fault: str) -> list[str]:
+    return ["--", sys.executable, str(STUDENT), "{tracker_port}", "{handle}", "{port}", fault]
+
+
+def test_our_peer_passes_every_check(run_cli: CliRunner) -> None:
+    report = check(
+        run_cli,
+        "--",
+        sys.executable,
+        "-m",
+        "cs457p2p",
+        "peer",
+        "--tracker",
+        "{tracker_host}:{tracker_port}",
+        "--handle",
+        "{handle}",
+        "--listen",
+        "{host}:{port}",
+    )
+    checks = by_name(report)
+    assert [c["name"] for c in report["checks"]] == REQUIRED
+    assert report["ok"], [c for c in report["checks"] if not c["passed"]]
+    assert all(not c["warning"] for c in checks.values())
+
+
+def test_a_good_student_peer_passes(run_cli: CliRunner) -> None:
+    report = check(run_cli, *student("good"))
+    assert report["ok"], [c for c in report["checks"] if not c["passed"]]
+
+
+@pytest.mark.parametrize(
+    ("fault", "failed", "hint"),
+    [
+        ("bad-register", "register", "int your server listens on"),
+        ("no-pong", "ping", "('PING', handle)"),
+        ("wrong-query", "query", "(None, None)) otherwise"),
+        ("one-per-line", "collects", "on one line"),
+        ("exits", "keeps-serving", "keep serving after printing"),
+        ("fragile", "garbage", "catch errors per connection"),
+        ("unsafe", "safe-pickles", "plain tuples"),
+    ],
+)
+def test_each_mistake_fails_its_check_with_its_hint(
+    run_cli: CliRunner, fault: str, failed: str, hint: str
+) -> None:
+    report = check(run_cli, "--timeout", "8", *student(fault))
+    checks = by_name(report)
+    assert not report["ok"]
+    assert not checks[failed]["passed"], checks[failed]
+    assert hint in checks[failed]["hint"]
+    failures = [c["name"] for c in report["checks"] if not c["passed"]]
+    if fault == "unsafe":  # (its neighbour cannot read its QUERYs: no message either)
+        assert failures == ["collects", "safe-pickles"], failures
+        assert "calls code" in checks[failed]["detail"]
+    else:
+        assert failures[0] == failed, report["checks"]
+
+
+def test_a_peer_that_ignores_update_nbr(run_cli: CliRunner) -> None:
+    report = check(run_cli, "--timeout", "8", *student("ignores-update"))
+    checks = by_name(report)
+    assert not checks["follows-update"]["passed"]
+    assert "no QUERY reached nbr-b" in checks["follows-update"]["detail"]
+    assert not checks["collects"]["passed"]  # (its first neighbour gives nothing)
+    assert checks["keeps-serving"]["passed"] and checks["garbage"]["passed"]
+
+
+def test_ack_is_a_warning_not_a_failure(run_cli: CliRunner) -> None:
+    report = check(run_cli, *student("ack"))
+    ping = by_name(report)["ping"]
+    assert report["ok"] and ping["passed"]
+    assert "('ACK', handle)" in ping["warning"]
+
+
+def test_the_courses_sample_peer_fails_only_garbage(run_cli: CliRunner, python2: str) -> None:
+    """The Python 2 stand-in reads its handle, port and host from stdin and asks its
+    neighbour every 0.3 s (2 s in the course's; the argument says)."""
+    report = check(
+        run_cli,
+        "--stdin",
+        "{handle}\\n{port}\\n{host}\\n",
+        "--",
+        python2,
+        str(PY2_PEER),
+        "{tracker_port}",
+        "0.3",
+    )
+    checks = by_name(report)
+    assert [c["name"] for c in report["checks"] if not c["passed"]] == ["garbage"]
+    assert "ACK" in checks["ping"]["warning"]
+    assert "not a pickled tuple" in checks["wrong-tuple"]["detail"]  # 'No data sent!'
+
+
+def test_usage_errors(run_cli: CliRunner) -> None:
+    r = run_cli("check", "peer")
+    assert r.returncode == 2 and "missing COMMAND" in error_line(r.stderr)
+    r = run_cli("check", "peer", "--tracker-port", "0", "--", "true")
+    assert r.returncode == 2 and "--tracker-port: not in 1..65535" in error_line(r.stderr)
+    r = run_cli("check", "peer", "--", "/nonexistent/peer")
+    assert r.returncode == 2 and "cannot run" in error_line(r.stderr)
+
+
+def test_a_peer_that_never_registers(run_cli: CliRunner) -> None:
+    report = check(run_cli, "--timeout", "3", "--", sys.executable, "-c", "pass")
+    checks = by_name(report)
+    assert "exited (code 0) before it registered" in checks["register"]["detail"]
+    assert all(c["detail"].startswith("not run") for c in report["checks"][1:])

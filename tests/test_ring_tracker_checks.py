@@ -1,0 +1,157 @@
+"""``cs457p2p check tracker --part 2``: each check fails on a student-style tracker
+that makes the mistake it names (tests/students/ring/ring_tracker.py), with its hint;
+every check passes on ours; the course's tracker (a Python 2 stand-in) passes all but
+garbage."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import CliRunner, TrackerFactory
+from standins import error_line, free_port, wait_for
+
+STUDENT = Path(__file__).parent / "students" / "ring" / "ring_tracker.py"
+PY2_TRACKER = Path(__file__).parent / "py2" / "course_tracker2.py"
+REQUIRED = [
+    "echo",
+    "register",
+    "lone-peer",
+    "neighbours",
+    "hosted-items",
+    "duplicate-handle",
+    "ping",
+    "prune",
+    "garbage",
+]
+
+
+def check(run_cli: CliRunner, address: str, *args: str) -> dict[str, Any]:
+    r = run_cli("check", "tracker", "--part", "2", "--json", address, *args, timeout=90)
+    assert r.returncode in (0, 1), r.stderr
+    report: dict[str, Any] = json.loads(r.stdout)
+    assert r.returncode == (0 if report["ok"] else 1)
+    return report
+
+
+def failures(report: dict[str, Any]) -> list[str]:
+    return [c["name"] for c in report["checks"] if c["required"] and not c["passed"]]
+
+
+def by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in report["checks"]}
+
+
+def _started(argv: list[str], port: int) -> subprocess.Popen[str]:
+    """``argv`` started, once ``port`` accepts (the probe sends nothing: an empty
+    connection is an error to the course's tracker, so it is waited for by
+    /proc/net/tcp, never probed, for that one)."""
+    from cs457p2p.net import listening_ports
+
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ok = wait_for(lambda: port in (listening_ports() or set()) or p.poll() is not None, 10)
+    assert ok and p.poll() is None, "it did not listen"
+    return p
+
+
+@pytest.fixture
+def student_tracker() -> Iterator[Any]:
+    started: list[subprocess.Popen[str]] = []
+
+    def start(fault: str) -> str:
+        port = free_port()
+        argv = [sys.executable, str(STUDENT), str(port), fault, "1"]
+        started.append(_started(argv, port))
+        return f"127.0.0.1:{port}"
+
+    yield start
+    for p in started:
+        p.kill()
+        p.wait(10)
+
+
+def test_our_tracker_passes_every_check(start_tracker: TrackerFactory, run_cli: CliRunner) -> None:
+    t = start_tracker("--ping-interval", "1", "--ping-timeout", "1")
+    report = check(run_cli, t.address, "--wait", "5")
+    assert [c["name"] for c in report["checks"] if c["required"]] == REQUIRED
+    assert report["ok"], [c for c in report["checks"] if not c["passed"]]
+    checks = by_name(report)
+    assert checks["update-nbr-per-join"]["data"]["updates"] == 15  # one per join after the first
+    assert "1.0 UPDATE_NBR per join" in checks["update-nbr-per-join"]["detail"]
+    assert checks["ping-interval"]["passed"]
+    assert t.proc.poll() is None  # (and it still serves)
+
+
+def test_a_good_student_tracker_passes(student_tracker: Any, run_cli: CliRunner) -> None:
+    report = check(run_cli, student_tracker("good"), "--wait", "5")
+    assert report["ok"], [c for c in report["checks"] if not c["passed"]]
+    assert "3.8 UPDATE_NBR per join" in by_name(report)["update-nbr-per-join"]["detail"]
+
+
+@pytest.mark.parametrize(
+    ("fault", "failed", "hint"),
+    [
+        ("no-update", ["neighbours", "prune"], "send UPDATE_NBR to the first peer"),
+        ("not-self", ["lone-peer"], "is its own neighbour"),
+        ("successor", ["neighbours", "prune"], "its predecessor"),
+        ("no-ping", ["ping", "prune"], "PING every peer"),
+        ("no-prune", ["prune"], "remove a peer that does not answer"),
+        ("off-by-one", ["register", "hosted-items"], "(seq, value)"),
+        ("dup-dies", ["duplicate-handle", "garbage"], "keep serving"),
+        ("fragile", ["garbage"], "catch errors per connection"),
+    ],
+)
+def test_each_mistake_fails_its_check_with_its_hint(
+    student_tracker: Any, run_cli: CliRunner, fault: str, failed: list[str], hint: str
+) -> None:
+    # (--timeout 2: a tracker that stopped serving still accepts into its backlog)
+    report = check(run_cli, student_tracker(fault), "--wait", "4", "--timeout", "2")
+    assert failures(report) == failed, report["checks"]
+    assert hint in by_name(report)[failed[0]]["hint"]
+
+
+def test_the_courses_tracker_fails_only_garbage(python2: str, run_cli: CliRunner) -> None:
+    port = free_port()
+    p = _started([python2, str(PY2_TRACKER), str(port), "1"], port)
+    try:
+        report = check(run_cli, f"127.0.0.1:{port}", "--wait", "4")
+    finally:
+        p.kill()
+        p.wait(10)
+    assert failures(report) == ["garbage"], report["checks"]
+    checks = by_name(report)
+    assert "stops serving for good" in checks["garbage"]["detail"]
+    assert "without a neighbour" in checks["duplicate-handle"]["warning"]
+    assert checks["update-nbr-per-join"]["data"]["updates"] >= 14  # every peer, every join
+
+
+def test_nothing_listening_is_one_line(run_cli: CliRunner) -> None:
+    port = free_port()
+    r = run_cli("check", "tracker", "--part", "2", f"127.0.0.1:{port}")
+    assert r.returncode == 1
+    assert f"nothing listens on 127.0.0.1:{port}" in r.stdout
+    assert "8 other checks not run" in r.stdout
+
+
+def test_usage_errors(run_cli: CliRunner) -> None:
+    r = run_cli("check", "tracker", "--part", "2", "--transport", "udp", "127.0.0.1:1")
+    assert r.returncode == 2 and "--part 2 is TCP only" in error_line(r.stderr)
+    r = run_cli("check", "tracker", "--part", "2", "--wait", "-1", "127.0.0.1:1")
+    assert r.returncode == 2 and "--wait" in error_line(r.stderr)
+
+
+def test_wait_0_skips_ping_and_prune(start_tracker: TrackerFactory, run_cli: CliRunner) -> None:
+    t = start_tracker()
+    start = time.monotonic()
+    report = check(run_cli, t.address, "--wait", "0")
+    assert report["ok"] and failures(report) == []
+    ping = by_name(report)["ping"]
+    assert not ping["required"] and ping["detail"] == "not run: --wait 0 (not graded)"
+    assert time.monotonic() - start < 60
