@@ -35,9 +35,8 @@ from ..core.wire2 import (
     UpdateNbr,
     as_pong,
     encode_message,
-    message_tuple,
 )
-from .played_peer import PlayedPeer, PlayedTracker, message_of, send
+from .played_peer import PlayedPeer, PlayedTracker, message_of, send, shown
 from .report import CheckResult, Report, short, short_text
 from .runner import Program, substitute
 
@@ -134,19 +133,11 @@ async def _keeps_serving(peer: _Peer, collected: bool, seq: int, value: str) -> 
         after = await peer.ping(5.0)
         if _answers_ping(after):
             return _pass("keeps-serving", "still answers PING (it has not every item)")
-        return _fail("keeps-serving", f"PING got {_shown(after)}")
+        return _fail("keeps-serving", f"PING got {shown(after)}")
     got = await peer.say(encode_message(Query(seq)), 5.0)
     if got == QueryResult(seq, value):
         return _pass("keeps-serving", f"QUERY {seq} answered with the item it collected")
-    return _fail("keeps-serving", f"QUERY {seq}, after the message, got {_shown(got)}")
-
-
-def _shown(got: Message | BadMessage | str) -> str:
-    if isinstance(got, str):
-        return got
-    if isinstance(got, BadMessage):
-        return f"a value that is no Part 2 message ({got.reason})"
-    return short(message_tuple(got), 80)
+    return _fail("keeps-serving", f"QUERY {seq}, after the message, got {shown(got)}")
 
 
 async def run_peer_checks(
@@ -235,10 +226,10 @@ async def _checks(
     if joined is None or not isinstance(joined.message, Join):
         bad = [h for h in tracker.heard if h.message is None or isinstance(h.message, BadMessage)]
         if bad:
-            what = bad[0].problem or _shown(bad[0].message or "nothing")
+            what = bad[0].problem or shown(bad[0].message or "nothing")
             detail = f"the tracker got {what}, not ('REGISTER', handle, port)"
         elif joined is not None and joined.message is not None:
-            detail = f"the tracker got {_shown(joined.message)} first, not a REGISTER"
+            detail = f"the tracker got {shown(joined.message)} first, not a REGISTER"
         elif not peer.alive():
             detail = f"the peer exited (code {peer.program.returncode}) before it registered"
         else:
@@ -264,19 +255,19 @@ async def _checks(
     pong = as_pong(got) if not isinstance(got, (str, BadMessage)) else None
     where = f"{peer.host}:{peer.port}"
     if pong is None:
-        checks.append(_fail("ping", f"('PING', stamp) to {where} got {_shown(got)}"))
+        checks.append(_fail("ping", f"('PING', stamp) to {where} got {shown(got)}"))
         return checks + [_not_run(n, "its port does not answer") for n in REQUIRED[2:]]
     if pong.tag == "ACK":
         checks.append(
             _pass(
                 "ping",
-                f"answered {_shown(got)}",
+                f"answered {shown(got)}",
                 "('ACK', handle), as the course's sample peer; the assignment asks for"
                 " ('PING', handle)",
             )
         )
     else:
-        checks.append(_pass("ping", f"answered {_shown(got)}"))
+        checks.append(_pass("ping", f"answered {shown(got)}"))
 
     # -- query: once it has asked A (it has read its REG_INIT), or after QUERY_WAIT
     await a.wait_for(lambda h: isinstance(h.message, Query), QUERY_WAIT)
@@ -284,9 +275,9 @@ async def _checks(
     have = await peer.say(encode_message(Query(hosted_seq)), 5.0)
     lack = await peer.say(encode_message(Query(lacking)), 5.0)
     if have != QueryResult(hosted_seq, words[hosted_seq]):
-        checks.append(_fail("query", f"QUERY {hosted_seq} (the item it hosts) got {_shown(have)}"))
+        checks.append(_fail("query", f"QUERY {hosted_seq} (the item it hosts) got {shown(have)}"))
     elif lack != QueryResult(None, None):
-        checks.append(_fail("query", f"QUERY {lacking} (an item it lacks) got {_shown(lack)}"))
+        checks.append(_fail("query", f"QUERY {lacking} (an item it lacks) got {shown(lack)}"))
     else:
         checks.append(_pass("query", f"its hosted item, and (None, None) for SEQNUM {lacking}"))
 
@@ -364,7 +355,7 @@ async def _checks(
         elif _answers_ping(after):
             checks.append(_pass(name, f"got {what}; still answers PING"))
         else:
-            checks.append(_fail(name, f"got {what}; then PING got {_shown(after)}"))
+            checks.append(_fail(name, f"got {what}; then PING got {shown(after)}"))
 
     # -- safe-pickles
     sent = [

@@ -30,12 +30,14 @@ from ..core.wire2 import (
     UpdateNbr,
     bad_request,
     encode_message,
+    message_tuple,
     parse,
     welcome,
 )
 from .links import ANSWER, Reply, TcpLink, decode_problem
+from .report import short
 
-__all__ = ["Heard", "PlayedPeer", "PlayedTracker", "send"]
+__all__ = ["Heard", "PlayedPeer", "PlayedTracker", "send", "shown"]
 
 #: Longest message a played part reads (a QUERY_RESULT with a long VALUE fits).
 MAX_MESSAGE = 1 << 20
@@ -240,6 +242,16 @@ class PlayedTracker(_Listener):
                 )
             )
         return encode_message(bad_request())
+
+
+def shown(got: Message | BadMessage | str) -> str:
+    """What came back, for a report line: a message as its tuple, cut; a value that is
+    no message with why; or the words of what happened instead (a str)."""
+    if isinstance(got, str):
+        return got
+    if isinstance(got, BadMessage):
+        return f"a value that is no Part 2 message ({got.reason})"
+    return short(message_tuple(got), 80)
 
 
 def said(message: Message | BadMessage | None) -> bool:

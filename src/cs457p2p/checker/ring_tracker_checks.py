@@ -42,11 +42,10 @@ from ..core.wire2 import (
     Said,
     UpdateNbr,
     encode_message,
-    message_tuple,
 )
 from ..net import source_address
 from .links import ANSWER, UNREACHABLE
-from .played_peer import Heard, PlayedPeer, message_of, send
+from .played_peer import Heard, PlayedPeer, message_of, send, shown
 from .report import CheckResult, Report, plural, short
 
 __all__ = ["FILL_LIMIT", "REQUIRED", "run_ring_tracker_checks"]
@@ -147,19 +146,11 @@ class _Run:
     async def serves(self) -> str | None:
         """None if an ECHO is still answered; else what happened."""
         got = await self.say(Echo(f"chk{self.tag}-echo"), None)
-        return None if isinstance(got, Said) else f"then ECHO got {_what(got)}"
+        return None if isinstance(got, Said) else f"then ECHO got {shown(got)}"
 
     async def close(self) -> None:
         for p in self.peers:
             await p.close()
-
-
-def _what(got: Message | BadMessage | str) -> str:
-    if isinstance(got, str):
-        return got
-    if isinstance(got, BadMessage):
-        return f"a value that is no Part 2 message ({got.reason})"
-    return short(message_tuple(got), 80)
 
 
 def _names(nbr: RegInit | UpdateNbr, p: PlayedPeer) -> bool:
@@ -205,9 +196,9 @@ async def _checks(run: _Run, target: str, wait: float) -> Report:
         return Report("tracker", target, "tcp", (head, *nothing), stopped=why)
     got = message_of(reply)
     if isinstance(got, Said):
-        checks.append(_pass("echo", f"answered {_what(got)}"))
+        checks.append(_pass("echo", f"answered {shown(got)}"))
     else:
-        checks.append(_fail("echo", f"('ECHO', {a.handle!r}) got {_what(got or reply.detail)}"))
+        checks.append(_fail("echo", f"('ECHO', {a.handle!r}) got {shown(got or reply.detail)}"))
 
     # -- register, lone-peer
     first = await run.join(a)
@@ -318,16 +309,16 @@ async def _checks(run: _Run, target: str, wait: float) -> Report:
     dup = await run.say(Join(a.handle, a.port), run.hosts[len(run.peers)])
     still = await run.serves()
     if still is not None:
-        checks.append(_fail("duplicate-handle", f"a taken handle got {_what(dup)}; {still}"))
+        checks.append(_fail("duplicate-handle", f"a taken handle got {shown(dup)}; {still}"))
     elif isinstance(dup, (RegInit, Said)) or (isinstance(dup, str) and "closed" in dup):
         warning = ""
         if isinstance(dup, RegInit) and dup.nbr_handle is None:
             warning = "answered with a REG_INIT without a neighbour (as the course's tracker)"
         checks.append(
-            _pass("duplicate-handle", f"a taken handle got {_what(dup)}; still serves", warning)
+            _pass("duplicate-handle", f"a taken handle got {shown(dup)}; still serves", warning)
         )
     else:
-        checks.append(_fail("duplicate-handle", f"a taken handle got {_what(dup)}"))
+        checks.append(_fail("duplicate-handle", f"a taken handle got {shown(dup)}"))
 
     # -- ping, prune (within one wait)
     if wait > 0 and len(run.peers) >= 3:
