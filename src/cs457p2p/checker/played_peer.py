@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..core.answers import AnswerParser
 from ..core.decoder import DecodeError
@@ -26,7 +26,6 @@ from ..core.wire2 import (
     Query,
     QueryResult,
     RegInit,
-    Said,
     UpdateNbr,
     bad_request,
     encode_message,
@@ -200,20 +199,12 @@ class PlayedPeer(_Listener):
 
 
 @dataclass
-class Registration:
-    sender: str
-    join: Join
-    at: float
-
-
-@dataclass
 class _Ring:
     """What the played tracker hands out."""
 
     neighbour: PlayedPeer | None = None
     n: int = 0
     hosted: tuple[int, str] | None = None
-    joined: list[Registration] = field(default_factory=list)
 
 
 class PlayedTracker(_Listener):
@@ -230,7 +221,6 @@ class PlayedTracker(_Listener):
         if isinstance(m, Echo):
             return encode_message(welcome(m.handle))
         if isinstance(m, Join):
-            self.ring.joined.append(Registration(heard.sender, m, heard.at))
             nbr = self.ring.neighbour
             return encode_message(
                 RegInit(
@@ -252,8 +242,3 @@ def shown(got: Message | BadMessage | str) -> str:
     if isinstance(got, BadMessage):
         return f"a value that is no Part 2 message ({got.reason})"
     return short(message_tuple(got), 80)
-
-
-def said(message: Message | BadMessage | None) -> bool:
-    """Is ``message`` a ``(name, text)`` answer (a refusal or a welcome)?"""
-    return isinstance(message, Said)

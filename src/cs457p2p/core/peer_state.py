@@ -172,7 +172,7 @@ class PeerState:
     @property
     def wanted(self) -> list[int]:
         """The SEQNUMs it lacks, lowest first."""
-        return list(self._lacking())
+        return list(self._wanted)
 
     @property
     def missing(self) -> list[int]:
@@ -357,10 +357,6 @@ class PeerState:
     def _new_period(self, now: float) -> None:
         self._period = now
         self._period_items = self.held
-
-    def _lacking(self) -> list[int]:
-        """:attr:`wanted` itself (not to be changed by the caller)."""
-        return self._wanted
 
     def _back_off(self, now: float) -> None:
         low, high = self.backoff
