@@ -255,6 +255,18 @@ def test_an_ask_made_by_hand_has_its_seqnums_checked() -> None:
     assert holder.counters.queries_answered == 5
 
 
+def test_peers_in_one_process_share_the_items_they_hold() -> None:
+    """What the simulator's 100,000 peers hold is one object per item: a neighbour's
+    answer is kept as given, the tracker's (a new object each time) is shared."""
+    alice, bob, carol = registered("alice"), registered("bob"), registered("carol")
+    for peer in (alice, bob):
+        peer.answered(Ask(TRACKER, (0,)), [QueryResult(0, "blue")], 0.0)
+    held = alice.answer_queries((0,))[0]
+    assert held == QueryResult(0, "blue") and bob.answer_queries((0,))[0] is held
+    carol.answered(Ask(NEIGHBOUR, (0,)), bob.answer_ask(Ask(NEIGHBOUR, (0,))), 0.0)
+    assert carol.answer_queries((0,))[0] is held
+
+
 # ------------------------------------------------------------------ a ring, by hand
 
 

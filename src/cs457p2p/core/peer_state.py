@@ -372,8 +372,10 @@ class PeerState:
     # ------------------------------------------------------------------ internals
 
     def _take(self, r: QueryResult, source: str) -> int:
-        """Hold ``r`` (an item: neither part None). The object itself is kept, so that
-        what peers pass on is shared, not copied (see :func:`_result`)."""
+        """Hold ``r`` (an item: neither part None). A neighbour's answer is kept as it
+        is, so that what peers pass on in one process is shared, not copied; the
+        tracker's (a new object each) and the hosted item are shared through
+        :func:`_result`."""
         seq, results = r.seq, self._results
         assert seq is not None
         if not 0 <= seq < len(results):
@@ -385,6 +387,9 @@ class PeerState:
                 self.counters.conflicts += 1
                 self.counters.ignored += 1
             return 0
+        if source != NEIGHBOUR:
+            assert r.value is not None
+            r = _result(seq, r.value)
         results[seq] = r
         self.held += 1
         wanted = self._wanted
