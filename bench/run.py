@@ -283,9 +283,9 @@ def _redis_rate(clients: int, keys: int, requests: int) -> float | None:
 def _redis(server_bin: str) -> Iterator[int]:
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from cs457p2p.net import free_port
+
+    port = free_port()
     p = subprocess.Popen(
         [server_bin, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
          "--appendonly", "no"],

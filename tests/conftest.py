@@ -303,3 +303,12 @@ def python2() -> str:
             pytest.fail("no Python 2.7 found (pyenv install 2.7.18, or CS457P2P_PYTHON2)")
         pytest.skip("no Python 2.7 interpreter here (pyenv install 2.7.18)")
     return path
+
+
+@pytest.fixture(params=["python3", "python2"])
+def interpreter(request: pytest.FixtureRequest) -> str:
+    """What a student-style program runs under: this Python 3, then a real 2.7 (as
+    students hand in both; skipped where there is no 2.7, as :func:`python2` says)."""
+    if request.param == "python2":
+        return str(request.getfixturevalue("python2"))
+    return sys.executable

@@ -1,6 +1,7 @@
 """``cs457p2p check peer``: each check fails on a student-style peer that makes the
-mistake it names (tests/students/ring/ring_peer.py), with its hint, and every check
-passes on ours; the course's sample peer (a Python 2 stand-in) passes but for garbage."""
+mistake it names (tests/students/ring/ring_peer.py, under Python 3 and a real 2.7),
+with its hint, and every check passes on ours; the course's sample peer (a Python 2
+stand-in) passes but for garbage."""
 
 from __future__ import annotations
 
@@ -41,8 +42,8 @@ def by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["name"]: c for c in report["checks"]}
 
 
-def student(fault: str) -> list[str]:
-    return ["--", sys.executable, str(STUDENT), "{tracker_port}", "{handle}", "{port}", fault]
+def student(fault: str, python: str = sys.executable) -> list[str]:
+    return ["--", python, str(STUDENT), "{tracker_port}", "{handle}", "{port}", fault]
 
 
 def test_our_peer_passes_every_check(run_cli: CliRunner) -> None:
@@ -66,8 +67,8 @@ def test_our_peer_passes_every_check(run_cli: CliRunner) -> None:
     assert all(not c["warning"] for c in checks.values())
 
 
-def test_a_good_student_peer_passes(run_cli: CliRunner) -> None:
-    report = check(run_cli, *student("good"))
+def test_a_good_student_peer_passes(run_cli: CliRunner, interpreter: str) -> None:
+    report = check(run_cli, *student("good", interpreter))
     assert report["ok"], [c for c in report["checks"] if not c["passed"]]
 
 
@@ -84,9 +85,9 @@ def test_a_good_student_peer_passes(run_cli: CliRunner) -> None:
     ],
 )
 def test_each_mistake_fails_its_check_with_its_hint(
-    run_cli: CliRunner, fault: str, failed: str, hint: str
+    run_cli: CliRunner, interpreter: str, fault: str, failed: str, hint: str
 ) -> None:
-    report = check(run_cli, "--timeout", "8", *student(fault))
+    report = check(run_cli, "--timeout", "8", *student(fault, interpreter))
     checks = by_name(report)
     assert not report["ok"]
     assert not checks[failed]["passed"], checks[failed]
@@ -99,8 +100,8 @@ def test_each_mistake_fails_its_check_with_its_hint(
         assert failures[0] == failed, report["checks"]
 
 
-def test_a_peer_that_ignores_update_nbr(run_cli: CliRunner) -> None:
-    report = check(run_cli, "--timeout", "8", *student("ignores-update"))
+def test_a_peer_that_ignores_update_nbr(run_cli: CliRunner, interpreter: str) -> None:
+    report = check(run_cli, "--timeout", "8", *student("ignores-update", interpreter))
     checks = by_name(report)
     assert not checks["follows-update"]["passed"]
     assert "no QUERY reached nbr-b" in checks["follows-update"]["detail"]
@@ -108,8 +109,8 @@ def test_a_peer_that_ignores_update_nbr(run_cli: CliRunner) -> None:
     assert checks["keeps-serving"]["passed"] and checks["garbage"]["passed"]
 
 
-def test_ack_is_a_warning_not_a_failure(run_cli: CliRunner) -> None:
-    report = check(run_cli, *student("ack"))
+def test_ack_is_a_warning_not_a_failure(run_cli: CliRunner, interpreter: str) -> None:
+    report = check(run_cli, *student("ack", interpreter))
     ping = by_name(report)["ping"]
     assert report["ok"] and ping["passed"]
     assert "('ACK', handle)" in ping["warning"]

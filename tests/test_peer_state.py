@@ -205,6 +205,68 @@ def test_answers() -> None:
     assert peer.counters.queries_answered == 2
 
 
+@given(
+    st.integers(1, 60),
+    st.integers(-2, 2),  # (the asker's N, around the holder's: the edge that matters)
+    st.sets(st.integers(0, 59)),
+    st.integers(0, 40),
+    st.integers(0, 3),
+)
+def test_an_ask_is_answered_as_its_queries_one_by_one(
+    holder_n: int, more: int, held: set[int], got: int, polls: int
+) -> None:
+    """answer_ask (what the simulator calls) gives what answer_queries gives for each
+    SEQNUM, whichever N the asker and the holder have, whatever the holder holds, for
+    a first ask, a flowing one, or a window taken in turn."""
+    asker_n = max(2, holder_n + more)  # (at least 2: it hosts one item, lacks another)
+    holder = registered("bob", holder_n, (0, "w0"))
+    holder.answered(
+        Ask(NEIGHBOUR, ()), [QueryResult(s, f"w{s}") for s in held if s < holder_n], 0.0
+    )
+    asker = registered("alice", asker_n, (0, "w0"))
+    asker.window = 8
+    ask = asker.next_ask(0.0)
+    assert ask is not None and ask.below == asker_n
+    asker.answered(ask, [QueryResult(s, f"w{s}") for s in range(1, got + 1)], 0.0)
+    for k in range(polls):  # (a neighbour with nothing new: a window at a time)
+        ask = asker.next_ask(0.1 * (k + 1))
+        if ask is not None:
+            asker.answered(ask, [], 0.1 * (k + 1))
+    ask = asker.next_ask(0.5)
+    if ask is None:
+        assert asker.done
+        return
+    assert ask.below == asker_n
+    expected = [holder.answer(Query(s), 0.0) for s in ask.seqs]
+    assert list(holder.answer_ask(ask)) == expected
+
+
+def test_an_ask_made_by_hand_has_its_seqnums_checked() -> None:
+    holder = registered("bob", 5, (4, "peaks"))
+    ask = Ask(NEIGHBOUR, (4, -1, 7, 4, -5))
+    assert ask.below == 0  # (nobody vouched for these)
+    assert list(holder.answer_ask(ask)) == [
+        QueryResult(4, "peaks"),
+        QueryResult(None, None),
+        QueryResult(None, None),
+        QueryResult(4, "peaks"),
+        QueryResult(None, None),
+    ]
+    assert holder.counters.queries_answered == 5
+
+
+def test_peers_in_one_process_share_the_items_they_hold() -> None:
+    """What the simulator's 100,000 peers hold is one object per item: a neighbour's
+    answer is kept as given, the tracker's (a new object each time) is shared."""
+    alice, bob, carol = registered("alice"), registered("bob"), registered("carol")
+    for peer in (alice, bob):
+        peer.answered(Ask(TRACKER, (0,)), [QueryResult(0, "blue")], 0.0)
+    held = alice.answer_queries((0,))[0]
+    assert held == QueryResult(0, "blue") and bob.answer_queries((0,))[0] is held
+    carol.answered(Ask(NEIGHBOUR, (0,)), bob.answer_ask(Ask(NEIGHBOUR, (0,))), 0.0)
+    assert carol.answer_queries((0,))[0] is held
+
+
 # ------------------------------------------------------------------ a ring, by hand
 
 

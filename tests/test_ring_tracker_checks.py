@@ -1,5 +1,6 @@
 """``cs457p2p check tracker --part 2``: each check fails on a student-style tracker
-that makes the mistake it names (tests/students/ring/ring_tracker.py), with its hint;
+that makes the mistake it names (tests/students/ring/ring_tracker.py, under Python 3
+and a real 2.7), with its hint;
 every check passes on ours; the course's tracker (a Python 2 stand-in) passes all but
 garbage."""
 
@@ -7,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,12 +62,13 @@ def _started(argv: list[str], port: int) -> subprocess.Popen[str]:
 
 
 @pytest.fixture
-def student_tracker() -> Iterator[Any]:
+def student_tracker(interpreter: str) -> Iterator[Any]:
+    """Starts the student-style tracker with a fault, under each interpreter."""
     started: list[subprocess.Popen[str]] = []
 
     def start(fault: str) -> str:
         port = free_port()
-        argv = [sys.executable, str(STUDENT), str(port), fault, "1"]
+        argv = [interpreter, str(STUDENT), str(port), fault, "1"]
         started.append(_started(argv, port))
         return f"127.0.0.1:{port}"
 

@@ -23,6 +23,7 @@ __all__ = [
     "bind_host",
     "close_pairs",
     "describe_os_error",
+    "free_port",
     "listening_ports",
     "passive_addresses",
     "raise_fd_limit",
@@ -64,6 +65,15 @@ def unique_addresses(infos: Sequence[tuple[Any, ...]]) -> list[Target]:
         if all((family, addr[0]) != (f, a[0]) for f, a in unique):
             unique.append((int(family), tuple(addr)))
     return unique
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on at ``host`` now (bound to port 0, then released:
+    for a program that must be told its port before it binds it)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
 
 
 def passive_addresses(host: str, port: int) -> list[Target]:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.wire2 import Echo, encode_message
-from ..net import listening_ports
+from ..net import free_port, listening_ports
 from .client_checks import run_client_checks
 from .peer_checks import REQUIRED as PEER_REQUIRED
 from .peer_checks import run_peer_checks
@@ -237,12 +237,8 @@ class _Ports:
         self.given: set[int] = set()
 
     def take(self) -> int:
-        import socket
-
         for _ in range(100):
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = int(s.getsockname()[1])
+            port = free_port()
             if port not in self.given:
                 self.given.add(port)
                 return port

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import socket
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from ..core.wire2 import (
     as_pong,
     encode_message,
 )
+from ..net import free_port
 from .played_peer import PlayedPeer, PlayedTracker, message_of, send, shown
 from .report import CheckResult, Report, short, short_text
 from .runner import Program, substitute
@@ -91,12 +91,6 @@ def _pass(name: str, detail: str, warning: str = "") -> CheckResult:
 
 def _not_run(name: str, why: str) -> CheckResult:
     return CheckResult(name, True, False, f"not run: {why}", hint=HINTS[name])
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def _words(count: int) -> list[str]:

@@ -43,34 +43,42 @@ class Clock:
     delay after now (:meth:`after`, the messages of a network without jitter or loss)
     arrive in the order they were sent, so they wait in a FIFO, not the heap."""
 
-    __slots__ = ("_events", "_fifo", "_seq", "fixed", "now")
+    __slots__ = ("_delay", "_seq", "fifo", "fixed", "heap", "now")
 
     def __init__(self, fixed: float | None = None) -> None:
         self.now = 0.0
         self.fixed = fixed
-        self._events: list[tuple[float, int, int, tuple[Any, ...]]] = []
-        self._fifo: deque[tuple[float, int, int, tuple[Any, ...]]] = deque()
+        self._delay = fixed if fixed is not None else 0.0
+        self.heap: list[tuple[float, int, int, tuple[Any, ...]]] = []
+        self.fifo: deque[tuple[float, int, int, tuple[Any, ...]]] = deque()
         self._seq = 0
 
     def __len__(self) -> int:
-        return len(self._events) + len(self._fifo)
+        return len(self.heap) + len(self.fifo)
 
     def at(self, when: float, kind: int, *args: Any) -> None:
         self._seq += 1
-        heapq.heappush(self._events, (when, self._seq, kind, args))
+        heapq.heappush(self.heap, (when, self._seq, kind, args))
 
     def after(self, delay: float, kind: int, args: tuple[Any, ...]) -> None:
         """An event ``delay`` seconds from now (the FIFO when ``delay`` is the fixed one)."""
         self._seq += 1
         event = (self.now + delay, self._seq, kind, args)
         if delay == self.fixed:
-            self._fifo.append(event)
+            self.fifo.append(event)
         else:
-            heapq.heappush(self._events, event)
+            heapq.heappush(self.heap, event)
+
+    def after_fixed(self, kind: int, args: tuple[Any, ...]) -> None:
+        """An event the fixed delay from now (:meth:`after` with it, one call less: the
+        simulator sends every message through here)."""
+        self._seq += 1
+        self.fifo.append((self.now + self._delay, self._seq, kind, args))
 
     def next(self) -> tuple[int, tuple[Any, ...]]:
-        """The next event (the clock moves to its time)."""
-        fifo, events = self._fifo, self._events
+        """The next event (the clock moves to its time). (The simulator's run loop has
+        these lines inlined: keep them alike.)"""
+        fifo, events = self.fifo, self.heap
         if fifo and (not events or fifo[0] < events[0]):  # (time, then order: never equal)
             when, _, kind, args = fifo.popleft()
         else:

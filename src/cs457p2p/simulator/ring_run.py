@@ -5,7 +5,7 @@ real tracker and peers run, driven on a virtual clock over a simulated network
 
 What the drivers do, the simulator does: a peer registers (the REG_INIT and the
 UPDATE_NBRs the ring sends come back after a delay), asks what ``next_ask`` says of
-whom it says (its neighbour answers the QUERYs with ``answer_queries`` when they
+whom it says (its neighbour answers the QUERYs with ``answer_ask`` when they
 arrive, the tracker with ``Ring.answer``), and reports back with ``answered`` or
 ``failed``; the tracker PINGs every peer each ``ping_interval`` and prunes the ones that
 do not answer. Under churn, peers go down at random (a Poisson process of ``churn`` per
@@ -21,11 +21,13 @@ import gc
 import random
 import resource
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from heapq import heappop
 from typing import Any
 
 from ..core.database import Database
-from ..core.peer_state import NEIGHBOUR, Ask, PeerState
+from ..core.peer_state import NEIGHBOUR, Ask, Neighbour, PeerState
 from ..core.ring import Ring
 from ..core.wire2 import Query, QueryResult, RegInit, Said, UpdateNbr
 from .network import Clock, Network
@@ -103,7 +105,7 @@ class SimResult:
 
 
 class _Peer:
-    __slots__ = ("address", "alive", "done", "handle", "inc", "state", "wake")
+    __slots__ = ("address", "alive", "done", "handle", "inc", "nbr", "nbr_k", "state", "wake")
 
     def __init__(self, k: int) -> None:
         self.handle = f"p{k}"
@@ -113,11 +115,17 @@ class _Peer:
         self.state = _new_state(self.handle)
         self.wake: float | None = None  # the wake-up scheduled
         self.done = False
+        #: the last neighbour asked, and which peer is at its address (None: nobody)
+        self.nbr: Neighbour | None = None
+        self.nbr_k: int | None = None
+
+
+_FROM_TRACKER = frozenset({TRACKER_IP})  # (one for all the peers)
 
 
 def _new_state(handle: str) -> PeerState:
     state = PeerState(handle)
-    state.tracker_addresses = frozenset({TRACKER_IP})
+    state.tracker_addresses = _FROM_TRACKER
     return state
 
 
@@ -144,7 +152,8 @@ class _Run:
         self.net = Network(c.latency, c.jitter, c.loss)
         self._fixed = c.latency if not c.jitter and not c.loss else None
         self.clock = Clock(self._fixed)
-        self._after = self.clock.after
+        #: schedule the arrival of a message sent now: (kind, args)
+        self._post = self.clock.after_fixed if self._fixed is not None else self._post_late
         self.words = [f"w{i}" for i in range(c.items)]
         order = list(range(c.items))
         self.rng.shuffle(order)
@@ -204,14 +213,17 @@ class _Run:
         )
         if not c.peers:
             self.converged = 0.0
-        limit, step = c.limit, clock.next
-        while self.converged is None:
-            try:
-                kind, args = step()
-            except IndexError:  # (nothing left to happen)
+        limit, fifo, heap = c.limit, clock.fifo, clock.heap
+        while self.converged is None:  # (Clock.next, inlined: the hottest loop)
+            if fifo and (not heap or fifo[0] < heap[0]):
+                when, _, kind, args = fifo.popleft()
+            elif heap:
+                when, _, kind, args = heappop(heap)
+            else:  # (nothing left to happen)
                 break
-            if clock.now > limit:
+            if when > limit:
                 break
+            clock.now = when
             events += 1
             handlers[kind](*args)
         self.msgs["QUERY to a neighbour"] = self._queries
@@ -236,8 +248,10 @@ class _Run:
 
     def _send(self, kind: int, *args: Any) -> None:
         """Schedule the arrival of a message sent now."""
-        fixed = self._fixed
-        self._after(fixed if fixed is not None else self.net.delay(self.rng), kind, args)
+        self._post(kind, args)
+
+    def _post_late(self, kind: int, args: tuple[Any, ...]) -> None:
+        self.clock.after(self.net.delay(self.rng), kind, args)
 
     def _schedule_wake(self, k: int, direct: bool = True) -> None:
         """A wake-up when the peer's state wants one (``direct``: one due now is done at
@@ -326,22 +340,24 @@ class _Run:
         if not p.alive or p.inc != inc:
             return
         p.wake = None
-        ask = p.state.next_ask(self.clock.now)
+        state, now = p.state, self.clock.now
+        ask = state.next_ask(now)
         if ask is None:
-            self._schedule_wake(k, direct=False)
+            when = state.wake_at
+            if when is not None:
+                p.wake = max(when, now)
+                self.clock.at(p.wake, _WAKE, k, inc)
             return
         if ask.target == NEIGHBOUR:
-            assert ask.neighbour is not None
             self._queries += len(ask.seqs)
-            # (the neighbour by its handle: handles are unique here, and a str's hash is
-            # kept, where the address would be a new tuple to hash)
-            target = self.by_handle.get(ask.neighbour.handle)
-            if target is not None and self.peers[target].address != (
-                ask.neighbour.ip,
-                ask.neighbour.port,
-            ):
-                target = None
-            self._send(_ASK, target, k, inc, ask)
+            if ask.neighbour is not p.nbr:  # (a new neighbour: which peer is there?)
+                nbr = p.nbr = ask.neighbour
+                assert nbr is not None
+                # (by its handle, unique here, then its address checked)
+                p.nbr_k = self.by_handle.get(nbr.handle)
+                if p.nbr_k is not None and self.peers[p.nbr_k].address != nbr.address:
+                    p.nbr_k = None
+            self._post(_ASK, (p.nbr_k, k, inc, ask))
         else:
             self.msgs["QUERY to the tracker"] += len(ask.seqs)
             self._send(_TRACKER_ASK, k, inc, ask)
@@ -353,18 +369,21 @@ class _Run:
             self.msgs["refused connection"] += 1
             self._send(_FAILED, k, inc, ask)
             return
-        results = holder.state.answer_queries(ask.seqs)
+        results = holder.state.answer_ask(ask)
         self._results += len(results)
-        self._send(_ANSWERS, k, inc, ask, results)
+        self._post(_ANSWERS, (k, inc, ask, results))
 
-    def _answers(self, k: int, inc: int, ask: Ask, results: list[QueryResult | Said]) -> None:
+    def _answers(self, k: int, inc: int, ask: Ask, results: Sequence[QueryResult | Said]) -> None:
         p = self.peers[k]
         if not p.alive or p.inc != inc:
             return
         state = p.state
         if state.answered(ask, results, self.clock.now) and state.held == state.n:
             self._check_done(k)
-        self._schedule_wake(k)
+        if p.wake is None:  # (as _schedule_wake would: ask again now, or wake later)
+            self._wake(k, inc)
+        else:
+            self._schedule_wake(k)
 
     def _failed(self, k: int, inc: int, ask: Ask) -> None:
         p = self._current(k, inc)

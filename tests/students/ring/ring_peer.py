@@ -1,41 +1,60 @@
 """A student-style Part 2 peer with one mistake chosen by FAULT (or none: "good").
 
     python3 ring_peer.py TRACKER_PORT HANDLE PORT FAULT
+    python2 ring_peer.py TRACKER_PORT HANDLE PORT FAULT
 
 Faults: bad-register (sends its port as text), no-pong (PING gets nothing back),
 ack (answers PING with ('ACK', handle), as the course's sample peer), wrong-query
 (answers every QUERY with (None, None)), ignores-update (keeps asking its first
 neighbour), one-per-line (prints the VALUEs one per line), exits (stops after printing),
 fragile (stops serving after any error), unsafe (sends its QUERYs as pickles that call
-code). Listens on 127.0.0.1; reads with the project's restricted decoder where a
-student would call pickle.loads.
+code). Listens on 127.0.0.1.
+
+Written for Python 2.7 and 3 alike, as students hand in both: the tests run it under
+each. Under Python 3 it reads with the project's restricted decoder where a student
+would call pickle.loads; under Python 2 it calls pickle.loads, as the course's code
+does (only ever in tests, on loopback, fed by the checker).
 """
 
+from __future__ import print_function
+
+import contextlib
 import pickle
 import socket
 import sys
 import threading
 import time
 
-from cs457p2p import decode
+if sys.version_info[0] >= 3:
+    from cs457p2p import decode
+else:
+    from pickle import loads as decode
 
 TRACKER = ("127.0.0.1", int(sys.argv[1]))
 HANDLE = sys.argv[2]
 PORT = int(sys.argv[3])
 FAULT = sys.argv[4]
-state: dict[str, object] = {"nbr": None, "n": None}
-items: dict[int, str] = {}
+state = {"nbr": None, "n": None}
+items = {}
 
 
 class Seq(int):
     """An int that pickles as a call (REDUCE): what the unsafe fault sends."""
 
-    def __reduce__(self) -> tuple[object, ...]:
+    def __reduce__(self):
         return (int, (int(self),))
 
 
-def ask(addr: tuple[str, int], message: tuple[object, ...]) -> object:
-    with socket.create_connection(addr, timeout=5) as s:
+def say(text, stream=sys.stdout):
+    if sys.version_info[0] < 3 and not isinstance(text, str):
+        text = text.encode("utf-8")  # (a unicode VALUE, from a Python 3 tracker)
+    stream.write(text + "\n")
+    stream.flush()
+
+
+def ask(addr, message):
+    s = socket.create_connection(addr, timeout=5)
+    with contextlib.closing(s):
         s.sendall(pickle.dumps(message, protocol=2))
         data = b""
         while True:
@@ -46,7 +65,7 @@ def ask(addr: tuple[str, int], message: tuple[object, ...]) -> object:
     return decode(data) if data else None
 
 
-def answer(message: tuple[object, ...]) -> tuple[object, ...] | None:
+def answer(message):
     tag = message[0]
     if tag == "PING":
         if FAULT == "no-pong":
@@ -64,10 +83,10 @@ def answer(message: tuple[object, ...]) -> tuple[object, ...] | None:
     return ("[" + HANDLE + "]", "Bad request")
 
 
-def serve(server: socket.socket) -> None:
+def serve(server):
     while True:
         conn, _ = server.accept()
-        with conn:
+        with contextlib.closing(conn):
             try:
                 conn.settimeout(5)
                 message = decode(conn.recv(1024))
@@ -78,20 +97,22 @@ def serve(server: socket.socket) -> None:
                     conn.sendall(pickle.dumps(reply, protocol=2))
             except Exception as e:
                 if FAULT == "fragile":
-                    print(f"error: {e!r}; serving no more", file=sys.stderr, flush=True)
+                    say("error: %r; serving no more" % (e,), sys.stderr)
                     return
 
 
-def main() -> None:
+def main():
     server = socket.socket()
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     server.bind(("127.0.0.1", PORT))
     server.listen(16)
-    threading.Thread(target=serve, args=(server,), daemon=True).start()
-    port: object = str(PORT) if FAULT == "bad-register" else PORT
+    serving = threading.Thread(target=serve, args=(server,))
+    serving.daemon = True
+    serving.start()
+    port = str(PORT) if FAULT == "bad-register" else PORT
     init = ask(TRACKER, ("REGISTER", HANDLE, port))
     if not isinstance(init, tuple) or init[0] != "REG_INIT":
-        print(f"refused: {init!r}", file=sys.stderr)
+        say("refused: %r" % (init,), sys.stderr)
         sys.exit(1)
     _, _nbr_handle, nbr_ip, nbr_port, n, hosted = init
     if state["nbr"] is None:
@@ -101,17 +122,17 @@ def main() -> None:
         missing = min(s for s in range(n) if s not in items)
         seq = Seq(missing) if FAULT == "unsafe" else missing
         try:
-            got = ask(state["nbr"], ("QUERY", seq))  # type: ignore[arg-type]
-        except OSError:
+            got = ask(state["nbr"], ("QUERY", seq))
+        except socket.error:  # (OSError in Python 3; an IOError in Python 2)
             got = None
         if isinstance(got, tuple) and got[1][0] is not None:
             items[got[1][0]] = got[1][1]
         else:
             time.sleep(0.1)
     if FAULT == "one-per-line":
-        print("\n".join(items[s] for s in range(n)), flush=True)
+        say("\n".join(items[s] for s in range(n)))
     else:
-        print(" ".join(items[s] for s in range(n)), flush=True)
+        say(" ".join(items[s] for s in range(n)))
     if FAULT == "exits":
         return
     while True:
