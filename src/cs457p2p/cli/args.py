@@ -16,6 +16,7 @@ __all__ = [
     "Parser",
     "address_arg",
     "fail",
+    "number",
     "port_arg",
     "positive_float",
     "positive_int",
@@ -54,22 +55,24 @@ def port_arg(text: str) -> int:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def positive_float(text: str) -> float:
-    """A positive, finite number of seconds."""
+def number(text: str) -> float:
+    """A number, as argparse's type (what the other number types start from)."""
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def positive_float(text: str) -> float:
+    """A positive, finite number of seconds."""
+    value = number(text)
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
     return value
 
 
 def probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    value = number(text)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{text!r} must be a probability in 0..1")
     return value

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .args import EXIT_OK, EXIT_USAGE, fail, positive_float, positive_int
+from .args import EXIT_OK, EXIT_USAGE, fail, number, positive_float, positive_int
 
 __all__ = ["add_arguments", "run"]
 
@@ -24,20 +24,15 @@ def _latency_arg(text: str) -> tuple[float, float]:
 
 
 def _probability(text: str) -> float:
-    try:
-        p = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    """A chance of loss below 1 (at 1 a message would be sent again for ever)."""
+    p = number(text)
     if not 0 <= p < 1:
         raise argparse.ArgumentTypeError("must be at least 0 and below 1")
     return p
 
 
 def _rate(text: str) -> float:
-    try:
-        r = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    r = number(text)
     if not 0 <= r < 1e9:
         raise argparse.ArgumentTypeError("must be 0 or more")
     return r
