@@ -41,7 +41,7 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     c.add_argument(
         "--max-items",
         type=positive_int,
-        default=10_000_000,
+        default=10_000_000,  # (core.fetch.MAX_ITEMS: not imported, start-up stays light)
         metavar="N",
         help="refuse a database larger than N items (default: 10000000)",
     )

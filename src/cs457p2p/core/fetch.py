@@ -42,6 +42,7 @@ from .wire import (
 
 __all__ = [
     "DONE",
+    "MAX_ITEMS",
     "ONESHOT",
     "PERSISTENT",
     "PIPELINE",
@@ -62,6 +63,9 @@ __all__ = [
 ]
 
 Progress = Callable[[int, int], None]
+#: The largest N a client or a peer takes from the tracker (a lying tracker cannot make
+#: it allocate for more).
+MAX_ITEMS = 10_000_000
 #: Bytes of one of our item answers beyond its VALUE (the head and the tail).
 ANSWER_FRAME = ITEM_HEAD_SIZE + len(ITEM_TAIL)
 
@@ -93,7 +97,7 @@ class ClientConfig:
     #: reference-style tracker (2 to 4 measured alike, 1 and 6 slower)
     reference_connections: int = 4
     #: refuse a REGISTER answer larger than this (a lying tracker cannot exhaust memory)
-    max_items: int = 10_000_000
+    max_items: int = MAX_ITEMS
     #: refuse VALUEs that add up to more than this many bytes (valid but huge answers)
     max_message: int = Collection.MAX_BYTES
     #: consecutive connections that answer nothing before giving up

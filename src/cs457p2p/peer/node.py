@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from ..core.answers import AnswerParser
 from ..core.connection_rules import ABORT, CLOSE, ConnectionRules, Limits
 from ..core.decoder import DecodeError
+from ..core.fetch import MAX_ITEMS
 from ..core.peer_state import TRACKER, Ask, PeerResponder, PeerState
 from ..core.wire2 import (
     BadMessage,
@@ -46,8 +47,6 @@ __all__ = ["Peer", "PeerConfig", "PeerError"]
 #: QUERYs asked of it in one round.
 ONE_SHOT_PARALLEL = 4
 ONE_SHOT_ROUND = 8
-#: Largest N a peer takes from a REG_INIT (as the client's default --max-items).
-MAX_ITEMS = 10_000_000
 #: REGISTER attempts, and the pause between two.
 REGISTER_TRIES = 3
 REGISTER_PAUSE = 0.2
@@ -219,7 +218,6 @@ class Peer:
         await self._report_held(final=True)
 
     async def _do(self, ask: Ask) -> None:
-        before = self.state.held
         target = self.config.tracker if ask.target == TRACKER else None
         if target is None:
             assert ask.neighbour is not None
@@ -230,8 +228,7 @@ class Peer:
             self.state.failed(ask, self.now())
             self.on_event("error", f"asking {_who(ask)}: {_why(e)}")
             return
-        self.state.answered(ask, results, self.now())
-        got = self.state.held - before
+        got = self.state.answered(ask, results, self.now())
         if got:
             self.on_event("items", f"{got} from {_who(ask)}")
 
