@@ -23,8 +23,28 @@ from typing import Protocol
 
 import pytest
 
+import cs457p2p
+
 #: The command line of the package, in whatever venv runs the tests.
 CLI = [sys.executable, "-m", "cs457p2p"]
+#: The folder the package under test is imported from. The student-style programs of
+#: tests/students import its restricted decoder (where a student would call
+#: pickle.loads): the commands that run them in a sandbox are given ``--share SRC``.
+SRC = os.path.dirname(os.path.dirname(os.path.abspath(cs457p2p.__file__)))
+#: The commands that run students' programs (their sandbox needs ``--share SRC``).
+_RUN_PROGRAMS = (("check", "client"), ("check", "peer"), ("grade", "client"),
+                 ("grade", "peer"), ("grade", "tracker"))  # fmt: skip
+
+
+def with_share(args: Sequence[str]) -> list[str]:
+    """``args`` with ``--share SRC`` after the command's words, for a command that runs
+    students' programs (see :data:`SRC`)."""
+    out = list(args)
+    if tuple(out[:2]) in _RUN_PROGRAMS:
+        out[2:2] = ["--share", SRC]
+    return out
+
+
 LISTENING = re.compile(
     r"^listening on (?P<address>.+):(?P<port>\d+) \((?P<n>\d+) items(?:; faults: [^)]+)?\)$"
 )
@@ -199,7 +219,7 @@ def run_cli_process(
     ``timeout`` seconds (it is killed)."""
     try:
         return subprocess.run(
-            [*CLI, *args],
+            [*CLI, *with_share(args)],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,

@@ -557,8 +557,9 @@ def test_client_table_output(run_cli: CliRunner) -> None:
     lines = r.stdout.splitlines()
     assert re.fullmatch(r"check +result +detail", lines[0])
     assert re.fullmatch(r"reference-db +PASS +printed the message \(16 items\) in .* s", lines[1])
-    assert lines[2].startswith("client ") and lines[2].endswith(": 1/1 required checks passed")
-    assert " --tracker {host}:{port} --quiet: " in lines[2]  # as given, not quoted
+    assert lines[2].startswith(("sandbox: ", "no sandbox: "))
+    assert lines[3].startswith("client ") and lines[3].endswith(": 1/1 required checks passed")
+    assert " --tracker {host}:{port} --quiet: " in lines[3]  # as given, not quoted
 
 
 @pytest.mark.parametrize(
@@ -672,14 +673,15 @@ def test_check_tracker_api_in_a_thread() -> None:
 def test_a_clients_whole_process_tree_ends_with_its_run(
     run_cli: CliRunner, student_client: list[str], tmp_path: Path, mode: str
 ) -> None:
-    """A grandchild in a session of its own once outlived the checker (and the scenario
+    """Without a sandbox (``--no-sandbox``: the fallback where none can be made), a
+    grandchild in a session of its own once outlived the checker (and the scenario
     passed); one that kept the client's stdout open turned a 0.1 s client into "did not
-    exit within 5 s"."""
+    exit within 5 s". (In a sandbox its pid namespace ends with it: tests/test_sandbox.py.)"""
     pids = tmp_path / "pids"
     start = time.monotonic()
     code, report = run_json(
         run_cli,
-        "client", "--json", "--timeout", "20", "--scenario", "reference-db",
+        "client", "--json", "--timeout", "20", "--scenario", "reference-db", "--no-sandbox",
         "--", *student_client, mode, str(pids),
     )  # fmt: skip
     elapsed = time.monotonic() - start

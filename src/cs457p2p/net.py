@@ -10,6 +10,7 @@ so that the sans-I/O core can name addresses too).
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 import socket
 from collections.abc import Callable, Sequence
@@ -159,12 +160,14 @@ _TCP_LISTEN = "0A"  # the state column of /proc/net/tcp for a listening socket
 
 
 def listening_ports() -> set[int] | None:
-    """The TCP ports some socket of this host listens on, read from ``/proc/net/tcp``
-    and ``tcp6`` without connecting to anything (a probe connection would be a client
-    to the program listening there); None where the kernel does not tell (not Linux)."""
+    """The TCP ports some socket of this host listens on, read from the kernel's table
+    of the calling thread's network namespace (``/proc/thread-self/net/tcp`` and
+    ``tcp6``) without connecting to anything (a probe connection would be a client to
+    the program listening there); None where the kernel does not tell (not Linux)."""
     ports: set[int] = set()
     found = False
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    base = "/proc/thread-self/net" if os.path.isdir("/proc/thread-self/net") else "/proc/net"
+    for table in (f"{base}/tcp", f"{base}/tcp6"):
         try:
             with open(table, encoding="ascii") as f:
                 lines = f.read().splitlines()[1:]

@@ -21,6 +21,7 @@ from .hints import client_hint
 from .refstyle import ReferenceStyleTracker
 from .report import CheckResult, Report, plural, short, short_text
 from .runner import CommandError, run_command, substitute
+from .sandbox import Jail, SandboxPolicy, contained
 from .scenarios import Scenario, scenarios_for
 
 __all__ = ["ClientCommandError", "check_client", "run_client_checks", "secret_words"]
@@ -78,6 +79,7 @@ class _Place:
 
     cwd: Path | None = None
     log: Path | None = None
+    jail: Jail | None = None
 
 
 class _Tally:
@@ -126,7 +128,7 @@ async def _run_scenario(
         if place.log is not None:
             with place.log.open("a", encoding="utf-8") as f:
                 f.write(f"\n== scenario {scenario.name} ({scenario.items:,} items)\n")
-        run = await run_command(argv, timeout, cwd=place.cwd, log=place.log)
+        run = await run_command(argv, timeout, cwd=place.cwd, log=place.log, jail=place.jail)
     finally:
         await server.close()
     if isinstance(server, ReferenceStyleTracker):
@@ -146,6 +148,10 @@ async def _run_scenario(
     }
     if scenario.faults.active:
         data["fault_seed"] = fault_seed
+    if run.limit:
+        data["limit"] = run.limit
+    if run.setup_error:
+        data["setup_error"] = run.setup_error
     if not connections:
         # (an empty message is in any stdout: the client must still have asked for it)
         passed = False
@@ -154,6 +160,8 @@ async def _run_scenario(
     else:
         passed = not run.timed_out and found
     stderr = _last_line(run.stderr)
+    if run.setup_error:
+        passed, stderr = False, ""
     if passed:
         what = "exited 0 for N = 0" if scenario.items == 0 else "printed the message"
         what += f" ({scenario.items:,} items)" if scenario.items else ""
@@ -181,7 +189,11 @@ async def _run_scenario(
         detail = f"killed by signal {-code}" if code < 0 else f"exit {code}"
         if scenario.items == 0:
             detail += " for N = 0"
-    if not connections:
+    if run.setup_error:
+        detail = f"the sandbox could not start it: {run.setup_error}"
+    elif run.limit:
+        detail += f"; {run.limit}"
+    if not connections or run.setup_error:
         pass
     elif not found and scenario.items and message in run.stderr:
         detail += "; printed the message on stderr, not on stdout"
@@ -210,10 +222,14 @@ async def run_client_checks(
     seed: int | None = None,
     cwd: Path | None = None,
     log: Path | None = None,
+    sandbox: SandboxPolicy | None = None,
+    slot: int = 0,
 ) -> Report:
     """Run the client ``command`` in every scenario for ``transport`` (or only the
     named ones). ``seed`` makes the secrets, shuffles and faults reproducible; ``cwd``
-    is the folder it runs in, and ``log`` a file its output is appended to.
+    is the folder it runs in (default: the current one), and ``log`` a file its output
+    is appended to; ``sandbox``: how it is contained (:mod:`.sandbox`; by default in a
+    sandbox where one can be made), as job ``slot``.
     Raises :class:`ClientCommandError` when the command cannot run at all."""
     if transport not in ("tcp", "udp"):
         raise ValueError("transport must be tcp or udp")
@@ -225,11 +241,19 @@ async def run_client_checks(
             " address of each tracker this check starts"
         )
     rng = random.Random(seed)
-    checks = [
-        await _run_scenario(s, command, transport, timeout, rng, _Place(cwd, log))
-        for s in scenarios_for(transport, scenarios)
-    ]
-    return Report("client", " ".join(command), transport, tuple(checks))
+    chosen = scenarios_for(transport, scenarios)
+
+    async def body(jail: Jail | None) -> list[CheckResult]:
+        place = _Place(cwd, log, jail)
+        return [await _run_scenario(s, command, transport, timeout, rng, place) for s in chosen]
+
+    checks, line = await contained(sandbox, cwd, body, slot)
+    limit = next((str(c.data["limit"]) for c in checks if c.data.get("limit")), "")
+    setup = next((str(c.data["setup_error"]) for c in checks if c.data.get("setup_error")), "")
+    target = " ".join(command)
+    return Report(
+        "client", target, transport, tuple(checks), sandbox=line, limit=limit, setup_error=setup
+    )
 
 
 def check_client(

@@ -73,6 +73,13 @@ class Report:
     #: one line that says why nothing could be checked (then only the first check is
     #: shown in the table; the others are reported as not run)
     stopped: str = ""
+    #: how the program checked was contained (``sandbox: ...`` or ``no sandbox: ...``;
+    #: "" when the checker ran no program)
+    sandbox: str = ""
+    #: a limit of the sandbox the program hit (``exceeded memory 512 MiB``), or ""
+    limit: str = ""
+    #: why the sandbox could not start the program (it never ran), or ""
+    setup_error: str = ""
 
     def __repr__(self) -> str:  # (short, as CheckResult's)
         return f"Report({self.kind!r}, {short_text(self.target, 60)!r}, {self.summary()!r})"
@@ -121,6 +128,8 @@ class Report:
             lines.append(f"({plural(len(self.checks) - 1, 'other check')} not run: {self.stopped})")
         if any(not c.required for c in shown):
             lines.append(NOT_GRADED)
+        if self.sandbox:
+            lines.append(self.sandbox)
         return "\n".join([*lines, self.summary()])
 
     def to_json(self) -> dict[str, Any]:
@@ -139,6 +148,9 @@ class Report:
             },
             "message": self.message,
             "stopped": self.stopped,
+            "sandbox": self.sandbox,
+            "limit": self.limit,
+            "setup_error": self.setup_error,
         }
 
     def json_text(self) -> str:

@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from .args import EXIT_USAGE, Parser, address_arg, fail, positive_float
+from .sandboxing import add_sandbox_arguments, sandbox_policy
 
 if TYPE_CHECKING:
     from ..checker.report import Report
@@ -100,6 +101,7 @@ def add_arguments(k: argparse.ArgumentParser) -> None:
         metavar="INT",
         help="make the secrets, shuffles and faults reproducible",
     )
+    add_sandbox_arguments(kc)
     kc.add_argument(
         "program",
         nargs="*",
@@ -139,6 +141,7 @@ def add_arguments(k: argparse.ArgumentParser) -> None:
         help="the played tracker's port on 127.0.0.1 (default: a free one), for a peer"
         " with the tracker's address written in (the course's: 7777)",
     )
+    add_sandbox_arguments(kp)
     kp.add_argument(
         "program",
         nargs="*",
@@ -161,6 +164,9 @@ def run(args: argparse.Namespace) -> int:
     from ..checker.runner import CommandError, become_subreaper
     from ..checker.scenarios import scenarios_for
     from ..checker.tracker_checks import run_tracker_checks
+    from ..net import raise_fd_limit
+
+    raise_fd_limit()  # (the checker's own servers and connections: one file each)
 
     if args.check_command == "tracker":
         prog = "cs457p2p check tracker"
@@ -187,11 +193,14 @@ def run(args: argparse.Namespace) -> int:
     if args.check_command == "peer":
         return _check_peer(args)
     prog = "cs457p2p check client"
-    become_subreaper()  # (orphans of the client's processes come here, to be killed)
     try:
         scenarios_for(args.transport, args.scenario)
     except ValueError as e:
         return fail(prog, str(e), EXIT_USAGE)
+    policy = sandbox_policy(args, prog)
+    if isinstance(policy, int):
+        return policy
+    become_subreaper()  # (without a sandbox: orphans of the client come here, to be killed)
     try:
         report = asyncio.run(
             run_client_checks(
@@ -200,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
                 timeout=args.timeout,
                 scenarios=args.scenario,
                 seed=args.seed,
+                sandbox=policy,
             )
         )
     except CommandError as e:
@@ -212,11 +222,16 @@ def _check_peer(args: argparse.Namespace) -> int:
 
     from ..checker.peer_checks import run_peer_checks
     from ..checker.runner import CommandError, become_subreaper
+    from ..net import raise_fd_limit
 
     prog = "cs457p2p check peer"
     if args.tracker_port is not None and not 1 <= args.tracker_port <= 65535:
         return fail(prog, "--tracker-port: not in 1..65535", EXIT_USAGE)
+    policy = sandbox_policy(args, prog)
+    if isinstance(policy, int):
+        return policy
     become_subreaper()
+    raise_fd_limit()
     try:
         report = asyncio.run(
             run_peer_checks(
@@ -224,6 +239,7 @@ def _check_peer(args: argparse.Namespace) -> int:
                 timeout=args.timeout,
                 stdin=args.stdin,
                 tracker_port=args.tracker_port,
+                sandbox=policy,
             )
         )
     except CommandError as e:

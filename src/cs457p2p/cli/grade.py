@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .args import EXIT_USAGE, Parser, fail, positive_float, positive_int
+from .sandboxing import add_sandbox_arguments, sandbox_policy
 
 if TYPE_CHECKING:
     from ..checker.grade import Grade
@@ -130,6 +131,7 @@ def add_arguments(g: argparse.ArgumentParser) -> None:
                 help="run only this scenario (repeatable; default: all for the transport;"
                 " see cs457p2p check client --help)",
             )
+        add_sandbox_arguments(p)
         if kind == "tracker":
             p.add_argument(
                 "--startup",
@@ -177,18 +179,18 @@ class _Table:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
+    from ..checker.class_report import ClassReport
     from ..checker.grade import (
         OUTCOMES,
         REPORT_FOLDER,
         GradeError,
         GradeOptions,
-        csv_text,
         grade_all,
-        json_text,
         students_in,
     )
     from ..checker.runner import become_subreaper
     from ..checker.scenarios import scenarios_for
+    from ..net import raise_fd_limit
 
     kind = args.grade_command
     prog = f"cs457p2p grade {kind}"
@@ -223,6 +225,9 @@ def run(args: argparse.Namespace) -> int:
         return fail(prog, str(e), EXIT_USAGE)
     except OSError as e:
         return fail(prog, f"{report_dir}: {e.strerror or e}", EXIT_USAGE)
+    policy = sandbox_policy(args, prog)
+    if isinstance(policy, int):
+        return policy
     opts = GradeOptions(
         kind=kind,
         command=tuple(args.student_command),
@@ -237,17 +242,34 @@ def run(args: argparse.Namespace) -> int:
         wait=getattr(args, "wait", 30.0),
         stdin=stdin,
         tracker_port=tracker_port,
+        sandbox=policy,
     )
-    become_subreaper()  # (orphans of the students' processes come here, to be killed)
-    table = _Table([f.name for f in folders])
-    grades = asyncio.run(grade_all(folders, opts, table.row))
+    become_subreaper()  # (without a sandbox: orphans of the students' programs come here)
+    raise_fd_limit()  # (the checker's own servers and connections: one file each)
     csv_path = args.csv or report_dir / "grades.csv"
     json_path = args.json or report_dir / "grades.json"
+    files = ClassReport([f.name for f in folders], opts, csv_path, json_path)
+    table = _Table([f.name for f in folders])
+
+    def graded(g: Grade) -> None:
+        table.row(g)
+        files.add(g)
+
     try:
-        csv_path.write_text(csv_text(grades), encoding="utf-8")
-        json_path.write_text(json_text(grades, opts) + "\n", encoding="utf-8")
+        files.write()
+        asyncio.run(grade_all(folders, opts, graded))
+    except KeyboardInterrupt:
+        files.write()
+        done = len(files.grades)
+        print(
+            f"stopped: {done} of {len(folders)} students graded, the rest not-graded;"
+            f" report: {csv_path}, {json_path}"
+        )
+        sys.stdout.flush()
+        return 130
     except OSError as e:
         return fail(prog, f"cannot write the report: {e.strerror or e}")
+    grades = files.rows()
     counts = {k: sum(g.outcome == k for g in grades) for k in OUTCOMES}
     tally = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
     print(f"graded {len(grades)} students: {tally}; report: {csv_path}, {json_path}")
