@@ -17,6 +17,7 @@ from ..core.connection_rules import request_count
 from ..core.database import Database
 from ..core.requests import Request
 from ..tracker.server import Address, Tracker, TrackerConfig
+from .guard import Guard
 from .hints import client_hint
 from .refstyle import ReferenceStyleTracker
 from .report import CheckResult, Report, plural, short, short_text
@@ -49,6 +50,13 @@ def secret_words(rng: random.Random, count: int) -> list[str]:
         + rng.choice(_CODAS)
         for _ in range(count)
     ]
+
+
+#: The hint of a program stopped by a limit of its sandbox.
+LIMIT_HINT = (
+    "the program hit a limit of its sandbox (the report's sandbox line says which):"
+    " a client needs one process, little memory and no disk"
+)
 
 
 def _diagnose(stdout: str, db: Database, message: str) -> str:
@@ -192,7 +200,7 @@ async def _run_scenario(
     if run.setup_error:
         detail = f"the sandbox could not start it: {run.setup_error}"
     elif run.limit:
-        detail += f"; {run.limit}"
+        detail = f"{run.limit}: {detail}"
     if not connections or run.setup_error:
         pass
     elif not found and scenario.items and message in run.stderr:
@@ -203,6 +211,8 @@ async def _run_scenario(
     if stderr:
         detail += f"; stderr: {stderr}"
     result = CheckResult(scenario.name, True, False, detail, data)
+    if run.limit:
+        return result.with_hint(LIMIT_HINT)
     hint = client_hint(
         scenario.name,
         detail,
@@ -244,8 +254,11 @@ async def run_client_checks(
     chosen = scenarios_for(transport, scenarios)
 
     async def body(jail: Jail | None) -> list[CheckResult]:
+        guard = Guard.install()
         place = _Place(cwd, log, jail)
-        return [await _run_scenario(s, command, transport, timeout, rng, place) for s in chosen]
+        done = [await _run_scenario(s, command, transport, timeout, rng, place) for s in chosen]
+        load = guard.result()
+        return [*done, load] if load else done
 
     checks, line = await contained(sandbox, cwd, body, slot)
     limit = next((str(c.data["limit"]) for c in checks if c.data.get("limit")), "")

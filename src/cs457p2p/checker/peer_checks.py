@@ -37,6 +37,7 @@ from ..core.wire2 import (
     encode_message,
 )
 from ..net import free_port
+from .guard import Guard
 from .played_peer import PlayedPeer, PlayedTracker, message_of, send, shown
 from .report import CheckResult, Report, short, short_text
 from .runner import Program, substitute
@@ -168,12 +169,13 @@ async def _run(
     jail: Jail | None,
 ) -> Report:
     target = " ".join(command)
-    tracker = PlayedTracker("127.0.0.1", tracker_port or 0)
-    a = PlayedPeer("nbr-a", "127.0.0.2")
+    guard = Guard.install()
+    tracker = PlayedTracker("127.0.0.1", tracker_port or 0, guard)
+    a = PlayedPeer("nbr-a", "127.0.0.2", guard=guard)
     words = _words(ITEMS)
     order = list(range(ITEMS))
     secrets.SystemRandom().shuffle(order)
-    b = PlayedPeer("nbr-b", "127.0.0.3", dict(enumerate(words)))
+    b = PlayedPeer("nbr-b", "127.0.0.3", dict(enumerate(words)), guard)
     try:
         await tracker.start()
     except OSError as e:
@@ -230,11 +232,12 @@ async def _run(
             f"{checks[-1].detail} (its stderr ends: {last})",
             hint=checks[-1].hint,
         )
+    load = guard.result()
     return Report(
         "peer",
         target,
         "tcp",
-        tuple(checks),
+        (*checks, *([load] if load else [])),
         message=message,
         limit=run.limit,
         setup_error=run.setup_error,
