@@ -112,7 +112,11 @@ def forkbomb():
 
 
 def hog():
-    code = "b = bytearray(300 << 20)\nfor i in range(0, len(b), 4096): b[i] = 1\nimport time; time.sleep(30)"
+    code = (
+        "b = bytearray(300 << 20)\n"
+        "for i in range(0, len(b), 4096): b[i] = 1\n"
+        "import time; time.sleep(30)"
+    )
     procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(3)]
     for p in procs:
         p.wait()
@@ -130,7 +134,14 @@ def limits():
     print(json.dumps({"limits": out, "uid": os.getuid()}))
 
 
-{"snoop": snoop, "daemon": daemon, "killer": killer, "forkbomb": forkbomb, "hog": hog,
- "filler": filler, "limits": limits}[MODE]()
+{
+    "snoop": snoop,
+    "daemon": daemon,
+    "killer": killer,
+    "forkbomb": forkbomb,
+    "hog": hog,
+    "filler": filler,
+    "limits": limits,
+}[MODE]()
 print(json.dumps({"worked": worked}))
 sys.stdout.flush()
