@@ -22,12 +22,12 @@ import pytest
 from conftest import CliRunner, TrackerFactory
 from cs457p2p.checker import tracker_checks
 from cs457p2p.checker.client_checks import secret_words
-from cs457p2p.checker.py2 import protocol0_count, protocol0_item
 from cs457p2p.checker.refstyle import ReferenceStyleTracker
 from cs457p2p.checker.report import CheckResult, Report
 from cs457p2p.checker.runner import substitute
 from cs457p2p.core.database import Database
 from cs457p2p.core.decoder import decode
+from cs457p2p.core.py2 import protocol0_count, protocol0_item
 from standins import (
     BAD_REQUEST_P0,
     REFERENCE_ITEMS,

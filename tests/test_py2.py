@@ -1,4 +1,4 @@
-"""cs457p2p.checker.py2 against a real Python 2.7: the hand-written pickles are byte for
+"""cs457p2p.core.py2 against a real Python 2.7: the hand-written pickles are byte for
 byte what Python 2's ``pickle.dumps`` writes, and Python 2 reads back what our tracker
 and clients send. Skipped where no Python 2.7 is installed."""
 
@@ -8,7 +8,7 @@ import json
 import subprocess
 from typing import Any
 
-from cs457p2p.checker.py2 import PROTOCOL0_BAD_REQUEST, dumps_py2, protocol0_item
+from cs457p2p.core.py2 import PROTOCOL0_BAD_REQUEST, dumps_py2, protocol0_item
 from cs457p2p.core.wire import BAD_REQUEST, encode, encode_count, encode_item, encode_position
 
 VALUES: list[Any] = [

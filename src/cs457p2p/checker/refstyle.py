@@ -10,8 +10,8 @@ import contextlib
 
 from ..core.database import Database
 from ..core.decoder import DecodeError, Incomplete, decode_prefix
+from ..core.py2 import PROTOCOL0_BAD_REQUEST, protocol0_count, protocol0_item
 from ..core.wire import MAX_REQUEST, REGISTER
-from .py2 import PROTOCOL0_BAD_REQUEST, protocol0_count, protocol0_item
 
 __all__ = ["ReferenceStyleTracker"]
 
