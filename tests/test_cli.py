@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ClientSpawner, CliRunner, TrackerFactory
+from conftest import ClientSpawner, CliRunner, TrackerFactory, TrackerProcess
 from cs457p2p import __version__
-from cs457p2p.cli.main import build_parser
+from cs457p2p.cli.main import build_parser, main
 from cs457p2p.client import ClientConfig, FetchResult, fetch_message
 from standins import REFERENCE_MESSAGE, error_line, reference_fetch
 
@@ -174,3 +174,80 @@ def test_the_parser_of_one_command_reads_it_as_the_whole_parser_does(
             parser.parse_args([*argv[: 2 if argv[0] == "check" else 1], "--help"])
         helps.append(capsys.readouterr().out)
     assert helps[0] == helps[1] and "usage:" in helps[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "left", "meant"),
+    [
+        (["tracker", "7777"], "7777", "the port is an option: cs457p2p tracker --port 7777"),
+        (
+            ["client", "127.0.0.1", "7777"],
+            "127.0.0.1 7777",
+            "the tracker is an option: cs457p2p client --tracker 127.0.0.1:7777",
+        ),
+        (
+            ["client", "7777"],
+            "7777",
+            "the tracker is an option: cs457p2p client --tracker 127.0.0.1:7777",
+        ),
+        (
+            ["client", "example.org:7777", "-q"],
+            "example.org:7777",
+            "the tracker is an option: cs457p2p client --tracker example.org:7777",
+        ),
+        (
+            ["peer", "--handle", "alice", "127.0.0.1", "7777"],
+            "127.0.0.1 7777",
+            "the tracker is an option: cs457p2p peer --tracker 127.0.0.1:7777",
+        ),
+        (
+            ["check", "tracker", "127.0.0.1", "7777"],
+            "7777",
+            "write the address as one argument: cs457p2p check tracker 127.0.0.1:7777",
+        ),
+        (["tracker", "--port", "7777", "words.txt"], "words.txt", None),
+        (["demo", "extra"], "extra", None),
+    ],
+)
+def test_a_left_over_argument_says_what_was_meant(
+    argv: list[str], left: str, meant: str | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Arguments written as the course's programs take them (``tracker.py 7777``,
+    ``client.py HOST PORT``): one line that says the options to use and where the
+    command's help is; exit 2."""
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    prog = "cs457p2p " + " ".join(argv[:2] if argv[0] == "check" else argv[:1])
+    see = f"see {prog} --help"
+    why = f"{meant}; {see}" if meant else see
+    assert (out, err) == ("", f"{prog}: error: unrecognized arguments: {left} ({why})\n")
+
+
+@pytest.mark.parametrize("text", ["7777", "0", "65535"])
+def test_a_bare_port_is_a_port_on_127_0_0_1(text: str) -> None:
+    for argv in (
+        ["check", "tracker", text],
+        ["client", "--tracker", text],
+        ["bench", "--tracker", text],
+        ["peer", "--handle", "a", "--tracker", text],
+    ):
+        args = build_parser(argv[0]).parse_args(argv)
+        assert (args.address if argv[0] == "check" else args.tracker) == ("127.0.0.1", int(text))
+
+
+def test_a_bare_port_out_of_range_is_a_usage_error(run_cli: CliRunner) -> None:
+    r = run_cli("check", "tracker", "70000", timeout=15)
+    assert (r.returncode, r.stdout) == (2, "")
+    assert error_line(r.stderr) == (
+        "cs457p2p check tracker: error: argument HOST:PORT: bad port 70000: must be 0..65535"
+        " (see cs457p2p check tracker --help)"
+    )
+
+
+def test_check_tracker_with_a_bare_port_checks_the_tracker_on_127_0_0_1(
+    run_cli: CliRunner, tracker: TrackerProcess
+) -> None:
+    r = run_cli("check", "tracker", str(tracker.port), timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    summary = r.stdout.splitlines()[-1]
+    assert summary == f"tracker 127.0.0.1:{tracker.port}: 10/10 required checks passed"

@@ -10,6 +10,7 @@ from typing import NoReturn
 from ..core.addresses import parse_address, parse_port
 
 __all__ = [
+    "BARE_PORT_HOST",
     "EXIT_FAILURE",
     "EXIT_OK",
     "EXIT_USAGE",
@@ -40,8 +41,16 @@ def fail(prog: str, message: str, code: int = EXIT_FAILURE) -> int:
     return code
 
 
+#: The host of an address given as a bare ``PORT``: IPv4 loopback, where the course's
+#: tracker (and a student's, bound to ``localhost`` or ``''``) listens.
+BARE_PORT_HOST = "127.0.0.1"
+
+
 def address_arg(text: str, default_port: int = 7777) -> tuple[str, int]:
-    """``HOST:PORT`` (``[V6]:PORT``, ``HOST``, ``:PORT``) as ``(host, port)``."""
+    """``HOST:PORT`` (``[V6]:PORT``, ``HOST``, ``:PORT``) as ``(host, port)``; a bare
+    ``PORT`` (digits only: no host is a number) is ``127.0.0.1:PORT``."""
+    if text.isascii() and text.isdigit():
+        return BARE_PORT_HOST, port_arg(text)
     try:
         return parse_address(text, default_port)
     except ValueError as e:

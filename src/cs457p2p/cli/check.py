@@ -43,7 +43,12 @@ def add_arguments(k: argparse.ArgumentParser) -> None:
         description="Talk to the tracker at HOST:PORT as clients would and report each"
         " property of the protocol as a named check.",
     )
-    kt.add_argument("address", type=address_arg, metavar="HOST:PORT", help="the tracker")
+    kt.add_argument(
+        "address",
+        type=address_arg,
+        metavar="HOST:PORT",
+        help="the tracker (a bare PORT: 127.0.0.1:PORT)",
+    )
     _common(kt, "run the checks", 5.0, "longest wait for one answer")
     kt.add_argument(
         "--deadline",

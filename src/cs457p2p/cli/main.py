@@ -19,9 +19,10 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from .. import __version__
+from ..core.addresses import format_address
 from .args import EXIT_USAGE, Parser, fail
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "main", "unrecognized"]
 
 
 class _Command(Protocol):
@@ -108,6 +109,38 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _prog(args: argparse.Namespace) -> str:
+    """``cs457p2p tracker``, ``cs457p2p check tracker``: the command that ran."""
+    words = ["cs457p2p", args.command]
+    sub = getattr(args, "check_command", None) or getattr(args, "grade_command", None)
+    return " ".join([*words, sub] if sub else words)
+
+
+def _is_port(text: str) -> bool:
+    return text.isascii() and text.isdigit() and int(text) <= 65535
+
+
+def unrecognized(args: argparse.Namespace, extra: Sequence[str]) -> str:
+    """The usage error for arguments left over: what was likely meant (the tracker's
+    address and port are options, written ``HOST:PORT``), and where to read more."""
+    text = f"unrecognized arguments: {shlex.join(extra)}"
+    ports = [w for w in extra if _is_port(w)]
+    words = [w for w in extra if not w.startswith("-") and not _is_port(w)]
+    meant = ""
+    if args.command == "tracker" and len(ports) == 1 and not words:
+        meant = f"the port is an option: cs457p2p tracker --port {ports[0]}"
+    elif args.command in ("client", "bench", "peer") and len(ports) + len(words) in (1, 2):
+        if len(ports) <= 1 and len(words) <= 1:
+            address = words[0] if words else "127.0.0.1"
+            address += f":{ports[0]}" if ports else ""
+            meant = f"the tracker is an option: cs457p2p {args.command} --tracker {address}"
+    elif args.command == "check" and args.check_command == "tracker" and extra == ports[:1]:
+        address = format_address(args.address[0], int(ports[0]))
+        meant = f"write the address as one argument: cs457p2p check tracker {address}"
+    see = f"see {_prog(args)} --help"
+    return f"{text} ({meant}; {see})" if meant else f"{text} ({see})"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Everything after the first "--" is the COMMAND of "check client", whatever it
@@ -118,7 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv, after = argv[:k], argv[k + 1 :]
     name = argv[0] if argv and argv[0] in COMMANDS else None
     parser = build_parser(name)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        return fail(_prog(args), unrecognized(args, extra), EXIT_USAGE)
     if after is not None:
         if getattr(args, "takes_command", False):
             args.program = [*args.program, *after]
