@@ -154,6 +154,8 @@ def add_arguments(k: argparse.ArgumentParser) -> None:
 
 
 def _print_report(report: Report, as_json: bool) -> int:
+    if report.stopped and not as_json:  # (nothing could be checked: one line, not a table)
+        return fail(f"cs457p2p check {report.kind}", report.stopped)
     sys.stdout.write((report.json_text() if as_json else report.table()) + "\n")
     sys.stdout.flush()
     return report.exit_code
