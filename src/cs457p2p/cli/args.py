@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from typing import NoReturn
 
 from ..core.addresses import parse_address, parse_port
@@ -14,7 +15,9 @@ __all__ = [
     "EXIT_FAILURE",
     "EXIT_OK",
     "EXIT_USAGE",
+    "HelpFormatter",
     "Parser",
+    "add_examples",
     "address_arg",
     "fail",
     "number",
@@ -32,6 +35,31 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's, except that the lines of a text that start with a space (the
+    examples of an epilog) are printed as written, not refilled."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n " not in text:
+            return super()._fill_text(text, width, indent)
+        fill = super()._fill_text
+        return "\n".join(
+            indent + line if line.startswith(" ") else fill(line, width, indent)
+            for line in text.split("\n")
+        )
+
+
+def add_examples(parser: argparse.ArgumentParser, examples: Sequence[tuple[str, str]]) -> None:
+    """End ``parser``'s help with ``examples:``, each a command line under a comment
+    that says what it does (tests run them, so that they stay true)."""
+    lines = ["examples:"]
+    for what, command in examples:
+        lines += [f"  # {what}", f"  {command}"]
+    parser.epilog = "\n".join([parser.epilog, "", *lines] if parser.epilog else lines)
+    if parser.formatter_class is argparse.HelpFormatter:
+        parser.formatter_class = HelpFormatter
 
 
 def fail(prog: str, message: str, code: int = EXIT_FAILURE) -> int:

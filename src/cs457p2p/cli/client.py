@@ -8,7 +8,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, TextIO
 
-from .args import EXIT_OK, address_arg, fail, positive_float, positive_int
+from .args import EXIT_OK, add_examples, address_arg, fail, positive_float, positive_int
 
 if TYPE_CHECKING:
     from ..core.fetch import FetchResult
@@ -16,7 +16,20 @@ if TYPE_CHECKING:
 __all__ = ["ProgressReporter", "add_arguments", "report", "run"]
 
 
+EXAMPLES = (
+    (
+        "collect the message of the tracker on 127.0.0.1:7777",
+        "cs457p2p client --tracker 127.0.0.1:7777",
+    ),
+    (
+        "the same over UDP, and say how it was fetched",
+        "cs457p2p client --tracker 127.0.0.1:7777 --transport udp --verbose",
+    ),
+)
+
+
 def add_arguments(c: argparse.ArgumentParser) -> None:
+    add_examples(c, EXAMPLES)
     c.add_argument(
         "--tracker",
         type=address_arg,

@@ -14,7 +14,7 @@ from ..core.database import Database
 from ..core.fetch import ClientConfig, ClientError, FetchResult
 from ..peer import Peer, PeerConfig, PeerError
 from ..tracker.server import Tracker, TrackerConfig
-from .args import EXIT_FAILURE, EXIT_OK, fail, positive_int
+from .args import EXIT_FAILURE, EXIT_OK, add_examples, fail, positive_int
 from .client import report
 
 __all__ = ["add_arguments", "run"]
@@ -24,7 +24,14 @@ RING_TIMEOUT = 60.0
 MAX_DEMO_PEERS = 1000
 
 
+EXAMPLES = (
+    ("a tracker and a client, in one process", "cs457p2p demo"),
+    ("Part 2: a tracker and 8 peers in a ring", "cs457p2p demo --peers 8"),
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_examples(parser, EXAMPLES)
     parser.add_argument(
         "--peers",
         type=positive_int,

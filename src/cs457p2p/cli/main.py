@@ -20,9 +20,9 @@ from typing import Protocol
 
 from .. import __version__
 from ..core.addresses import format_address
-from .args import EXIT_USAGE, Parser, fail
+from .args import EXIT_USAGE, Parser, add_examples, fail
 
-__all__ = ["COMMANDS", "build_parser", "main", "unrecognized"]
+__all__ = ["COMMANDS", "build_parser", "main", "parse", "unrecognized"]
 
 
 class _Command(Protocol):
@@ -35,7 +35,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "tracker": (
         "tracker",
         "serve a database of items",
-        "Serve a shuffled database of items (Part 1).",
+        "Serve a shuffled database of items to clients (Part 1) and keep the ring of"
+        " peers (Part 2), over TCP and UDP on one port.",
     ),
     "client": (
         "client",
@@ -67,19 +68,21 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": (
         "demo",
         "run a tracker and a client in one process",
-        "Start a tracker with the built-in database on a free port and run the client against it.",
+        "Start a tracker with the built-in database on a free port and run the client"
+        " against it; with --peers P, P Part 2 peers in a ring around it instead.",
     ),
     "check": (
         "check",
-        "check someone else's tracker or client (conformance, grading)",
+        "check someone else's tracker, client or peer (conformance, grading)",
         "Run named conformance checks against a tracker, or run a client against"
-        " trackers started here. Exit 0 when every required check passes, 1 when one"
-        " fails, 2 for a usage error.",
+        " trackers started here, or a Part 2 peer against a tracker and peers played"
+        " here. Exit 0 when every required check passes, 1 when one fails, 2 for a"
+        " usage error.",
     ),
     "grade": (
         "grade",
         "grade a folder of submissions, one subfolder per student",
-        "Run the checks of `check client` or `check tracker` for every student of a"
+        "Run the checks of `check client`, `check tracker` or `check peer` for every student of a"
         " class and write one report (a table, CSV, JSON and each student's output)."
         " Exit 0 once every student is graded, 2 for a usage error.",
     ),
@@ -97,7 +100,15 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     that only another command's options need."""
     parser = Parser(
         prog="cs457p2p",
-        description="The cs457 P2P protocol: a safe, concurrent tracker and client.",
+        description="The cs457 P2P protocol: a safe, concurrent tracker, client and peer,"
+        " and a checker and grader of students' programs.",
+    )
+    add_examples(
+        parser,
+        (
+            ("a tracker and a client, in one process", "cs457p2p demo"),
+            ("a command's options, and examples of it", "cs457p2p tracker --help"),
+        ),
     )
     parser.add_argument("--version", action="version", version=f"cs457p2p {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
@@ -141,8 +152,11 @@ def unrecognized(args: argparse.Namespace, extra: Sequence[str]) -> str:
     return f"{text} ({meant}; {see})" if meant else f"{text} ({see})"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def parse(argv: Sequence[str]) -> argparse.Namespace | int:
+    """``argv`` (after ``cs457p2p``) read as :func:`main` reads it: the arguments, or the
+    exit code of a usage error, already said in one line on stderr. (``--help`` and
+    argparse's own errors exit, as everywhere.)"""
+    argv = list(argv)
     # Everything after the first "--" is the COMMAND of "check client", whatever it
     # looks like (its own options included), on every Python version.
     after: list[str] | None = None
@@ -165,6 +179,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"missing COMMAND: write the {args.check_command}'s command line after --",
             EXIT_USAGE,
         )
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    if isinstance(args, int):
+        return args
     with contextlib.suppress(KeyboardInterrupt):
         return _command(args.command).run(args)
     return 130

@@ -15,6 +15,7 @@ from ..core.addresses import format_address
 from .args import (
     EXIT_OK,
     EXIT_USAGE,
+    add_examples,
     address_arg,
     fail,
     port_arg,
@@ -47,9 +48,27 @@ def _delay(text: str) -> tuple[float, float]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+EXAMPLES = (
+    ("the built-in 16 items on localhost:7777, TCP and UDP", "cs457p2p tracker --port 7777"),
+    (
+        "your own message (word k is SEQNUM k) on a free port",
+        'cs457p2p tracker --port 0 --message "hello from the tracker"',
+    ),
+    (
+        "a database file, to other machines, with a live dashboard",
+        "cs457p2p tracker --host 0.0.0.0 --port 7777 --db words.txt --http 127.0.0.1:8080",
+    ),
+    (
+        "lose 20% of the UDP answers, the same ones every run",
+        "cs457p2p tracker --port 7777 --loss 0.2 --fault-seed 1",
+    ),
+)
+
+
 def add_arguments(t: argparse.ArgumentParser) -> None:
     from ..monitoring.reporting import LOG_FORMATS, LOG_LEVELS
 
+    add_examples(t, EXAMPLES)
     t.add_argument("--host", default="localhost", help="address to listen on (default: localhost)")
     t.add_argument(
         "--loop",
