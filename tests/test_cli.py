@@ -251,3 +251,26 @@ def test_check_tracker_with_a_bare_port_checks_the_tracker_on_127_0_0_1(
     assert r.returncode == 0, r.stdout + r.stderr
     summary = r.stdout.splitlines()[-1]
     assert summary == f"tracker 127.0.0.1:{tracker.port}: 10/10 required checks passed"
+
+
+def _help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit):
+        main([*argv, "--help"])
+    return capsys.readouterr().out
+
+
+def test_the_help_texts_say_what_each_option_is(capsys: pytest.CaptureFixture[str]) -> None:
+    tracker = " ".join(_help(["tracker"], capsys).split())
+    assert "to clients (Part 1) and keep the ring of peers (Part 2)" in tracker
+    simulate = _help(["simulate"], capsys)
+    for option in ("--peers P", "--items N", "--seed S", "--downtime SECONDS"):
+        (line,) = [ln for ln in simulate.splitlines() if ln.strip().startswith(option)]
+        assert len(line.strip()) > len(option) + 10, line  # (a help text beside it)
+    # a client is Part 1 and a peer Part 2: no --part offered, a --part that agrees taken
+    for kind, part in (("client", "1"), ("peer", "2")):
+        assert "--part" not in _help(["grade", kind], capsys)
+        args = build_parser("grade").parse_args(
+            ["grade", kind, "subs", "--command", "x {port}", "--part", part]
+        )
+        assert args.part == int(part)
+    assert "--part {1,2}" in _help(["grade", "tracker"], capsys)
