@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ClientSpawner, CliRunner, TrackerFactory, TrackerProcess
+from conftest import ClientSpawner, CliRunner, TrackerFactory, TrackerProcess, Wrapper
 from cs457p2p import __version__
 from cs457p2p.cli.main import build_parser, main
 from cs457p2p.client import ClientConfig, FetchResult, fetch_message
@@ -274,3 +274,17 @@ def test_the_help_texts_say_what_each_option_is(capsys: pytest.CaptureFixture[st
         )
         assert args.part == int(part)
     assert "--part {1,2}" in _help(["grade", "tracker"], capsys)
+
+
+def test_demo_peers_where_127_0_0_1_is_the_only_loopback_address(
+    only_127_0_0_1: Wrapper,
+) -> None:
+    """As on macOS without aliases: the peers all listen on 127.0.0.1."""
+    r = subprocess.run(
+        only_127_0_0_1([sys.executable, "-m", "cs457p2p", "demo", "--peers", "3"]),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (r.returncode, r.stdout) == (0, REFERENCE_MESSAGE + "\n"), r.stderr

@@ -35,7 +35,7 @@ from ..core.wire2 import (
     as_pong,
     encode_message,
 )
-from ..net import free_port
+from ..net import free_port, loopback_hosts
 from .played_peer import PlayedPeer, PlayedTracker, message_of, send, shown
 from .report import CheckResult, Report, short, short_text
 from .runner import Program, substitute
@@ -147,11 +147,13 @@ async def run_peer_checks(
     ``{handle}``, ``{port}``, ``{host}``, also in ``stdin``) under every check."""
     target = " ".join(command)
     tracker = PlayedTracker("127.0.0.1", tracker_port or 0)
-    a = PlayedPeer("nbr-a", "127.0.0.2")
+    # (where 127.0.0.2 and .3 cannot be bound, as on macOS, A and B listen on 127.0.0.1)
+    a_host, b_host = loopback_hosts(("127.0.0.2", "127.0.0.3"))
+    a = PlayedPeer("nbr-a", a_host)
     words = _words(ITEMS)
     order = list(range(ITEMS))
     secrets.SystemRandom().shuffle(order)
-    b = PlayedPeer("nbr-b", "127.0.0.3", dict(enumerate(words)))
+    b = PlayedPeer("nbr-b", b_host, dict(enumerate(words)))
     try:
         await tracker.start()
     except OSError as e:

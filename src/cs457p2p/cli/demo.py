@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import sys
 
 from ..client import fetch_message
 from ..core.database import Database
 from ..core.fetch import ClientConfig, ClientError, FetchResult
+from ..net import loopback_hosts
 from ..peer import Peer, PeerConfig, PeerError
 from ..tracker.server import Tracker, TrackerConfig
 from .args import EXIT_FAILURE, EXIT_OK, add_examples, fail, positive_int
@@ -55,13 +55,7 @@ async def _demo() -> FetchResult:
 def _loopback(k: int) -> str:
     """The k-th peer's address: 127.0.0.2, 127.0.0.3... (all of 127/8 is loopback on
     Linux; where only 127.0.0.1 is, every peer listens there)."""
-    host = f"127.0.{(k + 2) // 256}.{(k + 2) % 256}"
-    try:
-        with socket.socket() as s:
-            s.bind((host, 0))
-    except OSError:
-        return "127.0.0.1"
-    return host
+    return loopback_hosts([f"127.0.{(k + 2) // 256}.{(k + 2) % 256}"])[0]
 
 
 async def _ring_demo(count: int) -> tuple[str, str]:

@@ -27,12 +27,12 @@ def _listen_arg(text: str) -> tuple[str, int]:
 
 EXAMPLES = (
     (
-        "join the ring of the tracker on 127.0.0.1:7777 as alice, on 127.0.0.2",
-        "cs457p2p peer --tracker 127.0.0.1:7777 --handle alice --listen 127.0.0.2",
+        "join the ring of the tracker on 127.0.0.1:7777 as alice",
+        "cs457p2p peer --tracker 127.0.0.1:7777 --handle alice",
     ),
     (
-        "stop serving the others 10 s after printing the message",
-        "cs457p2p peer --tracker 127.0.0.1:7777 --handle bob --linger 10",
+        "listen on 127.0.0.1; stop serving the others 10 s after the message",
+        "cs457p2p peer --tracker 127.0.0.1:7777 --handle bob --listen 127.0.0.1 --linger 10",
     ),
 )
 
