@@ -288,3 +288,18 @@ def test_demo_peers_where_127_0_0_1_is_the_only_loopback_address(
         check=False,
     )
     assert (r.returncode, r.stdout) == (0, REFERENCE_MESSAGE + "\n"), r.stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_tracker_with_values_not_ascii_says_what_a_python2_client_meets(
+    start_tracker: TrackerFactory, workers: str
+) -> None:
+    from cs457p2p.cli.tracker import NON_ASCII_NOTE
+
+    t = start_tracker("--workers", workers, "--message", "caf\u00e9 cr\u00e8me br\u00fbl\u00e9e")
+    lines = [t.next_line(10) for _ in range(1 if workers == "1" else 2)]
+    assert lines[-1] == NON_ASCII_NOTE
+    assert NON_ASCII_NOTE.count("\n") == 1 and "PYTHONIOENCODING=utf-8" in NON_ASCII_NOTE
+    plain = start_tracker("--workers", workers, "--message", "plain words")
+    assert plain.stop() == 0
+    assert "not ASCII" not in plain.stderr()
