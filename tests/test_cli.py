@@ -303,3 +303,17 @@ def test_a_tracker_with_values_not_ascii_says_what_a_python2_client_meets(
     plain = start_tracker("--workers", workers, "--message", "plain words")
     assert plain.stop() == 0
     assert "not ASCII" not in plain.stderr()
+
+
+@pytest.mark.parametrize(
+    ("peers", "joining", "hold"),
+    [("1", "1 peer joining", "the peer holds"), ("3", "3 peers joining", "all 3 peers hold")],
+)
+def test_demo_counts_its_peers_in_words(
+    run_cli: CliRunner, peers: str, joining: str, hold: str
+) -> None:
+    r = run_cli("demo", "--peers", peers, timeout=60)
+    assert (r.returncode, r.stdout) == (0, REFERENCE_MESSAGE + "\n"), r.stderr
+    first, second = r.stderr.splitlines()
+    assert first.endswith(f" (16 items); {joining}"), first
+    assert second.startswith(f"demo: {hold} the message "), second

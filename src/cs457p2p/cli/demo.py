@@ -58,6 +58,10 @@ def _loopback(k: int) -> str:
     return loopback_hosts([f"127.0.{(k + 2) // 256}.{(k + 2) % 256}"])[0]
 
 
+def _peers(count: int) -> str:
+    return "1 peer" if count == 1 else f"{count:,} peers"
+
+
 async def _ring_demo(count: int) -> tuple[str, str]:
     """The message, and a summary line."""
     loop = asyncio.get_running_loop()
@@ -67,7 +71,7 @@ async def _ring_demo(count: int) -> tuple[str, str]:
     try:
         sys.stderr.write(
             f"demo: tracker listening on 127.0.0.1:{tracker.port} ({len(tracker.db)} items);"
-            f" {count} peers joining\n"
+            f" {_peers(count)} joining\n"
         )
         for k in range(count):
             config = PeerConfig(("127.0.0.1", tracker.port), f"peer{k + 1}", _loopback(k))
@@ -84,8 +88,9 @@ async def _ring_demo(count: int) -> tuple[str, str]:
         from_tracker = sum(n.state.counters.from_tracker for n in nodes)
         ring = tracker.ring
         updates = ring.counters.neighbour_updates if ring is not None else 0
+        holds = {1: "the peer holds", 2: "both peers hold"}.get(count, f"all {count:,} peers hold")
         summary = (
-            f"demo: all {count} peers hold the message {took:.3f} s after the last REGISTER;"
+            f"demo: {holds} the message {took:.3f} s after the last REGISTER;"
             f" items from neighbours {from_ring}, from the tracker {from_tracker};"
             f" UPDATE_NBR sent {updates}"
         )
