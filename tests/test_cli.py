@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pty
+import re
+import select
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -303,6 +307,52 @@ def test_a_tracker_with_values_not_ascii_says_what_a_python2_client_meets(
     plain = start_tracker("--workers", workers, "--message", "plain words")
     assert plain.stop() == 0
     assert "not ASCII" not in plain.stderr()
+
+
+def test_ctrl_c_ends_the_clients_progress_line(
+    start_tracker: TrackerFactory, tmp_path: Path
+) -> None:
+    """On a terminal the client draws a progress bar with \\r; interrupted (SIGINT, what
+    Ctrl-C sends), it ends that line, so that the shell's prompt starts on a line of
+    its own, and exits 130."""
+    words = tmp_path / "words.txt"
+    words.write_text(" ".join(f"w{i}" for i in range(20_000)))
+    t = start_tracker("--db", str(words), "--chunk", "1")  # (1-byte pieces: slow)
+    master, slave = pty.openpty()
+    p = subprocess.Popen(
+        [sys.executable, "-m", "cs457p2p", "client", "--tracker", t.address],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+    )
+    os.close(slave)
+    shown = b""
+
+    def read(until: float) -> bytes:
+        ready, _, _ = select.select([master], [], [], max(0.0, until - time.monotonic()))
+        try:
+            return os.read(master, 4096) if ready else b""
+        except OSError:  # (EIO: the client closed its end)
+            return b""
+
+    try:
+        end = time.monotonic() + 20
+        while b" items" not in shown and time.monotonic() < end:
+            shown += read(end)
+        assert re.search(rb"\r\[[#.]+\] \d+/20000 items", shown), shown
+        p.send_signal(signal.SIGINT)
+        assert p.wait(10) == 130
+        end = time.monotonic() + 2
+        while chunk := read(end):
+            shown += chunk
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
+    assert re.search(rb"\d+/20000 items\r?\n$", shown), shown[-100:]  # (a pty writes \r\n)
+    assert b"Traceback" not in shown
+    assert p.stdout is not None and p.stdout.read() == b""
 
 
 @pytest.mark.parametrize(

@@ -131,25 +131,26 @@ def run(args: argparse.Namespace) -> int:
     )
     progress = None if args.quiet else ProgressReporter(sys.stderr)
     try:
-        if config.transport == "udp":
-            import asyncio
+        try:
+            if config.transport == "udp":
+                import asyncio
 
-            from ..client.udp import UdpClient
+                from ..client.udp import UdpClient
 
-            # asyncio's own loop: with uvloop 0.23 the client's 8 MB message on a pipe
-            # came out cut short (at exit status 0) in 5 of 8 runs; asyncio's never was.
-            result = asyncio.run(UdpClient(config, progress).run())
-        else:
-            # Blocking sockets until the tracker is known to pipeline (then asyncio):
-            # against a reference-style tracker, asyncio's import is not worth it.
-            from ..client.blocking import fetch_blocking
+                # asyncio's own loop: with uvloop 0.23 the client's 8 MB message on a
+                # pipe came out cut short (at exit status 0) in 5 of 8 runs; asyncio's
+                # never was.
+                result = asyncio.run(UdpClient(config, progress).run())
+            else:
+                # Blocking sockets until the tracker is known to pipeline (then asyncio):
+                # against a reference-style tracker, asyncio's import is not worth it.
+                from ..client.blocking import fetch_blocking
 
-            result = fetch_blocking(config, progress)
+                result = fetch_blocking(config, progress)
+        finally:  # (an error, the message, or Ctrl-C: the progress line ends first)
+            if progress is not None:
+                progress.finish()
     except ClientError as e:
-        if progress is not None:
-            progress.finish()
         return fail("cs457p2p client", str(e))
-    if progress is not None:
-        progress.finish()
     report(result, args.verbose)
     return EXIT_OK
