@@ -368,3 +368,43 @@ def sandbox_processes(first_uid: int = 60000, count: int = 100) -> list[int]:
         if first_uid <= uid < first_uid + count and state != "Z":
             found.append(int(entry))
     return found
+
+
+# ---------------------------------------------------- a loopback of 127.0.0.1 alone (macOS)
+
+#: Run "$@" in a network namespace of its own whose loopback has 127.0.0.1 alone (and
+#: ::1), as macOS's lo0 without aliases: binding 127.0.0.2 fails there.
+_ONLY_127_0_0_1 = (
+    "ip link set lo up && ip addr del 127.0.0.1/8 dev lo && ip addr add 127.0.0.1/32 dev lo"
+    ' && exec "$@"'
+)
+
+
+class Wrapper(Protocol):
+    def __call__(self, argv: Sequence[str]) -> list[str]: ...
+
+
+@pytest.fixture(scope="session")
+def only_127_0_0_1() -> Wrapper:
+    """``only_127_0_0_1(argv)``: ``argv`` to run where 127.0.0.1 is the only IPv4
+    loopback address (an unprivileged network namespace, ``unshare -rn``); the test is
+    skipped where such a namespace cannot be made."""
+
+    def wrap(argv: Sequence[str]) -> list[str]:
+        return ["unshare", "-rn", "sh", "-c", _ONLY_127_0_0_1, "sh", *argv]
+
+    probe = "from cs457p2p.net import can_bind as b; print(b('127.0.0.1'), b('127.0.0.2'))"
+    try:
+        r = subprocess.run(
+            wrap([sys.executable, "-c", probe]),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        pytest.skip("no unshare here")
+    if r.returncode != 0:
+        pytest.skip(f"no network namespace here (unshare -rn): {r.stderr.strip()[-200:]}")
+    assert r.stdout == "True False\n", r.stdout  # (the namespace is what it claims)
+    return wrap

@@ -230,6 +230,7 @@ def test_our_tracker_passes_every_check(start_tracker: TrackerFactory, run_cli: 
         "required": 10,
         "passed": 10,
         "failed": [],
+        "not_run": [],
         "line": f"tracker {t.address}: 10/10 required checks passed",
     }
     assert all(c["hint"] == "" and c["warning"] == "" for c in report["checks"])
@@ -419,6 +420,13 @@ def test_nothing_listening_is_one_line(run_cli: CliRunner, transport: str) -> No
     assert failed(report) == TRACKER_REQUIRED
     for name in TRACKER_REQUIRED[1:]:
         assert checks[name]["detail"] == "not run: nothing listens"
+    # the nine checks that could not run are counted apart from the one failure
+    assert report["summary"]["failed"] == ["register"]
+    assert report["summary"]["not_run"] == TRACKER_REQUIRED[1:]
+    rest = ", ".join(TRACKER_REQUIRED[1:])
+    assert report["summary"]["line"].endswith(
+        f"0/10 required checks passed (failed: register; 9 not run: {rest})"
+    )
 
 
 @pytest.mark.parametrize(
@@ -654,6 +662,44 @@ def test_report_shape() -> None:
     big = CheckResult("message", True, True, "x" * 10_000_000, {"message": "x" * 10_000_000})
     whole = Report("tracker", "h:1", "tcp", (big,), message="x" * 10_000_000)
     assert len(repr(whole)) < 200 and len(repr(big)) < 200  # (asyncio builds it in full)
+
+
+def test_checks_that_could_not_run_are_counted_apart_from_failures() -> None:
+    """A cascade row ("not run: ...") is not a failure of its own: the summary counts it
+    apart; it still keeps the report from passing."""
+    report = Report(
+        "tracker",
+        "h:1",
+        "tcp",
+        (
+            CheckResult("register", True, False, "REGISTER: no answer within 5 s"),
+            CheckResult("items", True, False, "not run: REGISTER gave no N"),
+            CheckResult("pickled", True, False, "not run: no answer to look at"),
+            CheckResult("garbage", True, False, "closed without answering"),
+            CheckResult("pipelining", False, False, "not run: REGISTER gave no N"),
+        ),
+    )
+    assert (report.failed, report.not_run) == (["register", "garbage"], ["items", "pickled"])
+    assert report.summary() == (
+        "tracker h:1: 0/4 required checks passed (failed: register, garbage; 2 not run:"
+        " items, pickled)"
+    )
+    summary = report.to_json()["summary"]
+    assert (summary["failed"], summary["not_run"]) == (
+        ["register", "garbage"],
+        ["items", "pickled"],
+    )
+    late = Report(
+        "tracker",
+        "h:1",
+        "tcp",
+        (
+            CheckResult("register", True, True, "N = 16"),
+            CheckResult("concurrent", True, False, "not run: the overall deadline of 1 s passed"),
+        ),
+    )
+    assert late.failed == [] and not late.ok and late.exit_code == 1
+    assert late.summary() == "tracker h:1: 1/2 required checks passed (1 not run: concurrent)"
 
 
 def test_check_tracker_api_in_a_thread() -> None:

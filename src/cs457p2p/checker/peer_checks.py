@@ -36,7 +36,7 @@ from ..core.wire2 import (
     as_pong,
     encode_message,
 )
-from ..net import free_port
+from ..net import free_port, loopback_hosts
 from .guard import Guard
 from .played_peer import PlayedPeer, PlayedTracker, message_of, send, shown
 from .report import CheckResult, Report, short, short_text
@@ -171,11 +171,13 @@ async def _run(
     target = " ".join(command)
     guard = Guard.install()
     tracker = PlayedTracker("127.0.0.1", tracker_port or 0, guard)
-    a = PlayedPeer("nbr-a", "127.0.0.2", guard=guard)
+    # (where 127.0.0.2 and .3 cannot be bound, as on macOS, A and B listen on 127.0.0.1)
+    a_host, b_host = loopback_hosts(("127.0.0.2", "127.0.0.3"))
+    a = PlayedPeer("nbr-a", a_host, guard=guard)
     words = _words(ITEMS)
     order = list(range(ITEMS))
     secrets.SystemRandom().shuffle(order)
-    b = PlayedPeer("nbr-b", "127.0.0.3", dict(enumerate(words)), guard)
+    b = PlayedPeer("nbr-b", b_host, dict(enumerate(words)), guard)
     try:
         await tracker.start()
     except OSError as e:

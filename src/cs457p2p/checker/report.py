@@ -28,6 +28,12 @@ class CheckResult:
     warning: str = ""
 
     @property
+    def not_run(self) -> bool:
+        """A check that could not run (a check before it failed, the deadline passed):
+        reported as failed when required, but counted apart from real failures."""
+        return not self.passed and self.detail.startswith("not run:")
+
+    @property
     def result(self) -> str:
         if not self.required:
             return "INFO"
@@ -90,11 +96,17 @@ class Report:
 
     @property
     def failed(self) -> list[str]:
-        return [c.name for c in self.required if not c.passed]
+        """The required checks that ran and failed."""
+        return [c.name for c in self.required if not c.passed and not c.not_run]
+
+    @property
+    def not_run(self) -> list[str]:
+        """The required checks that could not run (each counts as not passed)."""
+        return [c.name for c in self.required if c.not_run]
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return all(c.passed for c in self.required)
 
     @property
     def exit_code(self) -> int:
@@ -104,9 +116,10 @@ class Report:
         required = self.required
         passed = sum(c.passed for c in required)
         line = f"{self.kind} {self.target}: {passed}/{len(required)} required checks passed"
-        if self.failed:
-            line += f" (failed: {', '.join(self.failed)})"
-        return line
+        parts = [f"failed: {', '.join(self.failed)}"] if self.failed else []
+        if self.not_run:
+            parts.append(f"{len(self.not_run)} not run: {', '.join(self.not_run)}")
+        return f"{line} ({'; '.join(parts)})" if parts else line
 
     def table(self) -> str:
         """The checks as an aligned table (a failed check's hint on the line below it,
@@ -144,6 +157,7 @@ class Report:
                 "required": len(required),
                 "passed": sum(c.passed for c in required),
                 "failed": self.failed,
+                "not_run": self.not_run,
                 "line": self.summary(),
             },
             "message": self.message,

@@ -44,7 +44,7 @@ from ..core.wire2 import (
     UpdateNbr,
     encode_message,
 )
-from ..net import source_address
+from ..net import loopback_hosts, source_address
 from .guard import Guard
 from .links import ANSWER, UNREACHABLE
 from .played_peer import Heard, PlayedPeer, message_of, send, shown
@@ -108,8 +108,8 @@ def peer_hosts(host: str, port: int, count: int) -> list[str]:
         loopback = ipaddress.ip_address(host).is_loopback and ":" not in host
     except ValueError:
         loopback = host == "localhost"
-    if loopback:
-        return [f"127.0.0.{11 + k}" for k in range(count)]
+    if loopback:  # (127.0.0.1 for all, as for a remote tracker, where .11... cannot be bound)
+        return loopback_hosts([f"127.0.0.{11 + k}" for k in range(count)])
     return [source_address(host, port)] * count
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from .args import EXIT_USAGE, Parser, address_arg, fail, positive_float
+from .args import EXIT_USAGE, Parser, add_examples, address_arg, fail, positive_float
 from .sandboxing import add_sandbox_arguments, sandbox_policy
 
 if TYPE_CHECKING:
@@ -33,9 +33,42 @@ def _common(p: argparse.ArgumentParser, what: str, timeout: float, timeout_help:
     p.add_argument("--json", action="store_true", help="print one JSON object, not a table")
 
 
+TRACKER_EXAMPLES = (
+    ("the tracker on 127.0.0.1:7777 (7777 alone says the same)", "cs457p2p check tracker 7777"),
+    ("over UDP, as JSON", "cs457p2p check tracker 127.0.0.1:7777 --transport udp --json"),
+    (
+        "a Part 2 tracker, freshly started; wait up to 30 s for its PINGs",
+        "cs457p2p check tracker --part 2 127.0.0.1:7777 --wait 30",
+    ),
+)
+CLIENT_EXAMPLES = (
+    (
+        "a client that takes the tracker's host and port as arguments",
+        "cs457p2p check client -- python3 client.py {host} {port}",
+    ),
+    (
+        "one scenario, this project's client, over UDP",
+        "cs457p2p check client --transport udp --scenario udp-loss --"
+        " cs457p2p client --tracker {host}:{port} --transport {transport}",
+    ),
+)
+PEER_EXAMPLES = (
+    (
+        "a peer that takes the tracker's address, its handle and its port",
+        "cs457p2p check peer -- python3 peer.py {tracker_host} {tracker_port} {handle} {port}",
+    ),
+    (
+        "the course's sample peer: tracker on 127.0.0.1:7777, the rest on stdin",
+        "cs457p2p check peer --tracker-port 7777 --stdin '{handle}\\n{port}\\n{host}\\n'"
+        " -- python2 peer.py",
+    ),
+)
+
+
 def add_arguments(k: argparse.ArgumentParser) -> None:
     from ..checker.scenarios import CLIENT_SCENARIOS
 
+    add_examples(k, (TRACKER_EXAMPLES[0], CLIENT_EXAMPLES[0], PEER_EXAMPLES[0]))
     ksub = k.add_subparsers(dest="check_command", metavar="WHAT", parser_class=Parser)
     ksub.required = True
     kt = ksub.add_parser(
@@ -44,8 +77,14 @@ def add_arguments(k: argparse.ArgumentParser) -> None:
         description="Talk to the tracker at HOST:PORT as clients would and report each"
         " property of the protocol as a named check.",
     )
-    kt.add_argument("address", type=address_arg, metavar="HOST:PORT", help="the tracker")
+    kt.add_argument(
+        "address",
+        type=address_arg,
+        metavar="HOST:PORT",
+        help="the tracker (a bare PORT: 127.0.0.1:PORT)",
+    )
     _common(kt, "run the checks", 5.0, "longest wait for one answer")
+    add_examples(kt, TRACKER_EXAMPLES)
     kt.add_argument(
         "--deadline",
         type=positive_float,
@@ -88,6 +127,7 @@ def add_arguments(k: argparse.ArgumentParser) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common(kc, "the scenarios for a client", 20.0, "longest run of the client in one scenario")
+    add_examples(kc, CLIENT_EXAMPLES)
     kc.add_argument(
         "--scenario",
         action="append",
@@ -149,9 +189,12 @@ def add_arguments(k: argparse.ArgumentParser) -> None:
         help="after --: the peer to run, e.g. -- python3 peer.py {tracker_port} {port}",
     )
     kp.set_defaults(takes_command=True)
+    add_examples(kp, PEER_EXAMPLES)
 
 
 def _print_report(report: Report, as_json: bool) -> int:
+    if report.stopped and not as_json:  # (nothing could be checked: one line, not a table)
+        return fail(f"cs457p2p check {report.kind}", report.stopped)
     sys.stdout.write((report.json_text() if as_json else report.table()) + "\n")
     sys.stdout.flush()
     return report.exit_code

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .args import EXIT_USAGE, Parser, fail, positive_float, positive_int
+from .args import EXIT_USAGE, Parser, add_examples, fail, positive_float, positive_int
 from .sandboxing import add_sandbox_arguments, sandbox_policy
 
 if TYPE_CHECKING:
@@ -20,6 +20,34 @@ _EXAMPLES = {
     "client": "python3 client.py {host} {port}",
     "tracker": "python3 tracker.py {port}",
     "peer": "python3 peer.py {tracker_port} {port}",
+}
+
+
+#: Per kind: (what it does, the command line), for each --help.
+GRADE_EXAMPLES = {
+    "client": (
+        (
+            "every subfolder of submissions/ is a student; 4 graded at once",
+            "cs457p2p grade client submissions --command 'python3 client.py {host} {port}'"
+            " --jobs 4",
+        ),
+    ),
+    "tracker": (
+        (
+            "each student's tracker, started on a free port",
+            "cs457p2p grade tracker submissions --command 'python3 tracker.py {port}'",
+        ),
+        (
+            "Part 2 trackers (the ring)",
+            "cs457p2p grade tracker submissions --part 2 --command 'python3 tracker.py {port}'",
+        ),
+    ),
+    "peer": (
+        (
+            "each student's Part 2 peer",
+            "cs457p2p grade peer submissions --command 'python3 peer.py {tracker_port} {port}'",
+        ),
+    ),
 }
 
 
@@ -36,6 +64,7 @@ def _command_arg(text: str) -> list[str]:
 def add_arguments(g: argparse.ArgumentParser) -> None:
     gsub = g.add_subparsers(dest="grade_command", metavar="WHAT", parser_class=Parser)
     gsub.required = True
+    add_examples(g, [examples[0] for examples in GRADE_EXAMPLES.values()])
     for kind, timeout, timeout_help in (
         ("client", 20.0, "longest run of a client in one scenario"),
         ("tracker", 5.0, "longest wait for one answer of a tracker"),
@@ -50,6 +79,7 @@ def add_arguments(g: argparse.ArgumentParser) -> None:
             f" writes grades.csv, grades.json and each student's output (logs/) into the"
             f" report's folder.",
         )
+        add_examples(p, GRADE_EXAMPLES[kind])
         p.add_argument("submissions", type=Path, metavar="SUBMISSIONS")
         p.add_argument(
             "--command",
@@ -97,16 +127,17 @@ def add_arguments(g: argparse.ArgumentParser) -> None:
                 default="tcp",
                 help="grade over TCP or UDP (default: tcp; Part 2 is TCP only)",
             )
+        # (a client is Part 1 and a peer Part 2: their --part, a choice of one, is taken
+        # but not offered)
+        part = 2 if kind == "peer" else 1
         p.add_argument(
             "--part",
             type=int,
-            choices=(2,) if kind == "peer" else (1,) if kind == "client" else (1, 2),
-            default=2 if kind == "peer" else 1,
-            help="peer: Part 2 only"
-            if kind == "peer"
-            else "Part 1 only"
-            if kind == "client"
-            else "1: the Part 1 tracker (default); 2: the ring, as check tracker --part 2",
+            choices=(1, 2) if kind == "tracker" else (part,),
+            default=part,
+            help="1: the Part 1 tracker (default); 2: the ring, as check tracker --part 2"
+            if kind == "tracker"
+            else argparse.SUPPRESS,
         )
         if kind == "peer":
             p.add_argument(

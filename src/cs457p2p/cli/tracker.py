@@ -15,6 +15,7 @@ from ..core.addresses import format_address
 from .args import (
     EXIT_OK,
     EXIT_USAGE,
+    add_examples,
     address_arg,
     fail,
     port_arg,
@@ -47,9 +48,27 @@ def _delay(text: str) -> tuple[float, float]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+EXAMPLES = (
+    ("the built-in 16 items on localhost:7777, TCP and UDP", "cs457p2p tracker --port 7777"),
+    (
+        "your own message (word k is SEQNUM k) on a free port",
+        'cs457p2p tracker --port 0 --message "hello from the tracker"',
+    ),
+    (
+        "a database file, to other machines, with a live dashboard",
+        "cs457p2p tracker --host 0.0.0.0 --port 7777 --db words.txt --http 127.0.0.1:8080",
+    ),
+    (
+        "lose 20% of the UDP answers, the same ones every run",
+        "cs457p2p tracker --port 7777 --loss 0.2 --fault-seed 1",
+    ),
+)
+
+
 def add_arguments(t: argparse.ArgumentParser) -> None:
     from ..monitoring.reporting import LOG_FORMATS, LOG_LEVELS
 
+    add_examples(t, EXAMPLES)
     t.add_argument("--host", default="localhost", help="address to listen on (default: localhost)")
     t.add_argument(
         "--loop",
@@ -285,6 +304,17 @@ def _listening_line(host: str, port: int, items: int, faults: str) -> str:
     return f"listening on {format_address(host, port)} ({items} items{extra})\n"
 
 
+#: What a tracker says after its first line when a VALUE is not ASCII. (Its strings go
+#: out as unicode, which every Python 3 reader takes; as byte strings, the course's
+#: way, plain pickle.loads in Python 3 would refuse them: UnicodeDecodeError.)
+NON_ASCII_NOTE = (
+    "note: some VALUEs are not ASCII: a Python 2 client or peer gets them as unicode,"
+    " and printing them to a pipe or a file fails (UnicodeEncodeError) unless it prints"
+    " message.encode('utf-8') or runs with PYTHONIOENCODING=utf-8; Python 3 clients are"
+    " not affected\n"
+)
+
+
 class _StartError(Exception):
     """The tracker listens but something it was asked to start alongside cannot."""
 
@@ -347,6 +377,8 @@ async def _serve(tracker: Tracker, args: argparse.Namespace) -> None:
         sys.stderr.write(_listening_line(host, tracker.port, len(tracker.db), faults))
         if dashboard is not None:
             sys.stderr.write(f"dashboard on http://{format_address(http_host, http_port)}/\n")
+        if not tracker.db.ascii:
+            sys.stderr.write(NON_ASCII_NOTE)
         sys.stderr.flush()
         await stop.wait()
     finally:
@@ -402,6 +434,8 @@ def _serve_workers(db: Database, config: TrackerConfig, args: argparse.Namespace
     def ready() -> None:
         sys.stderr.write(line)
         sys.stderr.write(f"note: {RING_OFF}\n")
+        if not db.ascii:
+            sys.stderr.write(NON_ASCII_NOTE)
         sys.stderr.flush()
 
     def run(main: Coroutine[Any, Any, None]) -> None:
