@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CLI, TrackerFactory
+from conftest import CLI, TrackerFactory, with_share
 from cs457p2p.cli.main import COMMANDS, build_parser, parse
 from cs457p2p.net import free_port
 
@@ -145,7 +145,7 @@ def _env() -> dict[str, str]:
 def _argv(example: str, port: int) -> list[str]:
     """The example's argv, run as ``python -m cs457p2p``, ``port`` in place of 7777."""
     words = shlex.split(example.replace("7777", str(port)))
-    return [*CLI, *words[1:]]
+    return [*CLI, *with_share(words[1:])]
 
 
 def _until(proc: subprocess.Popen[str], stream: str, pattern: str) -> str:

@@ -28,7 +28,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-__all__ = ["isolated", "prepare", "unavailable"]
+__all__ = ["initial_root", "isolated", "prepare", "unavailable"]
 
 T = TypeVar("T")
 
@@ -48,6 +48,19 @@ def _unshare(flags: int) -> None:
     if libc.unshare(flags) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
+
+
+def initial_root() -> bool:
+    """Whether this process is root of the machine: uid 0 in the initial user namespace
+    (not the root of a user namespace, as under ``unshare -r``, who may not become
+    another user)."""
+    if os.geteuid() != 0:
+        return False
+    try:
+        with open("/proc/self/uid_map") as f:
+            return f.read().split() == ["0", "0", "4294967295"]
+    except OSError:
+        return True
 
 
 def prepare() -> str | None:

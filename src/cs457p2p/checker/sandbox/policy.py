@@ -104,7 +104,7 @@ def _probe(limits: SandboxLimits, uid_base: int) -> Support:
             False,
             f"no sandbox: bubblewrap is not installed (apt-get install bubblewrap); {fallback}",
         )
-    root = os.geteuid() == 0
+    root = netns.initial_root()
     tools = ("prlimit", "cp", "bash", *(["setpriv"] if root else []))
     missing = [t for t in tools if not shutil.which(t)]
     if missing:
@@ -114,7 +114,8 @@ def _probe(limits: SandboxLimits, uid_base: int) -> Support:
         return Support(False, f"no sandbox: {why}; {fallback}")
     kind = detect()
     cgroup = kind if isinstance(kind, CgroupKind) else None
-    who = f"uid {uid_base}+" if root else f"uid {os.getuid()} (in a user namespace)"
+    uid = 65534 if os.geteuid() == 0 else os.getuid()  # (root of a user namespace: 65534)
+    who = f"uid {uid_base}+" if root else f"uid {uid} (in a user namespace)"
     line = (
         f"sandbox: {_version(bwrap)}; own network, pid and mount namespaces; {who};"
         f" {limits.words(cgroup is not None)}"

@@ -110,7 +110,24 @@ def resolve(argv0: str, cwd: Path) -> tuple[str, list[str]]:
             return exe, [] if _under(prefix, _system_roots()) else [prefix]
     if _under(real, _system_roots()):
         return argv0, []
-    return real, [os.path.dirname(os.path.dirname(real))]
+    binds = [os.path.dirname(os.path.dirname(real))]
+    interpreter = _shebang(real)  # (a script: a venv's console script names its python)
+    if interpreter is not None and not _under(interpreter, _system_roots()):
+        binds += [os.path.dirname(os.path.dirname(interpreter)), *resolve(interpreter, cwd)[1]]
+    return real, list(dict.fromkeys(binds))
+
+
+def _shebang(path: str) -> str | None:
+    """The interpreter a script's ``#!`` line names by absolute path, or None."""
+    try:
+        with open(path, "rb") as f:
+            first = f.readline(512)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    words = first[2:].decode("utf-8", "replace").split()
+    return words[0] if words and words[0].startswith("/") else None
 
 
 def system_folder(folder: Path) -> str | None:
@@ -210,6 +227,8 @@ def bwrap_command(
     out = [bwrap, *BWRAP_FLAGS]
     if not root:
         out += ["--unshare-user", "--disable-userns"]
+        if os.geteuid() == 0:  # (root of a user namespace only: the program is not)
+            out += ["--uid", "65534", "--gid", "65534"]
     out += system_view()
     out += ["--perms", "1777", "--size", str(limits.tmp), "--tmpfs", TMP]
     if copy:
