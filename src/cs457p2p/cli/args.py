@@ -6,9 +6,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from ..core.addresses import parse_address, parse_port
+
+if TYPE_CHECKING:
+    from ..core.database import Database
 
 __all__ = [
     "BARE_PORT_HOST",
@@ -20,6 +23,7 @@ __all__ = [
     "add_examples",
     "address_arg",
     "fail",
+    "load_db",
     "number",
     "port_arg",
     "positive_float",
@@ -123,3 +127,15 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
     return value
+
+
+def load_db(args: argparse.Namespace) -> Database:
+    """The database ``--db FILE`` or ``--message TEXT`` names (else the built-in one),
+    stored in the order ``--shuffle-seed`` makes. Raises DatabaseError."""
+    from ..core.database import Database
+
+    if args.db is not None:
+        return Database.from_file(args.db, args.shuffle_seed)
+    if args.message is not None:
+        return Database.from_message(args.message, args.shuffle_seed)
+    return Database.default(args.shuffle_seed)

@@ -18,6 +18,7 @@ from .args import (
     add_examples,
     address_arg,
     fail,
+    load_db,
     port_arg,
     positive_float,
     positive_int,
@@ -70,6 +71,12 @@ def add_arguments(t: argparse.ArgumentParser) -> None:
 
     add_examples(t, EXAMPLES)
     t.add_argument("--host", default="localhost", help="address to listen on (default: localhost)")
+    t.add_argument(
+        "--course",
+        action="store_true",
+        help="serve as the course's own trackers do (tracker-p1.py, p2p-tracker.py): one"
+        " connection at a time, Python 2's pickles, the course's databases; never dies",
+    )
     t.add_argument(
         "--loop",
         choices=("auto", "asyncio", "uvloop"),
@@ -288,16 +295,6 @@ def run_loop(main: Coroutine[Any, Any, T], loop: str = "auto") -> T:
 # ---------------------------------------------------------------------- the process
 
 
-def _load_db(args: argparse.Namespace) -> Database:
-    from ..core.database import Database
-
-    if args.db is not None:
-        return Database.from_file(args.db, args.shuffle_seed)
-    if args.message is not None:
-        return Database.from_message(args.message, args.shuffle_seed)
-    return Database.default(args.shuffle_seed)
-
-
 def _listening_line(host: str, port: int, items: int, faults: str) -> str:
     """The one line a tracker prints once it serves (tests and scripts wait for it)."""
     extra = f"; faults: {faults}" if faults else ""
@@ -455,6 +452,10 @@ def run(args: argparse.Namespace) -> int:
     from ..tracker.workers import WorkersUnavailable
 
     prog = "cs457p2p tracker"
+    if args.course:
+        from .course import run_course
+
+        return run_course(args)
     try:
         _check_workers(args)
     except (ValueError, WorkersUnavailable, LoopUnavailable) as e:
@@ -470,7 +471,7 @@ def run(args: argparse.Namespace) -> int:
                 EXIT_USAGE,
             )
     try:
-        db = _load_db(args)
+        db = load_db(args)
     except DatabaseError as e:
         return fail(prog, str(e), EXIT_USAGE)
     try:
