@@ -22,9 +22,9 @@ import pytest
 from conftest import CliRunner, TrackerFactory
 from cs457p2p.checker import tracker_checks
 from cs457p2p.checker.client_checks import secret_words
-from cs457p2p.checker.refstyle import ReferenceStyleTracker
 from cs457p2p.checker.report import CheckResult, Report
 from cs457p2p.checker.runner import substitute
+from cs457p2p.core.course_model import p1_answer
 from cs457p2p.core.database import Database
 from cs457p2p.core.decoder import decode
 from cs457p2p.core.py2 import protocol0_count, protocol0_item
@@ -61,7 +61,7 @@ TCP_SCENARIOS = [
     "reference-db",
     "empty-db",
     "large-db",
-    "closes-after-answer",
+    "course-tracker",
     "chunked-answers",
     "delayed-answers",
 ]
@@ -480,10 +480,10 @@ def test_a_client_that_orders_by_position_fails(
     code, report = run_json(
         run_cli,
         "client", "--json", "--scenario", "reference-db", "--scenario", "empty-db",
-        "--scenario", "closes-after-answer", "--", *student_client, "by-position",
+        "--scenario", "course-tracker", "--", *student_client, "by-position",
     )  # fmt: skip
     assert code == 1
-    assert failed(report) == ["reference-db", "closes-after-answer"]
+    assert failed(report) == ["reference-db", "course-tracker"]
     for name in failed(report):
         assert "position order, not in SEQNUM order" in by_name(report)[name]["detail"]
 
@@ -621,19 +621,19 @@ def test_secret_words_are_fresh() -> None:
     assert secret_words(random.Random(1), 16) == secret_words(random.Random(1), 16)
 
 
-def test_reference_style_tracker_speaks_protocol_0() -> None:
+def test_the_course_tracker_speaks_protocol_0() -> None:
     assert protocol0_count(16) == b"I16\n."
     assert protocol0_item(12, "of") == b"(I12\nS'of'\np0\ntp1\n."
     assert protocol0_item(1, "it's") == dumps_p0((1, "it's"))
     assert protocol0_item(2, "a\\b\n\u00e9") == dumps_p0((2, "a\\b\n\u00e9"))
     assert decode(protocol0_item(2, "a\\b\n\u00e9")) == (2, "a\\b\n\u00e9")
     db = Database.from_pairs([(1, "b"), (0, "a")], "test", shuffle_seed=None)
-    t = ReferenceStyleTracker(db)
-    assert t.answer(REGISTER) == b"I2\n."
-    assert t.answer(b"\x80\x02K\x00.") == dumps_p0(db.items[0])
-    assert t.answer(b"I1\n.trailing") == dumps_p0(db.items[1])  # as pickle.loads reads it
-    for bad in (b"0", b"\x80\x02K\x02.", b"I-1\n.", b"REGISTER\n", b"", b"cos\nsystem\n."):
-        assert t.answer(bad) == BAD_REQUEST_P0
+    assert p1_answer(REGISTER, db.items).reply == b"I2\n."
+    assert p1_answer(b"\x80\x02K\x00.", db.items).reply == dumps_p0(db.items[0])
+    trailing = p1_answer(b"I1\n.trailing", db.items)  # as pickle.loads reads it
+    assert trailing.reply == dumps_p0(db.items[1])
+    for bad in (b"0", b"\x80\x02K\x02.", b"I-3\n.", b"REGISTER\n", b"", b"cos\nsystem\n."):
+        assert p1_answer(bad, db.items).reply == BAD_REQUEST_P0
 
 
 def test_report_shape() -> None:

@@ -9,7 +9,6 @@ import asyncio
 import dataclasses
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +16,13 @@ from ..core.connection_rules import request_count
 from ..core.database import Database
 from ..core.requests import Request
 from ..tracker.server import Address, Tracker, TrackerConfig
+from .course_client import Place, course_run
 from .guard import Guard
 from .hints import client_hint
-from .refstyle import ReferenceStyleTracker
+from .judges.hw08 import judge
+from .judges.transcript import ProgramRun
 from .report import CheckResult, Report, plural, short, short_text
-from .runner import CommandError, run_command, substitute
+from .runner import CommandError, CommandRun, run_command, substitute
 from .sandbox import Jail, SandboxPolicy, contained
 from .scenarios import Scenario, scenarios_for
 
@@ -81,15 +82,6 @@ def _last_line(text: str) -> str:
     return short_text(lines[-1].strip(), 120) if lines else ""
 
 
-@dataclass(frozen=True)
-class _Place:
-    """Where a client runs: its working folder, and the file that keeps its output."""
-
-    cwd: Path | None = None
-    log: Path | None = None
-    jail: Jail | None = None
-
-
 class _Tally:
     """Counts what a client sent to one of our trackers (its ``observer``)."""
 
@@ -115,36 +107,38 @@ async def _run_scenario(
     transport: str,
     timeout: float,
     rng: random.Random,
-    place: _Place,
+    place: Place,
 ) -> CheckResult:
     message = " ".join(secret_words(rng, scenario.items))
     db = Database.from_message(message, shuffle_seed=rng.randrange(1 << 32))
     fault_seed = rng.randrange(1 << 32)
-    server: Tracker | ReferenceStyleTracker
-    tally = _Tally()
-    if scenario.reference_style:
-        server = ReferenceStyleTracker(db, timeout=timeout)
+    course_problem: CheckResult | None = None
+    run: CommandRun | ProgramRun
+    if scenario.course:
+        t = await course_run(scenario.name, command, db.items, timeout, place)
+        run, port = t.run, int(t.address.rsplit(":", 1)[1])
+        connections = len(t.connections)
+        requests = sum(1 for c in t.connections if c.data)
+        problems = [judge(n, t) for n in ("register", "pickled", "one-at-a-time")]
+        course_problem = next((p for p in problems if not p.passed), None)
     else:
+        tally = _Tally()
         faults = dataclasses.replace(scenario.faults, seed=fault_seed)
         config = TrackerConfig(host="127.0.0.1", port=0, faults=faults, drain_timeout=1.0)
         server = Tracker(db, config)
         server.observer = tally
-    await server.start()
-    port = server.port
-    try:
-        argv = substitute(command, {"host": "127.0.0.1", "port": port, "transport": transport})
-        if place.log is not None:
-            with place.log.open("a", encoding="utf-8") as f:
-                f.write(f"\n== scenario {scenario.name} ({scenario.items:,} items)\n")
-        run = await run_command(argv, timeout, cwd=place.cwd, log=place.log, jail=place.jail)
-    finally:
-        await server.close()
-    if isinstance(server, ReferenceStyleTracker):
-        connections, requests = server.connections, server.requests
-        sent_ascii = server.ascii_requests > 0
-    else:
+        await server.start()
+        port = server.port
+        try:
+            argv = substitute(command, {"host": "127.0.0.1", "port": port, "transport": transport})
+            if place.log is not None:
+                with place.log.open("a", encoding="utf-8") as f:
+                    f.write(f"\n== scenario {scenario.name} ({scenario.items:,} items)\n")
+            run = await run_command(argv, timeout, cwd=place.cwd, log=place.log, jail=place.jail)
+        finally:
+            await server.close()
         connections = server.accepted + server.datagrams
-        requests, sent_ascii = tally.requests, False
+        requests = tally.requests
     found = message in run.stdout
     data: dict[str, Any] = {
         "items": scenario.items,
@@ -210,16 +204,14 @@ async def _run_scenario(
         detail += f"; {_diagnose(run.stdout, db, message)}"
     if stderr:
         detail += f"; stderr: {stderr}"
+    if course_problem is not None and connections:
+        detail += f"; {course_problem.detail.split(': ', 1)[-1]}"
     result = CheckResult(scenario.name, True, False, detail, data)
     if run.limit:
         return result.with_hint(LIMIT_HINT)
-    hint = client_hint(
-        scenario.name,
-        detail,
-        sent_ascii=sent_ascii,
-        requests=requests,
-        needed=scenario.items + 1,
-    )
+    if course_problem is not None and connections:
+        return result.with_hint(course_problem.hint)
+    hint = client_hint(scenario.name, detail, requests=requests, needed=scenario.items + 1)
     return result.with_hint(hint)
 
 
@@ -255,7 +247,7 @@ async def run_client_checks(
 
     async def body(jail: Jail | None) -> list[CheckResult]:
         guard = Guard.install()
-        place = _Place(cwd, log, jail)
+        place = Place(cwd, log, jail)
         done = [await _run_scenario(s, command, transport, timeout, rng, place) for s in chosen]
         load = guard.result()
         return [*done, load] if load else done

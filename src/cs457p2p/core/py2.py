@@ -146,7 +146,7 @@ PY2_MAX = 1024
 
 
 def loads_py2(data: bytes, max_size: int = PY2_MAX) -> Py2Read:
-    """What Python 2's ``pickle.loads(data)`` gives (bytes after the pickle's STOP are
+    """What Python 2's ``pickle.loads`` makes of ``data`` (bytes after the pickle's STOP are
     ignored, as there). Strings it would hold as ``unicode`` are :class:`Py2Unicode`."""
     if not data:
         return Py2Read(False, error="EOFError: nothing to unpickle")

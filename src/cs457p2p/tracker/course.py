@@ -8,8 +8,9 @@ are :mod:`cs457p2p.core.course_model`'s.
 
 Unlike the course's programs it reads with the restricted decoder, never runs a
 pickle's code and never stops serving: where the course's would have crashed or run
-code, it says so on its log (and in the :class:`Exchange`) and goes on. Everything it
-saw is kept in :attr:`CourseTracker.exchanges` (bounded), for the checker's judges.
+code, it says so on its log (and in the :class:`Exchange`) and goes on. Every connection
+is kept in :attr:`CourseTracker.exchanges` as it comes (bounded), served or still
+waiting, for the checker's judges.
 """
 
 from __future__ import annotations
@@ -127,6 +128,10 @@ class CourseTracker:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         ex = Exchange(str(peer[0]) if peer else "", asyncio.get_running_loop().time())
+        if len(self.exchanges) < MAX_EXCHANGES:  # (in the order they came, served or not)
+            self.exchanges.append(ex)
+        else:
+            self.dropped += 1
         self._queue.put_nowait((ex, reader, writer))
 
     async def _serve(self) -> None:
@@ -140,10 +145,6 @@ class CourseTracker:
                 pass
             finally:
                 writer.close()
-            if len(self.exchanges) < MAX_EXCHANGES:
-                self.exchanges.append(ex)
-            else:
-                self.dropped += 1
 
     async def _one(
         self, ex: Exchange, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
