@@ -6,6 +6,7 @@ sample peer prints its dict) all count, the form said."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -58,7 +59,8 @@ def printed_in_order(stdout: str, values: Sequence[str]) -> Printed:
     words = " ".join(lines).split()
     if sorted(words) == sorted(" ".join(values).split()):
         return Printed("", "printed every VALUE, but not in SEQNUM order")
-    missing = [v for v in values if v not in stdout]
+    missing = Counter(" ".join(values).split()) - Counter(words)
     if missing:
-        return Printed("", f"{len(missing)} of the {len(values)} VALUEs are not on stdout")
+        count = sum(missing.values())
+        return Printed("", f"{count} of the {len(values)} VALUEs are not on stdout")
     return Printed("", "printed every VALUE, but not in their order")
