@@ -3,11 +3,12 @@ every tracker test; here what no other test shows alone)."""
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 
 import pytest
 
-from cs457p2p.net import describe_os_error, listening_ports
+from cs457p2p.net import describe_os_error, host_addresses, listening_ports
 
 
 def test_listening_ports_sees_a_listener_without_connecting() -> None:
@@ -46,3 +47,17 @@ def test_listening_ports_sees_ipv6_listeners() -> None:
 def test_describe_os_error_is_one_line() -> None:
     e = ConnectionRefusedError(111, "Connection refused")
     assert describe_os_error(e) == "connection refused"
+
+
+def test_host_addresses_are_addresses_of_this_host() -> None:
+    """Each address found is one a socket here can bind (it is this host's), and none
+    is loopback: the address other machines would use. (None at all on a machine with
+    no route; then the dashboard says so.)"""
+    found = host_addresses()
+    assert len(found) <= 2
+    for text in found:
+        ip = ipaddress.ip_address(text)
+        assert not ip.is_loopback and not ip.is_unspecified
+        family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.bind((text, 0))  # (OSError if it were not an address of this host)
