@@ -280,8 +280,8 @@ def test_each_refusal_is_told_with_why_in_words() -> None:
             "said 'nobody' holds 1 items, but no peer of that name is in the ring",
         ),
         ("127.0.0.5", "", "sent 'HELLO', a message the tracker does not know"),
-        ("127.0.0.5", "", "sent REGISTER with 1 fields: it takes 2"),
-        ("127.0.0.5", "", "sent REGISTER with fields that are not (text, int)"),
+        ("127.0.0.5", "", "sent 'REGISTER' with 1 field: it takes 2"),
+        ("127.0.0.5", "", "sent 'REGISTER' with fields that are not (text, int)"),
         ("127.0.0.5", "", "sent 'UPDATE_NBR', which the tracker does not take"),
     ]
     assert ring.counters.refused == len(refused)

@@ -451,8 +451,9 @@ def bad_message_words(reason: str) -> str:
         return f"sent {reason[16:]}, a message the tracker does not know"
     m = _FIELDS.fullmatch(reason)
     if m:
-        return f"sent {m[1]} with {m[2]} fields: it takes {m[3]}"
+        fields = "1 field" if m[2] == "1" else f"{m[2]} fields"
+        return f"sent {_quote(m[1])} with {fields}: it takes {m[3]}"
     m = _TYPES.fullmatch(reason)
     if m:
-        return f"sent {m[1]} with fields that are not {m[2]}"
+        return f"sent {_quote(m[1])} with fields that are not {m[2]}"
     return f"sent a message the tracker cannot read ({reason})"
