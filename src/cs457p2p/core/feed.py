@@ -41,7 +41,8 @@ class FeedEntry:
     """One line of the feed. ``kind``: ``register``, ``finished``, ``refused``,
     ``refused_connections``, ``join``, ``refresh``, ``prune`` or ``peer_finished``;
     ``who``: a client's address or a peer's handle; ``count``: how many times it
-    happened in a row (the last at ``time``)."""
+    happened (a repeat among the newest :data:`COALESCE` entries counts here; the last
+    at ``time``)."""
 
     id: int
     time: float
