@@ -76,7 +76,7 @@ PEER_EXAMPLES = (
 
 
 def add_arguments(k: argparse.ArgumentParser) -> None:
-    from ..checker.profiles import CLIENT_ASSIGNMENTS
+    from ..checker.profiles import CLIENT_ASSIGNMENTS, PEER_ASSIGNMENTS, TRACKER_ASSIGNMENTS
     from ..checker.scenarios import CLIENT_SCENARIOS
 
     add_examples(k, (TRACKER_EXAMPLES[0], CLIENT_EXAMPLES[0], PEER_EXAMPLES[0]))
@@ -119,6 +119,7 @@ def add_arguments(k: argparse.ArgumentParser) -> None:
         help="--part 2: how long to wait for a PING and for a dead peer to be pruned;"
         " 0 skips both (default: 30; the course's tracker pings every 20 s)",
     )
+    add_assignment(kt, TRACKER_ASSIGNMENTS, "the tracker (--part 2)")
     kc = ksub.add_parser(
         "client",
         help="run a client against trackers started here",
@@ -199,6 +200,7 @@ def add_arguments(k: argparse.ArgumentParser) -> None:
         help="the played tracker's port on 127.0.0.1 (default: a free one), for a peer"
         " with the tracker's address written in (the course's: 7777)",
     )
+    add_assignment(kp, PEER_ASSIGNMENTS, "the peer")
     add_sandbox_arguments(kp)
     kp.add_argument(
         "program",
@@ -236,6 +238,8 @@ def run(args: argparse.Namespace) -> int:
         host, port = args.address
         if port == 0:
             return fail(prog, "port 0 is not a tracker's port", EXIT_USAGE)
+        if args.assignment and args.part != 2:
+            return fail(prog, f"--assignment {args.assignment} is for --part 2", EXIT_USAGE)
         if args.part == 2:
             from ..checker.ring_tracker_checks import run_ring_tracker_checks
 
@@ -244,7 +248,13 @@ def run(args: argparse.Namespace) -> int:
             if args.wait < 0:
                 return fail(prog, "--wait: must be 0 or more seconds", EXIT_USAGE)
             report = asyncio.run(
-                run_ring_tracker_checks(host, port, timeout=args.timeout, wait=args.wait)
+                run_ring_tracker_checks(
+                    host,
+                    port,
+                    timeout=args.timeout,
+                    wait=args.wait,
+                    assignment=args.assignment or "",
+                )
             )
             return _print_report(report, args.json)
         report = asyncio.run(
@@ -317,6 +327,7 @@ def _check_peer(args: argparse.Namespace) -> int:
                 stdin=args.stdin,
                 tracker_port=args.tracker_port,
                 sandbox=policy,
+                assignment=args.assignment or "",
             )
         )
     except CommandError as e:

@@ -50,8 +50,8 @@ HW08_HINTS = {
 }
 
 
-def _fail(name: str, detail: str, hint: str = "") -> CheckResult:
-    return CheckResult(name, True, False, detail, hint=hint or HW08_HINTS[name])
+def _fail(name: str, detail: str, hint: str = "", **data: object) -> CheckResult:
+    return CheckResult(name, True, False, detail, dict(data), hint=hint or HW08_HINTS[name])
 
 
 def _pass(name: str, detail: str, warning: str = "") -> CheckResult:

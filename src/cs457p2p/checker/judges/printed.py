@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 __all__ = ["Printed", "printed_in_order"]
 
+#: A printed dict or list (or tuple) within a line, innermost brackets first.
+_CONTAINER = re.compile(r"\{[^{}]*\}|\[[^\[\]]*\]|\([^()]*\)")
 #: A printed dict's or list's entries: ``0: 'Now'``, ``'Now'``, ``u'Now'``, ``"it's"``.
 _ENTRY = re.compile(r"""(?:(\d+)\s*:\s*)?u?(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")""")
 
@@ -50,10 +52,11 @@ def printed_in_order(stdout: str, values: Sequence[str]) -> Printed:
             if lines[k : k + len(values)] == list(values):
                 return Printed("one per line")
     for line in reversed(lines):
-        if line[:1] in "[({" and line[-1:] in "])}":
-            found = _values_of_container(line)
+        for container in reversed(_CONTAINER.findall(line)):
+            found = _values_of_container(container)
             if found == list(values):
-                return Printed("a dict, in key order" if ":" in line else "a list, in order")
+                kind = "a dict, in key order" if ":" in container else "a list, in order"
+                return Printed(kind)
             if found and sorted(found) == sorted(values):
                 return Printed("", "printed every VALUE in a container, not in SEQNUM order")
     words = " ".join(lines).split()
