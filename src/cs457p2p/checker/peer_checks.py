@@ -107,8 +107,8 @@ QUERY_WAIT = 10.0
 GARBAGE = b"\xff\xfe this is not a pickle\r\n"
 
 
-def _fail(name: str, detail: str) -> CheckResult:
-    return CheckResult(name, True, False, detail, hint=HINTS[name])
+def _fail(name: str, detail: str, hint: str = "") -> CheckResult:
+    return CheckResult(name, True, False, detail, hint=hint or HINTS[name])
 
 
 def _pass(name: str, detail: str, warning: str = "") -> CheckResult:
@@ -214,7 +214,7 @@ async def run_peer_checks(
         return await _run(command, timeout, stdin, port, cwd, log, jail, hw09)
 
     report, line = await contained(sandbox, cwd, body, slot)
-    return dataclasses.replace(report, sandbox=line)
+    return dataclasses.replace(report, sandbox=line, assignment=assignment)
 
 
 async def _run(
@@ -444,8 +444,15 @@ async def _checks(
     form = printed_in_order(out, words)
     if hw09 and form.ok:
         checks.append(_pass("collects", f"printed the items in order: {form.form}"))
-    elif hw09 and out.strip() and not all(w in out for w in words):
-        checks.append(_fail("collects", f"{form.why} (within {timeout:g} s)"))
+    elif hw09 and out.strip():
+        order = "not in SEQNUM order" in form.why
+        hint = (
+            "print the items in SEQNUM order (for k in range(N): DB[k]); a dict prints in"
+            " the order its keys were added under Python 3"
+            if order
+            else HINTS["collects"]
+        )
+        checks.append(_fail("collects", f"{form.why} (within {timeout:g} s)", hint))
     elif message in out:
         checks.append(_pass("collects", f"printed the message ({len(words)} items)"))
     elif all(w in out for w in words):
