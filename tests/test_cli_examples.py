@@ -233,4 +233,4 @@ def test_every_example_runs(example: str, tmp_path: Path, start_tracker: Tracker
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     if words[1] == "grade":
-        assert re.search(r"^graded 1 students: 1 passed; ", r.stdout, re.M), r.stdout
+        assert re.search(r"^graded 1 student: 1 passed; ", r.stdout, re.M), r.stdout

@@ -57,14 +57,23 @@ def _submission(root: Path, student: str, file: str, source: str | Path | None) 
 
 
 def _rows(stdout: str) -> dict[str, list[str]]:
-    """The table's rows by student: [outcome, passed/required, failed or detail]."""
+    """The table's rows by student: [outcome, passed/required, failed or detail] (the
+    score column, one point per required check here, is checked apart: :func:`_scores`)."""
     rows: dict[str, list[str]] = {}
     for line in stdout.splitlines()[1:-1]:
         if line.startswith(" "):
             continue  # a hint
-        parts = re.split(r"  +", line.strip(), maxsplit=3)
-        rows[parts[0]] = parts[1:]
+        parts = re.split(r"  +", line.strip(), maxsplit=4)
+        rows[parts[0]] = [*parts[1:3], *parts[4:]]
     return rows
+
+
+def _scores(stdout: str) -> dict[str, str]:
+    return {
+        parts[0]: parts[3]
+        for line in stdout.splitlines()[1:-1]
+        if not line.startswith(" ") and len(parts := re.split(r"  +", line.strip())) > 3
+    }
 
 
 def _alive(pid: int) -> bool:
@@ -104,8 +113,10 @@ def test_grade_client_end_to_end(run_cli: CliRunner, tmp_path: Path) -> None:
     rows = _rows(r.stdout)
     assert sorted(rows) == ["alice", "bob", "carol", "dave", "erin", "frank"]
     assert rows["alice"][:2] == ["passed", "3/3"]
+    assert _scores(r.stdout)["alice"] == "3/3" and _scores(r.stdout)["bob"] == "2/3"
     assert rows["bob"] == ["crashed", "2/3", "chunked-answers"]
-    assert rows["carol"] == ["missing", "0/3", "client.py is not in the folder carol"]
+    carol = "no client.py in the folder carol: it holds Client.py"
+    assert rows["carol"] == ["missing", "0/3", carol]
     assert rows["dave"][:2] == ["hung", "0/3"]
     assert rows["erin"][:2] == ["failed", "0/3"]
     assert rows["frank"][:2] == ["crashed", "0/3"]
@@ -190,7 +201,8 @@ def test_grade_tracker_end_to_end(run_cli: CliRunner, tmp_path: Path) -> None:
     rows = _rows(r.stdout)
     assert rows["alice"][:2] == ["passed", "10/10"]
     assert rows["bob"][:3] == ["crashed", "9/10", "garbage"]
-    assert rows["carol"] == ["missing", "0/10", "tracker.py is not in the folder carol"]
+    carol = "no tracker.py in the folder carol: it holds other.py"
+    assert rows["carol"] == ["missing", "0/10", carol]
     assert rows["dave"][0] == "not-listening"
     assert re.fullmatch(r"never listened on port \d+ within 3 s", rows["dave"][2])
     assert rows["erin"][:2] == ["failed", "0/10"]
@@ -302,7 +314,8 @@ def test_grade_part_2_trackers(run_cli: CliRunner, tmp_path: Path) -> None:
     rows = _rows(r.stdout)
     assert rows["alice"][:2] == ["passed", "9/9"]
     assert rows["bob"] == ["failed", "8/9", "garbage"]
-    assert rows["carol"] == ["missing", "0/9", "tracker.py is not in the folder carol"]
+    carol = "no tracker.py in the folder carol: the folder is empty"
+    assert rows["carol"] == ["missing", "0/9", carol]
     report = subs / "grading-report" / "tracker-part2"
     data = json.loads((report / "grades.json").read_text())
     assert data["part"] == 2 and data["kind"] == "tracker"

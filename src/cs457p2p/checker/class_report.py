@@ -11,10 +11,14 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .grade import OUTCOMES, Grade, GradeOptions, log_of
 
-__all__ = ["FIELDS", "ClassReport", "csv_text", "json_text"]
+__all__ = ["FIELDS", "MARKER", "ClassReport", "csv_text", "json_text", "mark_report"]
+
+#: A file in every report folder: a later run never takes that folder for a student.
+MARKER = ".cs457p2p-report"
 
 FIELDS = (
     "student",
@@ -27,29 +31,45 @@ FIELDS = (
     "warnings",
     "log",
     "sandbox",
+    "python",
+    "score",
+    "max_score",
 )
 
 
-def csv_text(grades: Sequence[Grade]) -> str:
+def mark_report(folder: Path) -> None:
+    """Mark ``folder`` as a report's (see :data:`MARKER`)."""
+    (folder / MARKER).write_text("grades of cs457p2p grade: not a student's folder\n")
+
+
+Row = dict[str, Any]  # one student's grade as grades.json holds it
+
+
+def csv_text(rows: Sequence[Row]) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
-    for g in grades:
-        writer.writerow(g.row())
+    for row in rows:
+        flat = dict(row)
+        for key in ("failed", "warnings"):  # (lists in the JSON, text in the CSV)
+            if isinstance(flat.get(key), list):
+                flat[key] = (" " if key == "failed" else " | ").join(flat[key])
+        writer.writerow(flat)
     return out.getvalue()
 
 
-def json_text(grades: Sequence[Grade], opts: GradeOptions) -> str:
-    counts = {k: sum(g.outcome == k for g in grades) for k in OUTCOMES}
+def json_text(rows: Sequence[Row], opts: GradeOptions) -> str:
+    counts = {k: sum(r["outcome"] == k for r in rows) for k in OUTCOMES}
     return json.dumps(
         {
             "kind": opts.kind,
             "part": 2 if opts.kind == "peer" else opts.part,
+            "assignment": opts.assignment,
             "command": " ".join(opts.command),
             "transport": opts.transport,
-            "students": len(grades),
+            "students": len(rows),
             "outcomes": {k: v for k, v in counts.items() if v},
-            "grades": [g.to_json() for g in grades],
+            "grades": list(rows),
         },
         indent=2,
         ensure_ascii=False,
@@ -74,10 +94,33 @@ class ClassReport:
         self.json_path = json_path
         self.grades: dict[str, Grade] = {}
         self.students = list(students)
+        #: rows of an earlier run kept as they were (``--only`` grades the others)
+        self.earlier: dict[str, Row] = {}
 
-    def rows(self) -> list[Grade]:
-        """Every student's grade, in order; ``not-graded`` for those not graded yet."""
-        return [self.grades.get(s) or self._not_graded(s) for s in self.students]
+    def keep_earlier(self) -> None:
+        """Keep the earlier run's rows (from its JSON) for students not graded now."""
+        try:
+            data = json.loads(self.json_path.read_text(encoding="utf-8"))
+            rows = data["grades"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        for row in rows if isinstance(rows, list) else []:
+            if isinstance(row, dict) and isinstance(row.get("student"), str):
+                self.earlier[row["student"]] = row
+
+    def rows(self) -> list[Row]:
+        """Every student's row, in order: graded now, else as an earlier run left it,
+        else ``not-graded``."""
+        out = []
+        for s in self.students:
+            grade = self.grades.get(s)
+            if grade is not None:
+                out.append(grade.to_json())
+            elif s in self.earlier:
+                out.append(self.earlier[s])
+            else:
+                out.append(self._not_graded(s).to_json())
+        return out
 
     def _not_graded(self, student: str) -> Grade:
         return Grade(

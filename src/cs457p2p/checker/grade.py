@@ -16,6 +16,7 @@ command that cannot start and a crash are told apart from failed checks.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,15 +27,17 @@ from ..core.wire2 import Echo, encode_message
 from ..net import free_port, listening_ports
 from .assignments import run_hw08
 from .client_checks import run_client_checks
+from .interpreters import PLACEHOLDER, Interpreters, choose
 from .judges.hw08 import HW08_REQUIRED
 from .peer_checks import HW09_REQUIRED, run_peer_checks
 from .peer_checks import REQUIRED as PEER_REQUIRED
 from .report import Report, one_line, short_text
 from .ring_tracker_checks import P2_INFO, run_ring_tracker_checks
 from .ring_tracker_checks import REQUIRED as RING_REQUIRED
+from .rubric import Rubric, default_rubric
 from .runner import CommandError, Program, substitute
 from .sandbox import Jail, SandboxPolicy, contained
-from .scenarios import scenarios_for
+from .scenarios import CLIENT_SCENARIOS, scenarios_for
 from .tracker_checks import REQUIRED as TRACKER_REQUIRED
 from .tracker_checks import run_tracker_checks
 
@@ -44,9 +47,11 @@ __all__ = [
     "Grade",
     "GradeError",
     "GradeOptions",
+    "all_checks",
     "grade_all",
     "log_of",
     "named_files",
+    "required_checks",
     "students_in",
 ]
 
@@ -99,6 +104,10 @@ class GradeOptions:
     sandbox: SandboxPolicy = field(default_factory=SandboxPolicy)
     #: the course's assignment judged (``hw08``, ``hw09``, ``p2``), or "" for our checks
     assignment: str = ""
+    #: where ``{python}`` is in the command: the Python 2.7 and 3 to choose from
+    interpreters: Interpreters | None = None
+    #: the points per check (None: one per required check)
+    rubric: Rubric | None = None
 
 
 @dataclass
@@ -118,6 +127,11 @@ class Grade:
     warnings: list[str] = field(default_factory=list)
     #: how the student's programs were contained (one line)
     sandbox: str = ""
+    #: which Python ran them, and why (``{python}`` in the command), or ""
+    python: str = ""
+    #: the rubric's points for the checks passed, out of ``max_score``
+    score: float = 0.0
+    max_score: float = 0.0
 
     def row(self) -> dict[str, Any]:
         return {
@@ -131,6 +145,9 @@ class Grade:
             "warnings": " | ".join(self.warnings),
             "log": str(self.log),
             "sandbox": self.sandbox,
+            "python": self.python,
+            "score": self.score,
+            "max_score": self.max_score,
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -141,9 +158,20 @@ class Grade:
         return out
 
 
+def _holds_a_report(folder: Path) -> bool:
+    """Whether ``folder`` is, or holds just below it, a report's folder."""
+    marker = ".cs457p2p-report"
+    if folder.name == REPORT_FOLDER or (folder / marker).exists():
+        return True
+    try:
+        return any((sub / marker).exists() for sub in folder.iterdir() if sub.is_dir())
+    except OSError:
+        return False
+
+
 def students_in(submissions: Path, report_dir: Path) -> list[Path]:
-    """The students' folders: every subfolder but hidden ones and the one that holds
-    the report."""
+    """The students' folders: every subfolder but hidden ones and those that hold a
+    report (this run's, or an earlier run's wherever it was written)."""
     if not submissions.is_dir():
         raise GradeError(f"{submissions}: not a folder")
     report = report_dir.resolve()
@@ -154,6 +182,7 @@ def students_in(submissions: Path, report_dir: Path) -> list[Path]:
         and not p.name.startswith(".")
         and p.resolve() != report
         and p.resolve() not in report.parents
+        and not _holds_a_report(p)
     )
     if not folders:
         raise GradeError(f"{submissions}: no student folders in it (one subfolder per student)")
@@ -168,6 +197,48 @@ def named_files(command: Sequence[str]) -> list[str]:
         for k, arg in enumerate(command)
         if _FILE_ARG.fullmatch(arg) and (k > 0 or arg.startswith("./"))
     ]
+
+
+#: The INFO checks of a tracker's report (Part 1, Part 2): a rubric may give them points.
+TRACKER_INFO = ("ascii-positions", "pipelining", "udp", "tcp", "latency", "checker-load")
+RING_INFO = ("update-nbr-per-join", "ping-interval", "checker-load")
+
+
+def required_checks(
+    kind: str, part: int, assignment: str, transport: str, scenarios: Sequence[str] | None
+) -> list[str]:
+    """The names of the required checks of one student's report."""
+    if assignment == "hw08":
+        return list(HW08_REQUIRED)
+    if assignment == "hw09":
+        return list(HW09_REQUIRED)
+    if kind == "peer":
+        return list(PEER_REQUIRED)
+    if kind == "tracker" and part == 2:
+        return [n for n in RING_REQUIRED if not (assignment == "p2" and n in P2_INFO)]
+    if kind == "tracker":
+        return list(TRACKER_REQUIRED)
+    return [s.name for s in scenarios_for(transport, scenarios)]
+
+
+def all_checks(kind: str, part: int, assignment: str) -> list[str]:
+    """Every check name one student's report may hold (INFO ones too): what a rubric
+    may give points to."""
+    names = required_checks(kind, part, assignment, "tcp", None)
+    if kind == "client":
+        names += [s.name for s in CLIENT_SCENARIOS if s.name not in names]
+        names += ["checker-load"]
+    elif kind == "peer":
+        names += [n for n in (*PEER_REQUIRED, *HW09_REQUIRED, "checker-load") if n not in names]
+    elif part == 2:
+        names += [n for n in (*RING_REQUIRED, *RING_INFO) if n not in names]
+    else:
+        names += [n for n in TRACKER_INFO if n not in names]
+    return names
+
+
+def required_checks_of(opts: GradeOptions) -> list[str]:
+    return required_checks(opts.kind, opts.part, opts.assignment, opts.transport, opts.scenarios)
 
 
 def _required_count(opts: GradeOptions) -> int:
@@ -218,6 +289,17 @@ def _missing(folder: Path, command: Sequence[str]) -> str | None:
         if not (folder / name).exists():
             return name
     return None
+
+
+def _what_it_holds(folder: Path, missing: str) -> str:
+    """What a folder without ``missing`` holds instead, in a few words."""
+    suffix = Path(missing).suffix
+    names = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    alike = [n for n in names if suffix and n.endswith(suffix)] or names
+    if not alike:
+        return "the folder is empty"
+    shown = ", ".join(alike[:5]) + (f" and {len(alike) - 5} more" if len(alike) > 5 else "")
+    return f"it holds {shown}"
 
 
 async def _grade_client(folder: Path, opts: GradeOptions, slot: int) -> Grade:
@@ -461,20 +543,38 @@ async def grade_all(
         log = log_of(opts, folder.name)
         log.write_bytes(b"")
         missing = _missing(folder, opts.command)
+        choice = None
+        if missing is None and opts.interpreters is not None:
+            file = folder / named_files(opts.command)[0]
+            choice = await asyncio.to_thread(choose, opts.interpreters, file)
         if missing is not None:
             grade = _nothing(
                 folder.name,
                 opts,
                 "missing",
-                f"{missing} is not in the folder {folder.name}",
+                f"no {missing} in the folder {folder.name}: {_what_it_holds(folder, missing)}",
                 f"submit {missing} at the top of the folder, named exactly so",
             )
-        elif opts.kind == "client":
-            grade = await _grade_client(folder, opts, slot)
-        elif opts.kind == "peer":
-            grade = await _grade_peer(folder, opts, slot)
+        elif choice is not None and choice.python is None:
+            grade = _nothing(
+                folder.name, opts, "cannot-start", choice.why, "fix the syntax error it names"
+            )
         else:
-            grade = await _grade_tracker(folder, opts, ports, slot)
+            mine = opts
+            if choice is not None and choice.python is not None:
+                python = choice.python
+                command = tuple(python if a == PLACEHOLDER else a for a in opts.command)
+                mine = dataclasses.replace(opts, command=command)
+            if opts.kind == "client":
+                grade = await _grade_client(folder, mine, slot)
+            elif opts.kind == "peer":
+                grade = await _grade_peer(folder, mine, slot)
+            else:
+                grade = await _grade_tracker(folder, mine, ports, slot)
+        if choice is not None:
+            grade.python = choice.note
+        rubric = opts.rubric or default_rubric(opts.assignment, required_checks_of(opts))
+        grade.score, grade.max_score = rubric.score(grade.report), rubric.total
         if on_grade is not None:
             on_grade(grade)
         return grade

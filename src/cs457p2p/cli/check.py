@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .args import (
@@ -120,6 +121,7 @@ def add_arguments(k: argparse.ArgumentParser) -> None:
         " 0 skips both (default: 30; the course's tracker pings every 20 s)",
     )
     add_assignment(kt, TRACKER_ASSIGNMENTS, "the tracker (--part 2)")
+    _gradescope_arguments(kt)
     kc = ksub.add_parser(
         "client",
         help="run a client against trackers started here",
@@ -146,6 +148,7 @@ def add_arguments(k: argparse.ArgumentParser) -> None:
         " hw08, 16 items at 2-3 s each)",
     )
     add_assignment(kc, CLIENT_ASSIGNMENTS, "the client")
+    _gradescope_arguments(kc)
     add_examples(kc, CLIENT_EXAMPLES)
     kc.add_argument(
         "--scenario",
@@ -201,6 +204,7 @@ def add_arguments(k: argparse.ArgumentParser) -> None:
         " with the tracker's address written in (the course's: 7777)",
     )
     add_assignment(kp, PEER_ASSIGNMENTS, "the peer")
+    _gradescope_arguments(kp)
     add_sandbox_arguments(kp)
     kp.add_argument(
         "program",
@@ -212,12 +216,82 @@ def add_arguments(k: argparse.ArgumentParser) -> None:
     add_examples(kp, PEER_EXAMPLES)
 
 
-def _print_report(report: Report, as_json: bool) -> int:
+def _resolve_python(args: argparse.Namespace, prog: str) -> str | int:
+    """``{python}`` in the command: the Python 2.7 or 3 that compiles the file it names
+    (written into ``args.program``, and said on stderr); an exit code on error."""
+    from ..checker.interpreters import PLACEHOLDER, choose, find_interpreters
+
+    if PLACEHOLDER not in args.program:
+        return ""
+    from ..checker.grade import named_files
+
+    files = [f for f in named_files(args.program) if Path(f).is_file()]
+    if not files:
+        return fail(prog, "{python} needs the program's file in the command", EXIT_USAGE)
+    choice = choose(find_interpreters(), Path(files[0]))
+    if choice.python is None:
+        return fail(prog, f"cannot run {files[0]}: {choice.why}")
+    args.program = [choice.python if a == PLACEHOLDER else a for a in args.program]
+    sys.stderr.write(f"{{python}}: {choice.note}\n")
+    return choice.python
+
+
+def _gradescope_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--gradescope",
+        type=Path,
+        metavar="FILE",
+        help="also write Gradescope's results.json for this report to FILE",
+    )
+    p.add_argument(
+        "--rubric",
+        type=Path,
+        metavar="FILE",
+        help="--gradescope's points per check (TOML: [points] check = points); default:"
+        " the assignment's, or one point per required check",
+    )
+
+
+def _print_report(report: Report, args: argparse.Namespace) -> int:
+    as_json = args.json
     if report.stopped and not as_json:  # (nothing could be checked: one line, not a table)
-        return fail(f"cs457p2p check {report.kind}", report.stopped)
-    sys.stdout.write((report.json_text() if as_json else report.table()) + "\n")
-    sys.stdout.flush()
-    return report.exit_code
+        code = fail(f"cs457p2p check {report.kind}", report.stopped)
+    else:
+        sys.stdout.write((report.json_text() if as_json else report.table()) + "\n")
+        sys.stdout.flush()
+        code = report.exit_code
+    if getattr(args, "gradescope", None) is not None:
+        written = _write_gradescope(report, args)
+        if written:
+            return written
+    return code
+
+
+def _write_gradescope(report: Report, args: argparse.Namespace) -> int:
+    """Gradescope's results.json for ``report``; an exit code on error, else 0."""
+    import json
+
+    from ..checker.grade import all_checks
+    from ..checker.gradescope import results
+    from ..checker.rubric import RubricError, default_rubric, load_rubric
+
+    prog = f"cs457p2p check {report.kind}"
+    part = getattr(args, "part", 2 if report.kind == "peer" else 1)
+    assignment = getattr(args, "assignment", None) or ""
+    required = [c.name for c in report.checks if c.required]
+    try:
+        rubric = (
+            load_rubric(args.rubric, all_checks(report.kind, part, assignment))
+            if args.rubric
+            else default_rubric(assignment, required)
+        )
+    except RubricError as e:
+        return fail(prog, str(e), EXIT_USAGE)
+    try:
+        args.gradescope.write_text(json.dumps(results(report, rubric), indent=2) + "\n")
+    except OSError as e:
+        return fail(prog, f"cannot write {args.gradescope}: {e.strerror or e}")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -256,16 +330,19 @@ def run(args: argparse.Namespace) -> int:
                     assignment=args.assignment or "",
                 )
             )
-            return _print_report(report, args.json)
+            return _print_report(report, args)
         report = asyncio.run(
             run_tracker_checks(
                 host, port, transport=args.transport, timeout=args.timeout, deadline=args.deadline
             )
         )
-        return _print_report(report, args.json)
+        return _print_report(report, args)
     if args.check_command == "peer":
         return _check_peer(args)
     prog = "cs457p2p check client"
+    python = _resolve_python(args, prog)
+    if isinstance(python, int):
+        return python
     try:
         scenarios_for(args.transport, args.scenario)
     except ValueError as e:
@@ -301,7 +378,7 @@ def run(args: argparse.Namespace) -> int:
             )
     except CommandError as e:
         return fail(prog, str(e), EXIT_USAGE)
-    return _print_report(report, args.json)
+    return _print_report(report, args)
 
 
 def _check_peer(args: argparse.Namespace) -> int:
@@ -312,6 +389,9 @@ def _check_peer(args: argparse.Namespace) -> int:
     from ..net import raise_fd_limit
 
     prog = "cs457p2p check peer"
+    python = _resolve_python(args, prog)
+    if isinstance(python, int):
+        return python
     if args.tracker_port is not None and not 1 <= args.tracker_port <= 65535:
         return fail(prog, "--tracker-port: not in 1..65535", EXIT_USAGE)
     policy = sandbox_policy(args, prog)
@@ -332,4 +412,4 @@ def _check_peer(args: argparse.Namespace) -> int:
         )
     except CommandError as e:
         return fail(prog, str(e), EXIT_USAGE)
-    return _print_report(report, args.json)
+    return _print_report(report, args)

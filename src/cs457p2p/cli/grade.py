@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -109,6 +111,7 @@ def add_arguments(g: argparse.ArgumentParser) -> None:
                 if kind == "peer"
                 else ""
             )
+            + "; {python}: the Python 2.7 or 3 that compiles the student's file"
             + f", e.g. '{_EXAMPLES[kind]}'",
         )
         p.add_argument(
@@ -154,6 +157,31 @@ def add_arguments(g: argparse.ArgumentParser) -> None:
             help="1: the Part 1 tracker (default); 2: the ring, as check tracker --part 2"
             if kind == "tracker"
             else argparse.SUPPRESS,
+        )
+        p.add_argument(
+            "--python2",
+            metavar="PATH",
+            help="the Python 2.7 that {python} in COMMAND may be (default: python2.7,"
+            " python2, or pyenv's 2.7)",
+        )
+        p.add_argument(
+            "--python3",
+            metavar="PATH",
+            help="the Python 3 that {python} in COMMAND may be (default: python3)",
+        )
+        p.add_argument(
+            "--only",
+            nargs="+",
+            metavar="NAME",
+            help="grade only these students (their rows replace theirs in the report; the"
+            " others are kept)",
+        )
+        p.add_argument(
+            "--rubric",
+            type=Path,
+            metavar="FILE",
+            help="points per check (TOML: [points] check = points); default: the"
+            " assignment's, or one point per required check",
         )
         if kind == "peer":
             p.add_argument(
@@ -204,38 +232,82 @@ def add_arguments(g: argparse.ArgumentParser) -> None:
 
 
 class _Table:
-    """The rows, printed as the grades come."""
+    """The rows, printed as the grades come, and on a terminal a line below them that
+    counts the students done and says when the rest should be."""
 
-    def __init__(self, names: list[str]) -> None:
+    def __init__(self, names: list[str], total: float) -> None:
         self.w = max(len("student"), *(len(n) for n in names))
-        self.head = f"{'student':<{self.w}}  {'outcome':<13}  {'passed':<6}  failed / hint"
-        print(self.head, flush=True)
+        self.total = total
+        self.count = len(names)
+        self.done = 0
+        self.started = time.monotonic()
+        self.live = sys.stdout.isatty()
+        head = f"{'student':<{self.w}}  {'outcome':<13}  {'passed':<6}  {'score':<9}"
+        print(f"{head}  failed / hint", flush=True)
 
     def row(self, g: Grade) -> None:
-        score = f"{g.passed}/{g.required}"
+        self.done += 1
+        passed = f"{g.passed}/{g.required}"
+        score = f"{g.score:g}/{self.total:g}"
         what = ", ".join(g.failed) or ("" if g.outcome == "passed" else g.detail)
-        line = f"{g.student:<{self.w}}  {g.outcome:<13}  {score:<6}  {what}".rstrip()
-        pad = " " * (self.w + 27)
+        line = f"{g.student:<{self.w}}  {g.outcome:<13}  {passed:<6}  {score:<9}  {what}"
+        pad = " " * (self.w + 38)
+        if g.python:
+            line = line.rstrip() + f"\n{pad}python: {g.python}"
         if g.hint:
-            line += f"\n{pad}hint: {g.hint}"
+            line = line.rstrip() + f"\n{pad}hint: {g.hint}"
         for warning in g.warnings:
             line += f"\n{pad}warning: {warning}"
-        print(line, flush=True)
+        if self.live:
+            sys.stdout.write("\r\x1b[K")  # (the count line goes; the row takes its place)
+        print(line.rstrip(), flush=True)
+        if self.live and self.done < self.count:
+            spent = time.monotonic() - self.started
+            left = spent / self.done * (self.count - self.done)
+            sys.stdout.write(f"graded {self.done}/{self.count}, about {_duration(left)} left")
+            sys.stdout.flush()
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+#: The placeholders each kind's command may hold.
+PLACEHOLDERS = {
+    "client": ("host", "port", "transport", "python"),
+    "tracker": ("host", "port", "python"),
+    "peer": ("tracker_host", "tracker_port", "handle", "port", "host", "python"),
+}
+
+
+def unknown_placeholder(kind: str, texts: list[str]) -> str | None:
+    """The first ``{name}`` in ``texts`` that is no placeholder of ``kind``, or None."""
+    for text in texts:
+        for name in re.findall(r"\{([^{}\s]*)\}", text):
+            if name not in PLACEHOLDERS[kind]:
+                return str(name)
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from ..checker.class_report import ClassReport
+    from ..checker.class_report import ClassReport, mark_report
     from ..checker.grade import (
         OUTCOMES,
         REPORT_FOLDER,
         GradeError,
         GradeOptions,
+        all_checks,
         grade_all,
+        required_checks,
         students_in,
     )
+    from ..checker.interpreters import PLACEHOLDER, find_interpreters
     from ..checker.profiles import HW08_TIMEOUT
+    from ..checker.report import plural
+    from ..checker.rubric import RubricError, default_rubric, load_rubric
     from ..checker.runner import become_subreaper
     from ..checker.scenarios import scenarios_for
     from ..net import raise_fd_limit
@@ -243,6 +315,10 @@ def run(args: argparse.Namespace) -> int:
     kind = args.grade_command
     prog = f"cs457p2p grade {kind}"
     stdin = getattr(args, "stdin", None)
+    wrong = unknown_placeholder(kind, [*args.student_command, stdin or ""])
+    if wrong is not None:
+        valid = ", ".join("{" + n + "}" for n in PLACEHOLDERS[kind])
+        return fail(prog, f"{{{wrong}}} is no placeholder of --command; use {valid}", EXIT_USAGE)
     # (under an assignment the course's address is served too: it may be written in)
     has_port = any("{port}" in a for a in args.student_command) or "{port}" in (stdin or "")
     if not has_port and not args.assignment:
@@ -273,10 +349,32 @@ def run(args: argparse.Namespace) -> int:
     try:
         folders = students_in(args.submissions, report_dir)
         report_dir.mkdir(parents=True, exist_ok=True)
+        mark_report(report_dir)
     except GradeError as e:
         return fail(prog, str(e), EXIT_USAGE)
     except OSError as e:
         return fail(prog, f"{report_dir}: {e.strerror or e}", EXIT_USAGE)
+    everyone = [f.name for f in folders]
+    if args.only:
+        unknown = sorted(set(args.only) - set(everyone))
+        if unknown:
+            return fail(prog, f"--only {unknown[0]}: no such student folder", EXIT_USAGE)
+        folders = [f for f in folders if f.name in args.only]
+    interpreters = None
+    if PLACEHOLDER in args.student_command:
+        interpreters = find_interpreters(args.python2, args.python3)
+        if interpreters.python2 is None and interpreters.python3 is None:
+            return fail(prog, "{python}: no Python 2.7 or 3 found (--python2, --python3)")
+    required = required_checks(kind, args.part, args.assignment or "", transport,
+                               getattr(args, "scenario", None))  # fmt: skip
+    try:
+        rubric = (
+            load_rubric(args.rubric, all_checks(kind, args.part, args.assignment or ""))
+            if args.rubric
+            else default_rubric(args.assignment or "", required)
+        )
+    except RubricError as e:
+        return fail(prog, str(e), EXIT_USAGE)
     policy = sandbox_policy(args, prog)
     if isinstance(policy, int):
         return policy
@@ -296,13 +394,17 @@ def run(args: argparse.Namespace) -> int:
         tracker_port=tracker_port,
         sandbox=policy,
         assignment=args.assignment or "",
+        interpreters=interpreters,
+        rubric=rubric,
     )
     become_subreaper()  # (without a sandbox: orphans of the students' programs come here)
     raise_fd_limit()  # (the checker's own servers and connections: one file each)
     csv_path = args.csv or report_dir / "grades.csv"
     json_path = args.json or report_dir / "grades.json"
-    files = ClassReport([f.name for f in folders], opts, csv_path, json_path)
-    table = _Table([f.name for f in folders])
+    files = ClassReport(everyone, opts, csv_path, json_path)
+    if args.only:
+        files.keep_earlier()  # (the others' rows as the last run left them)
+    table = _Table([f.name for f in folders], rubric.total)
 
     def graded(g: Grade) -> None:
         table.row(g)
@@ -322,9 +424,11 @@ def run(args: argparse.Namespace) -> int:
         return 130
     except OSError as e:
         return fail(prog, f"cannot write the report: {e.strerror or e}")
-    grades = files.rows()
-    counts = {k: sum(g.outcome == k for g in grades) for k in OUTCOMES}
+    rows = files.rows()
+    counts = {k: sum(r["outcome"] == k for r in rows) for k in OUTCOMES}
     tally = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
-    print(f"graded {len(grades)} students: {tally}; report: {csv_path}, {json_path}")
+    count = len(folders)
+    whom = plural(count, "student") + (f" of {len(rows)}" if count != len(rows) else "")
+    print(f"graded {whom}: {tally}; report: {csv_path}, {json_path}")
     sys.stdout.flush()
     return 0

@@ -86,6 +86,13 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         " class and write one report (a table, CSV, JSON and each student's output)."
         " Exit 0 once every student is graded, 2 for a usage error.",
     ),
+    "autograder": (
+        "autograder",
+        "write a Gradescope autograder (a zip) for an assignment",
+        "Write a ready Gradescope autograder: setup.sh, run_autograder and this project as"
+        " a wheel, which checks each submission with `check client|peer --assignment` and"
+        " writes Gradescope's results.json (score, one test per check, the hints).",
+    ),
 }
 
 
@@ -148,6 +155,9 @@ def unrecognized(args: argparse.Namespace, extra: Sequence[str]) -> str:
     elif args.command == "check" and args.check_command == "tracker" and extra == ports[:1]:
         address = format_address(args.address[0], int(ports[0]))
         meant = f"write the address as one argument: cs457p2p check tracker {address}"
+    elif getattr(args, "takes_command", False):
+        program = shlex.join([*getattr(args, "program", []), *extra])
+        meant = f"put the program after --: {_prog(args)} [OPTIONS] -- {program}"
     see = f"see {_prog(args)} --help"
     return f"{text} ({meant}; {see})" if meant else f"{text} ({see})"
 
