@@ -82,6 +82,13 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         " class and write one report (a table, CSV, JSON and each student's output)."
         " Exit 0 once every student is graded, 2 for a usage error.",
     ),
+    "wireshark": (
+        "wireshark",
+        "where the Wireshark dissector is, or install it",
+        "Print where the Wireshark dissector of the protocol (a Lua plugin shipped with"
+        " the package) is and how to use it with tshark and Wireshark, or copy it into"
+        " Wireshark's personal plugins folder (--install).",
+    ),
 }
 
 
