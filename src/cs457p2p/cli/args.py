@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn
+import threading
+from typing import TYPE_CHECKING, NoReturn
 
 from ..core.addresses import parse_address, parse_port
+
+if TYPE_CHECKING:
+    from ..core.trace import Tracer
 
 __all__ = [
     "EXIT_FAILURE",
@@ -21,6 +25,8 @@ __all__ = [
     "positive_float",
     "positive_int",
     "probability",
+    "stderr_tracer",
+    "trace_arg",
 ]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -76,6 +82,34 @@ def probability(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{text!r} must be a probability in 0..1")
     return value
+
+
+def trace_arg(parser: argparse.ArgumentParser) -> None:
+    """``--trace``, as the client, the peer and the tracker take it."""
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="print each message sent and received on stderr, one line each: direction,"
+        " the other side, the bytes and what they decode to",
+    )
+
+
+def stderr_tracer() -> Tracer:
+    """``--trace``'s lines, written whole to stderr (from any thread); once stderr is
+    gone (a closed pipe), dropped: the trace must not stop the program."""
+    from ..core.trace import Tracer
+
+    lock = threading.Lock()
+
+    def write(line: str) -> None:
+        with lock:
+            try:
+                sys.stderr.write(line + "\n")
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+
+    return Tracer(write)
 
 
 def positive_int(text: str) -> int:

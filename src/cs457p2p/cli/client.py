@@ -8,7 +8,15 @@ import sys
 import time
 from typing import TYPE_CHECKING, TextIO
 
-from .args import EXIT_OK, address_arg, fail, positive_float, positive_int
+from .args import (
+    EXIT_OK,
+    address_arg,
+    fail,
+    positive_float,
+    positive_int,
+    stderr_tracer,
+    trace_arg,
+)
 
 if TYPE_CHECKING:
     from ..core.fetch import FetchResult
@@ -52,6 +60,7 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
         metavar="MIB",
         help="refuse items whose VALUEs add up to more than MIB mebibytes (default: 256)",
     )
+    trace_arg(c)
     c.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     c.add_argument(
         "--verbose", "-v", action="store_true", help="print connection statistics on stderr"
@@ -115,8 +124,10 @@ def run(args: argparse.Namespace) -> int:
         bind=args.bind,
         max_items=args.max_items,
         max_message=args.max_message << 20,
+        trace=stderr_tracer() if args.trace else None,
     )
-    progress = None if args.quiet else ProgressReporter(sys.stderr)
+    # (--trace says more than a progress bar, on the same stderr)
+    progress = None if args.quiet or args.trace else ProgressReporter(sys.stderr)
     try:
         if config.transport == "udp":
             import asyncio

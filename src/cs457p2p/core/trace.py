@@ -302,9 +302,18 @@ def split_datagram(data: bytes) -> list[Piece]:
 
 
 def _shown(raw: bytes) -> str:
-    if len(raw) <= BYTES_SHOWN:
-        return repr(raw)
-    return f"{raw[:BYTES_SHOWN]!r}...(+{len(raw) - BYTES_SHOWN} B)"
+    """The bytes, escaped, cut after BYTES_SHOWN; separators that pad a message (a UDP
+    request buys room for its answers with spaces) said as a count."""
+    body = raw.rstrip(b" \t\r\n")
+    padding = len(raw) - len(body)
+    if padding <= 2:
+        body, padding = raw, 0
+    shown = (
+        repr(body)
+        if len(body) <= BYTES_SHOWN
+        else (f"{body[:BYTES_SHOWN]!r}...(+{len(body) - BYTES_SHOWN} B)")
+    )
+    return f"{shown} + {padding} B of padding" if padding else shown
 
 
 def _encoding(piece: Piece) -> str:
