@@ -88,14 +88,19 @@ class Piece:
 
 
 def _text_of(v: Value) -> str | None:
-    if isinstance(v, str):
-        return v
+    """Text for a field (a surrogate, which a pickle may hold, as U+FFFD)."""
     if isinstance(v, bytes):
         try:
-            return v.decode("utf-8")
+            v = v.decode("utf-8")
         except UnicodeDecodeError:
             return None
-    return None
+    if not isinstance(v, str):
+        return None
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if 0xD800 <= ord(c) < 0xE000 else c for c in v)
+    return v
 
 
 def _int_of(v: Value) -> int | None:

@@ -376,17 +376,28 @@ local function float_repr(x)
     return text
 end
 
--- Python's repr of a str (UTF-8 text) or, with `prefix` "b", of bytes.
+-- Python's repr of a str (UTF-8 text, surrogates allowed) or, with `is_bytes`, of
+-- bytes: what Python escapes in the Latin-1 range (C1 controls, no-break space, soft
+-- hyphen) and surrogates are escaped too; other characters are shown as they are.
 local function quote(s, is_bytes)
     local q = "'"
     if s:find("'", 1, true) and not s:find('"', 1, true) then
         q = '"'
     end
     local out = {}
-    for j = 1, #s do
+    local j, n = 1, #s
+    while j <= n do
         local c = s:byte(j)
         local ch = s:sub(j, j)
-        if ch == "\\" then
+        local c2 = s:byte(j + 1)
+        if not is_bytes and c == 0xC2 and c2 and (c2 <= 0xA0 or c2 == 0xAD) then
+            out[#out + 1] = string.format("\\x%02x", c2)
+            j = j + 1
+        elseif not is_bytes and c == 0xED and c2 and c2 >= 0xA0 and c2 <= 0xBF then
+            local cp = 0xD000 + (c2 - 0x80) * 64 + ((s:byte(j + 2) or 0x80) - 0x80)
+            out[#out + 1] = string.format("\\u%04x", cp)
+            j = j + 2
+        elseif ch == "\\" then
             out[#out + 1] = "\\\\"
         elseif ch == q then
             out[#out + 1] = "\\" .. q
@@ -401,6 +412,7 @@ local function quote(s, is_bytes)
         else
             out[#out + 1] = ch
         end
+        j = j + 1
     end
     return (is_bytes and "b" or "") .. q .. table.concat(out) .. q
 end
@@ -615,7 +627,7 @@ local function parse_pickle(s, i0)
     local function need(count, at)
         local e = at + count
         if e > limit then
-            stop("bad", "a length of " .. count .. " bytes runs past the limit of 1 MiB", at)
+            stop("bad", string.format("a length of %.0f bytes runs past the limit of 1 MiB", count), at)
         end
         if e - 1 > n then
             stop("incomplete", nil, at, e - i0)
@@ -793,7 +805,7 @@ local function parse_pickle(s, i0)
                 pos = need(8, pos)
                 local size = le_uint(s, at + 1, 8)
                 if size > MAX_MESSAGE then
-                    stop("bad", "a frame of " .. size .. " bytes (more than 1 MiB)", at)
+                    stop("bad", string.format("a frame of %.0f bytes (more than 1 MiB)", size), at)
                 end
                 log(at, name .. " " .. string.format("%d", size))
             elseif op == 0x28 then -- MARK
@@ -1060,27 +1072,35 @@ local function parse_pickle(s, i0)
                 log(at, name)
             -- code: what the unpickler would import or call (shown, never run)
             elseif op == 0x63 or op == 0x69 then -- GLOBAL, INST
+                -- (the unpickler imports whatever the lines say, even cut short)
+                danger(at, name, op == 0x63 and "imports" or "imports and calls")
                 local module, what
                 module, pos = line(pos, 1024)
                 what, pos = line(pos, 1024)
-                local g = { k = "global", v = module .. "." .. what }
+                local g = { k = "global", v = py2_text(module) .. "." .. py2_text(what) }
+                if r.dangerous.at == at then
+                    r.dangerous.text = r.dangerous.text .. " " .. g.v
+                end
                 if op == 0x63 then
-                    danger(at, name, "imports " .. g.v)
                     push(g)
                 else
-                    danger(at, name, "imports and calls " .. g.v)
                     local args = pop_mark(at, name)
                     push({ k = "call", f = g, args = container("tuple", args, at) })
                 end
                 log(at, name .. " " .. g.v)
             elseif op == 0x93 then -- STACK_GLOBAL
+                -- (flagged when reached, as the project's decoder refuses it, even if
+                -- what is on the stack would make the unpickler fail first)
+                danger(at, name, "imports")
                 local what = pop(at, name)
                 local module = pop(at, name)
                 if what.k ~= "str" or module.k ~= "str" then
                     stop("bad", "STACK_GLOBAL of something that is not text", at)
                 end
                 local g = { k = "global", v = module.v .. "." .. what.v }
-                danger(at, name, "imports " .. g.v)
+                if r.dangerous.at == at then
+                    r.dangerous.text = "imports " .. g.v
+                end
                 push(g)
                 log(at, name .. " " .. g.v)
             elseif op == 0x52 then -- REDUCE
@@ -1117,7 +1137,7 @@ local function parse_pickle(s, i0)
                 local text
                 text, pos = line(pos, 1024)
                 outside("a persistent id")
-                push({ k = "persid", v = text })
+                push({ k = "persid", v = py2_text(text) })
                 log(at, name)
             elseif op == 0x51 then -- BINPERSID
                 local pid = pop(at, name)
@@ -1126,9 +1146,9 @@ local function parse_pickle(s, i0)
                 log(at, name)
             elseif op == 0x82 or op == 0x83 or op == 0x84 then -- EXT1, EXT2, EXT4
                 local width = op == 0x82 and 1 or (op == 0x83 and 2 or 4)
+                danger(at, name, "imports a registered extension")
                 pos = need(width, pos)
                 local code = le_uint(s, at + 1, width)
-                danger(at, name, "imports extension " .. string.format("%d", code))
                 push({ k = "ext", v = string.format("%d", code) })
                 log(at, name)
             else
@@ -1202,7 +1222,7 @@ local function next_message(s, i)
         m.r = r
         if r.status == "incomplete" then
             local need = r.need and (i - start + r.need) or nil
-            return { status = "incomplete", start = start, need = need }
+            return { status = "incomplete", start = start, need = need, r = r }
         end
         m.status = r.status
         if r.status == "ok" then
@@ -1229,12 +1249,17 @@ local PART2 = {
     ACK = true, QUERY = true, QUERY_RESULT = true, HELD = true,
 }
 
+-- Text for a field: surrogates (valid in a pickle, not in UTF-8) shown as U+FFFD.
+local function field_text(s)
+    return (s:gsub("\237[\160-\191][\128-\191]", "\239\191\189"))
+end
+
 local function text_of(v)
     if v and v.k == "str" then
-        return v.v
+        return field_text(v.v)
     end
     if v and v.k == "bytes" and utf8_valid(v.v) then
-        return v.v
+        return field_text(v.v)
     end
     return nil
 end
@@ -1385,11 +1410,19 @@ local function add_message(tvb, tree, m, role)
         else
             what = why
         end
+        local kind = m.text and "text" or "malformed"
+        if m.r and m.r.dangerous then
+            kind = "dangerous" -- (the unpickler would import before it fails)
+            what = "DANGEROUS: " .. what
+        end
         m.summary = "not a message: " .. what
         item:append_text(": " .. m.summary)
-        item:add(F.kind, range, m.text and "text" or "malformed")
+        item:add(F.kind, range, kind)
         item:add(F.error, range, what)
         item:add_proto_expert_info(E.malformed, "Not a cs457 message: " .. what)
+        if m.r and m.r.outside then
+            item:add(F.outside, range, m.r.outside)
+        end
         if m.r and m.r.dangerous then
             add_danger(tvb, item, m)
         end
@@ -1413,13 +1446,14 @@ local function add_message(tvb, tree, m, role)
         item:add(pair[1], range, pair[2])
     end
     local r = m.r
-    if r and r.dangerous then
-        add_danger(tvb, item, m)
-    elseif r and r.outside then
+    if r and r.outside then
         item:add(F.outside, range, r.outside)
         item:add_proto_expert_info(E.outside, "Pickle of " .. r.outside
             .. ", outside the protocol's subset (the project's decoder refuses it)")
-    elseif m.kind == "other" then
+    end
+    if r and r.dangerous then
+        add_danger(tvb, item, m)
+    elseif m.kind == "other" and not (r and r.outside) then
         item:add_proto_expert_info(E.other, "A pickle, but no message of the protocol: "
             .. repr(m.value, SHOWN))
     end
@@ -1505,6 +1539,14 @@ local function dissect(tvb, pinfo, tree, transport)
                 break
             end
             m.status, m.stop, m.reason = "bad", len, "cut short: the datagram ends inside it"
+            local p = m.start
+            while p <= len and SEP[s:byte(p)] do
+                p = p + 1
+            end
+            m.body_start = p
+            if is_text(s, p, len) then
+                m.text = s:sub(p, len)
+            end
         end
         add_message(tvb, tree, m, role)
         count = count + 1
