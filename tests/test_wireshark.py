@@ -750,3 +750,43 @@ def test_any_bytes_are_read_as_the_project_decoder_reads_them(
         )
         compared += 1
     assert compared > 0.95 * len(datagrams)
+
+
+def test_the_same_under_lua_5_4(dissector: Path) -> None:
+    """Newer Wireshark builds embed Lua 5.4 (integers of 64 bits, stricter string
+    formats), tshark 4.0 here Lua 5.2: the dissector's reading, run under plain Lua 5.4
+    with stubs of Wireshark's API (lua54_harness.lua), fails on nothing and reads every
+    pickle and random datagram as the project's decoder does."""
+    lua = shutil.which("lua5.4")
+    if lua is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("lua5.4 is missing (.ci/run installs it: apt-get install lua5.4)")
+        pytest.skip("no lua5.4 here (apt-get install lua5.4)")
+    pickles = _pickles()
+    rng = random.Random(54)
+    noise = [rng.randbytes(rng.randrange(1, 40)) for _ in range(1000)]
+    datagrams = [data for _, data, _ in pickles] + noise
+    out = subprocess.run(
+        [lua, str(HERE / "lua54_harness.lua"), str(dissector)],
+        input="".join(d.hex() + "\n" for d in datagrams),
+        capture_output=True,
+        text=True,
+        timeout=TSHARK_TIMEOUT,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == len(datagrams)
+    assert not [line for line in lines if line.startswith("ERROR")]
+    for (how, data, value), line in zip(pickles, lines, strict=False):
+        kind, decoded, _ = line.split("\t")
+        (piece,) = split_datagram(data)
+        if how != "dict":
+            assert kind == meaning(piece, True).kind, (how, value)
+        want = _role_and_repr(how, value)
+        if want is not None:
+            assert decoded == want, (how, value)
+    for data, line in zip(noise, lines[len(pickles) :], strict=True):
+        kind, _, outside = line.split("\t")
+        first = next(p for p in split_datagram(data) if p.form != "space")
+        if not outside:  # (past an opcode outside the subset, the decoder has stopped)
+            assert kind == meaning(first, True).kind, data

@@ -24,8 +24,10 @@
 -- pickles of protocol messages; the address and port that received them are then read
 -- as cs457 for the rest of the capture.
 --
--- Lua 5.2 (Wireshark 3.x and 4.0 to 4.4) and 5.4 alike: no bit operators, integers
--- as plain numbers (exact below 2^53; larger ones are shown in decimal text).
+-- Lua 5.2 to 5.4 alike (Wireshark builds embed one or the other): no bit operators,
+-- lengths read as floats, integers as plain numbers (exact below 2^53; larger ones are
+-- kept as decimal text). Tested with tshark 4.0 (Lua 5.2), and under plain Lua 5.4
+-- with stubs of Wireshark's API (the project's tests/lua54_harness.lua).
 
 local cs457 = Proto("cs457", "cs457 P2P protocol")
 
@@ -557,10 +559,11 @@ for _, op in ipairs({ 0x4A, 0x4B, 0x4D, 0x54, 0x55, 0x58, 0x47, 0x29, 0x5D, 0x7D
     PROTOCOL1[op] = true
 end
 
+-- (in floats: Lua 5.4's 64-bit integers would wrap an 8-byte length to a negative one)
 local function le_uint(s, at, width)
-    local num = 0
+    local num = 0.0
     for j = at + width - 1, at, -1 do
-        num = num * 256 + s:byte(j)
+        num = num * 256.0 + s:byte(j)
     end
     return num
 end
