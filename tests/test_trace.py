@@ -245,6 +245,10 @@ def test_the_lines() -> None:
     long = line(encode_item(1, "x" * 100), False, False)
     assert f"...(+{114 - BYTES_SHOWN} B): item (1, 'xxx" in long
     assert long.endswith("xxx... [pickle protocol 2]") and len(long) < 240
+    assert line(encode(7) + b" " * 174, True, True) == (
+        "trace -> tcp 127.0.0.1:7777 179 B b'\\x80\\x02K\\x07.' + 174 B of padding:"
+        " position 7 [pickle protocol 2]"
+    )
     assert "[pickle" not in line(b"hello", False, True)
     assert line(b"hello", False, True).endswith(
         ": text 'hello', not a pickle (memo GET before any PUT at byte 0)"
