@@ -23,8 +23,28 @@ from typing import Protocol
 
 import pytest
 
+import cs457p2p
+
 #: The command line of the package, in whatever venv runs the tests.
 CLI = [sys.executable, "-m", "cs457p2p"]
+#: The folder the package under test is imported from. The student-style programs of
+#: tests/students import its restricted decoder (where a student would call
+#: pickle.loads): the commands that run them in a sandbox are given ``--share SRC``.
+SRC = os.path.dirname(os.path.dirname(os.path.abspath(cs457p2p.__file__)))
+#: The commands that run students' programs (their sandbox needs ``--share SRC``).
+_RUN_PROGRAMS = (("check", "client"), ("check", "peer"), ("grade", "client"),
+                 ("grade", "peer"), ("grade", "tracker"))  # fmt: skip
+
+
+def with_share(args: Sequence[str]) -> list[str]:
+    """``args`` with ``--share SRC`` after the command's words, for a command that runs
+    students' programs (see :data:`SRC`)."""
+    out = list(args)
+    if tuple(out[:2]) in _RUN_PROGRAMS:
+        out[2:2] = ["--share", SRC]
+    return out
+
+
 LISTENING = re.compile(
     r"^listening on (?P<address>.+):(?P<port>\d+) \((?P<n>\d+) items(?:; faults: [^)]+)?\)$"
 )
@@ -199,7 +219,7 @@ def run_cli_process(
     ``timeout`` seconds (it is killed)."""
     try:
         return subprocess.run(
-            [*CLI, *args],
+            [*CLI, *with_share(args)],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -312,3 +332,79 @@ def interpreter(request: pytest.FixtureRequest) -> str:
     if request.param == "python2":
         return str(request.getfixturevalue("python2"))
     return sys.executable
+
+
+# ------------------------------------------------------------------------- the sandbox
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> str:
+    """The sandbox line of this machine (``sandbox: ...``); the test is skipped where no
+    sandbox can be made (failed instead under ``CI=true``, where bubblewrap is
+    installed)."""
+    from cs457p2p.checker.sandbox import SandboxPolicy, support
+
+    found = support(SandboxPolicy())
+    if not found.active:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"no sandbox under CI: {found.line}")
+        pytest.skip(found.line)
+    return found.line
+
+
+def sandbox_processes(first_uid: int = 60000, count: int = 100) -> list[int]:
+    """The processes running as a sandbox's uid (60000+; the grader runs as root)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as f:
+                uid = next(int(line.split()[1]) for line in f if line.startswith("Uid:"))
+            with open(f"/proc/{entry}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, StopIteration, ValueError, IndexError):
+            continue
+        if first_uid <= uid < first_uid + count and state != "Z":
+            found.append(int(entry))
+    return found
+
+
+# ---------------------------------------------------- a loopback of 127.0.0.1 alone (macOS)
+
+#: Run "$@" in a network namespace of its own whose loopback has 127.0.0.1 alone (and
+#: ::1), as macOS's lo0 without aliases: binding 127.0.0.2 fails there.
+_ONLY_127_0_0_1 = (
+    "ip link set lo up && ip addr del 127.0.0.1/8 dev lo && ip addr add 127.0.0.1/32 dev lo"
+    ' && exec "$@"'
+)
+
+
+class Wrapper(Protocol):
+    def __call__(self, argv: Sequence[str]) -> list[str]: ...
+
+
+@pytest.fixture(scope="session")
+def only_127_0_0_1() -> Wrapper:
+    """``only_127_0_0_1(argv)``: ``argv`` to run where 127.0.0.1 is the only IPv4
+    loopback address (an unprivileged network namespace, ``unshare -rn``); the test is
+    skipped where such a namespace cannot be made."""
+
+    def wrap(argv: Sequence[str]) -> list[str]:
+        return ["unshare", "-rn", "sh", "-c", _ONLY_127_0_0_1, "sh", *argv]
+
+    probe = "from cs457p2p.net import can_bind as b; print(b('127.0.0.1'), b('127.0.0.2'))"
+    try:
+        r = subprocess.run(
+            wrap([sys.executable, "-c", probe]),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        pytest.skip("no unshare here")
+    if r.returncode != 0:
+        pytest.skip(f"no network namespace here (unshare -rn): {r.stderr.strip()[-200:]}")
+    assert r.stdout == "True False\n", r.stdout  # (the namespace is what it claims)
+    return wrap

@@ -4,7 +4,7 @@ the wire), for the integration tests.
 Nothing here uses cs457p2p's tracker, client or protocol code: requests and answers are
 decoded with :func:`cs457p2p.core.decoder.decode` only (never ``pickle.loads``), and the
 Python 2 protocol-0 pickles the course's reference tracker sends are written by
-:func:`cs457p2p.checker.py2.dumps_py2` (checked against a real Python 2.7 in
+:func:`cs457p2p.core.py2.dumps_py2` (checked against a real Python 2.7 in
 test_py2.py).
 
 * :class:`ReferenceTracker`: behaves like the Python 2 reference tracker (one request
@@ -31,10 +31,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cs457p2p.checker.py2 import dumps_py2 as dumps_p0
-from cs457p2p.checker.py2 import py2_repr
 from cs457p2p.core.addresses import format_address
 from cs457p2p.core.decoder import DecodeError, decode
+from cs457p2p.core.py2 import dumps_py2 as dumps_p0
+from cs457p2p.core.py2 import py2_repr
 from cs457p2p.net import free_port as free_port  # (the tests take it from here)
 
 REGISTER = b"REGISTER"

@@ -22,12 +22,12 @@ import pytest
 from conftest import CliRunner, TrackerFactory
 from cs457p2p.checker import tracker_checks
 from cs457p2p.checker.client_checks import secret_words
-from cs457p2p.checker.py2 import protocol0_count, protocol0_item
-from cs457p2p.checker.refstyle import ReferenceStyleTracker
 from cs457p2p.checker.report import CheckResult, Report
 from cs457p2p.checker.runner import substitute
+from cs457p2p.core.course_model import p1_answer
 from cs457p2p.core.database import Database
 from cs457p2p.core.decoder import decode
+from cs457p2p.core.py2 import protocol0_count, protocol0_item
 from standins import (
     BAD_REQUEST_P0,
     REFERENCE_ITEMS,
@@ -61,7 +61,7 @@ TCP_SCENARIOS = [
     "reference-db",
     "empty-db",
     "large-db",
-    "closes-after-answer",
+    "course-tracker",
     "chunked-answers",
     "delayed-answers",
 ]
@@ -230,6 +230,7 @@ def test_our_tracker_passes_every_check(start_tracker: TrackerFactory, run_cli: 
         "required": 10,
         "passed": 10,
         "failed": [],
+        "not_run": [],
         "line": f"tracker {t.address}: 10/10 required checks passed",
     }
     assert all(c["hint"] == "" and c["warning"] == "" for c in report["checks"])
@@ -419,6 +420,13 @@ def test_nothing_listening_is_one_line(run_cli: CliRunner, transport: str) -> No
     assert failed(report) == TRACKER_REQUIRED
     for name in TRACKER_REQUIRED[1:]:
         assert checks[name]["detail"] == "not run: nothing listens"
+    # the nine checks that could not run are counted apart from the one failure
+    assert report["summary"]["failed"] == ["register"]
+    assert report["summary"]["not_run"] == TRACKER_REQUIRED[1:]
+    rest = ", ".join(TRACKER_REQUIRED[1:])
+    assert report["summary"]["line"].endswith(
+        f"0/10 required checks passed (failed: register; 9 not run: {rest})"
+    )
 
 
 @pytest.mark.parametrize(
@@ -472,10 +480,10 @@ def test_a_client_that_orders_by_position_fails(
     code, report = run_json(
         run_cli,
         "client", "--json", "--scenario", "reference-db", "--scenario", "empty-db",
-        "--scenario", "closes-after-answer", "--", *student_client, "by-position",
+        "--scenario", "course-tracker", "--", *student_client, "by-position",
     )  # fmt: skip
     assert code == 1
-    assert failed(report) == ["reference-db", "closes-after-answer"]
+    assert failed(report) == ["reference-db", "course-tracker"]
     for name in failed(report):
         assert "position order, not in SEQNUM order" in by_name(report)[name]["detail"]
 
@@ -557,8 +565,9 @@ def test_client_table_output(run_cli: CliRunner) -> None:
     lines = r.stdout.splitlines()
     assert re.fullmatch(r"check +result +detail", lines[0])
     assert re.fullmatch(r"reference-db +PASS +printed the message \(16 items\) in .* s", lines[1])
-    assert lines[2].startswith("client ") and lines[2].endswith(": 1/1 required checks passed")
-    assert " --tracker {host}:{port} --quiet: " in lines[2]  # as given, not quoted
+    assert lines[2].startswith(("sandbox: ", "no sandbox: "))
+    assert lines[3].startswith("client ") and lines[3].endswith(": 1/1 required checks passed")
+    assert " --tracker {host}:{port} --quiet: " in lines[3]  # as given, not quoted
 
 
 @pytest.mark.parametrize(
@@ -612,19 +621,19 @@ def test_secret_words_are_fresh() -> None:
     assert secret_words(random.Random(1), 16) == secret_words(random.Random(1), 16)
 
 
-def test_reference_style_tracker_speaks_protocol_0() -> None:
+def test_the_course_tracker_speaks_protocol_0() -> None:
     assert protocol0_count(16) == b"I16\n."
     assert protocol0_item(12, "of") == b"(I12\nS'of'\np0\ntp1\n."
     assert protocol0_item(1, "it's") == dumps_p0((1, "it's"))
     assert protocol0_item(2, "a\\b\n\u00e9") == dumps_p0((2, "a\\b\n\u00e9"))
     assert decode(protocol0_item(2, "a\\b\n\u00e9")) == (2, "a\\b\n\u00e9")
     db = Database.from_pairs([(1, "b"), (0, "a")], "test", shuffle_seed=None)
-    t = ReferenceStyleTracker(db)
-    assert t.answer(REGISTER) == b"I2\n."
-    assert t.answer(b"\x80\x02K\x00.") == dumps_p0(db.items[0])
-    assert t.answer(b"I1\n.trailing") == dumps_p0(db.items[1])  # as pickle.loads reads it
-    for bad in (b"0", b"\x80\x02K\x02.", b"I-1\n.", b"REGISTER\n", b"", b"cos\nsystem\n."):
-        assert t.answer(bad) == BAD_REQUEST_P0
+    assert p1_answer(REGISTER, db.items).reply == b"I2\n."
+    assert p1_answer(b"\x80\x02K\x00.", db.items).reply == dumps_p0(db.items[0])
+    trailing = p1_answer(b"I1\n.trailing", db.items)  # as pickle.loads reads it
+    assert trailing.reply == dumps_p0(db.items[1])
+    for bad in (b"0", b"\x80\x02K\x02.", b"I-3\n.", b"REGISTER\n", b"", b"cos\nsystem\n."):
+        assert p1_answer(bad, db.items).reply == BAD_REQUEST_P0
 
 
 def test_report_shape() -> None:
@@ -655,6 +664,44 @@ def test_report_shape() -> None:
     assert len(repr(whole)) < 200 and len(repr(big)) < 200  # (asyncio builds it in full)
 
 
+def test_checks_that_could_not_run_are_counted_apart_from_failures() -> None:
+    """A cascade row ("not run: ...") is not a failure of its own: the summary counts it
+    apart; it still keeps the report from passing."""
+    report = Report(
+        "tracker",
+        "h:1",
+        "tcp",
+        (
+            CheckResult("register", True, False, "REGISTER: no answer within 5 s"),
+            CheckResult("items", True, False, "not run: REGISTER gave no N"),
+            CheckResult("pickled", True, False, "not run: no answer to look at"),
+            CheckResult("garbage", True, False, "closed without answering"),
+            CheckResult("pipelining", False, False, "not run: REGISTER gave no N"),
+        ),
+    )
+    assert (report.failed, report.not_run) == (["register", "garbage"], ["items", "pickled"])
+    assert report.summary() == (
+        "tracker h:1: 0/4 required checks passed (failed: register, garbage; 2 not run:"
+        " items, pickled)"
+    )
+    summary = report.to_json()["summary"]
+    assert (summary["failed"], summary["not_run"]) == (
+        ["register", "garbage"],
+        ["items", "pickled"],
+    )
+    late = Report(
+        "tracker",
+        "h:1",
+        "tcp",
+        (
+            CheckResult("register", True, True, "N = 16"),
+            CheckResult("concurrent", True, False, "not run: the overall deadline of 1 s passed"),
+        ),
+    )
+    assert late.failed == [] and not late.ok and late.exit_code == 1
+    assert late.summary() == "tracker h:1: 1/2 required checks passed (1 not run: concurrent)"
+
+
 def test_check_tracker_api_in_a_thread() -> None:
     """The public API runs its own event loop; a tracker in this process answers."""
     results: list[Report] = []
@@ -672,14 +719,15 @@ def test_check_tracker_api_in_a_thread() -> None:
 def test_a_clients_whole_process_tree_ends_with_its_run(
     run_cli: CliRunner, student_client: list[str], tmp_path: Path, mode: str
 ) -> None:
-    """A grandchild in a session of its own once outlived the checker (and the scenario
+    """Without a sandbox (``--no-sandbox``: the fallback where none can be made), a
+    grandchild in a session of its own once outlived the checker (and the scenario
     passed); one that kept the client's stdout open turned a 0.1 s client into "did not
-    exit within 5 s"."""
+    exit within 5 s". (In a sandbox its pid namespace ends with it: tests/test_sandbox.py.)"""
     pids = tmp_path / "pids"
     start = time.monotonic()
     code, report = run_json(
         run_cli,
-        "client", "--json", "--timeout", "20", "--scenario", "reference-db",
+        "client", "--json", "--timeout", "20", "--scenario", "reference-db", "--no-sandbox",
         "--", *student_client, mode, str(pids),
     )  # fmt: skip
     elapsed = time.monotonic() - start

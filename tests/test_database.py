@@ -269,3 +269,20 @@ def test_answer_run_is_the_answers_back_to_back() -> None:
     assert db.answer(299) == db.answers[299]
     assert sorted(db.items) == [(i, f"w{i}") for i in range(300)]
     assert db.message() == " ".join(f"w{i}" for i in range(300))
+
+
+def test_ascii_says_whether_every_value_is_ascii(tmp_path: Path) -> None:
+    """(A tracker notes, when it starts, that a Python 2 client gets non-ASCII VALUEs
+    as unicode.)"""
+    assert Database.default().ascii
+    assert Database.from_message("plain words only").ascii
+    assert not Database.from_message("caf\u00e9 cr\u00e8me").ascii
+    assert not Database.from_pairs([(0, "a"), (1, "\u2603")], "test").ascii
+    assert Database.from_pairs([(0, "a"), (1, "b")], "test").ascii
+    escaped = tmp_path / "escaped.json"
+    escaped.write_text('["snow", "\\u2603"]', encoding="ascii")  # an ASCII file, not values
+    assert not Database.from_file(escaped).ascii
+    words = tmp_path / "words.txt"
+    words.write_text("na\u00efve words\n", encoding="utf-8")
+    assert not Database.from_file(words).ascii
+    assert Database.from_message("").ascii

@@ -24,7 +24,7 @@ TCP_SCENARIOS = [
     "reference-db",
     "empty-db",
     "large-db",
-    "closes-after-answer",
+    "course-tracker",
     "chunked-answers",
     "delayed-answers",
 ]
@@ -98,21 +98,38 @@ def test_one_recv_per_answer_fails_chunked_answers(run_cli: CliRunner) -> None:
     assert_every_failure_has_a_hint(report)
 
 
-def test_ascii_positions_fail_against_the_reference_style_tracker(run_cli: CliRunner) -> None:
-    report = check_client(run_cli, "ascii_client", "reference-db", "closes-after-answer")
-    assert failed(report) == ["closes-after-answer"]  # our tracker takes digits; it does not
-    c = checks(report)["closes-after-answer"]
+def test_ascii_positions_fail_against_the_course_tracker(run_cli: CliRunner) -> None:
+    report = check_client(run_cli, "ascii_client", "reference-db", "course-tracker")
+    assert failed(report) == ["course-tracker"]  # our tracker takes digits; it does not
+    c = checks(report)["course-tracker"]
     assert c["detail"].startswith("exit 1; nothing on stdout; stderr: ")
-    assert "send pickle.dumps(i)" in c["hint"]
-    assert "answers ASCII positions like b'0' with 'Bad request'" in c["hint"]
+    assert "sent the digits b'0', not a pickle" in c["detail"]
+    assert "send pickle.dumps(i, 2) (a pickled int), not str(i)" in c["hint"]
 
 
-def test_a_hard_coded_address_fails_every_scenario(run_cli: CliRunner) -> None:
+def test_python_3s_default_pickles_fail_against_the_course_tracker(run_cli: CliRunner) -> None:
+    """pickle.dumps(i) of Python 3 writes protocol 4 (5 from 3.14), which the course's
+    Python 2 tracker refuses: our tracker takes it, the course's does not."""
+    report = check_client(run_cli, "protocol4_client", "reference-db", "course-tracker")
+    assert failed(report) == ["course-tracker"]
+    c = checks(report)["course-tracker"]
+    assert "a protocol 4 pickle: Python 2 cannot read it" in c["detail"]
+    assert "pickle.dumps(i, 2)" in c["hint"]
+
+
+def test_a_hard_coded_address_fails_every_scenario_but_the_courses(
+    run_cli: CliRunner, sandbox: str
+) -> None:
     """It never reaches the scenario's tracker: not even ``empty-db`` passes (once it did,
-    by its exit code alone)."""
+    by its exit code alone). Only the course's tracker, at the course's 127.0.0.1:7777 in
+    the sandbox's own network, serves it."""
     report = check_client(run_cli, "hardcoded_client", *TCP_SCENARIOS, timeout=5)
-    assert failed(report) == TCP_SCENARIOS
+    wrong = [s for s in TCP_SCENARIOS if s != "course-tracker"]
+    assert failed(report) == wrong
+    assert checks(report)["course-tracker"]["passed"]
     for c in report["checks"]:
+        if c["name"] == "course-tracker":
+            continue
         assert re.match(
             r"the client never connected to 127\.0\.0\.1:\d+: is the address hard-coded\?",
             c["detail"],
@@ -293,14 +310,9 @@ def test_a_tracker_not_listening_gets_one_line(run_cli: CliRunner, student_track
     address = student_tracker("silent_tracker", listens=False)
     time.sleep(0.5)  # (it binds, never listens)
     r = run_cli("check", "tracker", address, "--timeout", "2")
-    assert r.returncode == 1 and r.stderr == ""
-    lines = r.stdout.splitlines()
+    assert (r.returncode, r.stdout) == (1, "")
     assert re.fullmatch(
-        rf"register +FAIL +nothing listens on {re.escape(address)} \(.*refused.*\): is the"
-        r" tracker running\?",
-        lines[1],
-    ), lines
-    assert lines[2].strip() == "hint: start the tracker first, listening on this host and port"
-    assert lines[3].startswith("(9 other checks not run: nothing listens on ")
-    assert lines[-1].startswith(f"tracker {address}: 0/10 required checks passed")
-    assert len(lines) == 5
+        rf"cs457p2p check tracker: error: nothing listens on {re.escape(address)}"
+        r" \(.*refused.*\): is the tracker running\?\n",
+        r.stderr,
+    ), r.stderr

@@ -6,13 +6,14 @@ stand-in) passes but for garbage."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import CliRunner
+from conftest import CLI, CliRunner, Wrapper
 from standins import error_line
 
 STUDENT = Path(__file__).parent / "students" / "ring" / "ring_peer.py"
@@ -149,3 +150,20 @@ def test_a_peer_that_never_registers(run_cli: CliRunner) -> None:
     checks = by_name(report)
     assert "exited (code 0) before it registered" in checks["register"]["detail"]
     assert all(c["detail"].startswith("not run") for c in report["checks"][1:])
+
+
+def test_where_127_0_0_1_is_the_only_loopback_address_the_neighbours_listen_there(
+    only_127_0_0_1: Wrapper,
+) -> None:
+    """As on macOS without aliases (and so without a sandbox, which would give the check
+    a loopback of its own): A and B cannot have 127.0.0.2 and .3, so they listen on
+    127.0.0.1 (ports of their own), and our peer still passes every check."""
+    ours = [sys.executable, "-m", "cs457p2p", "peer", "--tracker", "{tracker_host}:{tracker_port}"]
+    ours += ["--handle", "{handle}", "--listen", "{host}:{port}"]
+    argv = [*CLI, "check", "peer", "--json", "--no-sandbox", "--", *ours]
+    r = subprocess.run(
+        only_127_0_0_1(argv), capture_output=True, text=True, timeout=90, check=False
+    )
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    report = json.loads(r.stdout)
+    assert report["ok"] and [c["name"] for c in report["checks"]] == REQUIRED

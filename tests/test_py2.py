@@ -1,14 +1,16 @@
-"""cs457p2p.checker.py2 against a real Python 2.7: the hand-written pickles are byte for
+"""cs457p2p.core.py2 against a real Python 2.7: the hand-written pickles are byte for
 byte what Python 2's ``pickle.dumps`` writes, and Python 2 reads back what our tracker
 and clients send. Skipped where no Python 2.7 is installed."""
 
 from __future__ import annotations
 
 import json
+import os
+import pickle
 import subprocess
 from typing import Any
 
-from cs457p2p.checker.py2 import PROTOCOL0_BAD_REQUEST, dumps_py2, protocol0_item
+from cs457p2p.core.py2 import PROTOCOL0_BAD_REQUEST, dumps_py2, protocol0_item
 from cs457p2p.core.wire import BAD_REQUEST, encode, encode_count, encode_item, encode_position
 
 VALUES: list[Any] = [
@@ -109,3 +111,39 @@ def test_python2_reads_what_we_send(python2: str) -> None:
         "70000",
         "(u'REG_INIT', u'alice', u'127.0.0.1', 9401, 5, (4, u'peaks'))",
     ]
+
+
+#: A Python 2 client's last line, as students write it: the VALUEs (unicode, from our
+#: tracker's protocol-2 answers) joined and printed; with ENCODE, encoded first.
+_PRINTS = r"""
+import os, pickle, sys
+values = [pickle.loads(line.strip().decode("hex"))[1] for line in sys.stdin]
+message = " ".join(values)
+print(message.encode("utf-8") if os.environ.get("ENCODE") else message)
+"""
+
+
+def test_what_the_tracker_notes_of_values_not_ascii_is_what_python2_does(python2: str) -> None:
+    """A Python 2 client printing non-ASCII VALUEs to a pipe dies (UnicodeEncodeError);
+    either remedy the tracker's note names works; Python 3's plain pickle.loads reads
+    the same answers as str."""
+    answers = [encode_item(0, "caf\u00e9"), encode_item(1, "cr\u00e8me")]
+    stdin = "".join(a.hex() + "\n" for a in answers)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONIOENCODING", "ENCODE")}
+
+    def run(**extra: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [python2, "-c", _PRINTS],
+            input=stdin.encode(),
+            capture_output=True,
+            env={**env, **extra},
+            timeout=30,
+            check=False,
+        )
+
+    died = run()
+    assert died.returncode == 1 and b"UnicodeEncodeError" in died.stderr
+    for fixed in (run(ENCODE="1"), run(PYTHONIOENCODING="utf-8")):
+        assert (fixed.returncode, fixed.stdout) == (0, "caf\u00e9 cr\u00e8me\n".encode())
+    # (our own bytes, not the network's: what a Python 3 client's pickle.loads gets)
+    assert [pickle.loads(a) for a in answers] == [(0, "caf\u00e9"), (1, "cr\u00e8me")]

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cs457p2p.checker.py2 import dumps_py2
 from cs457p2p.core.decoder import decode
+from cs457p2p.core.py2 import dumps_py2
 from cs457p2p.core.trace import (
     BYTES_SHOWN,
     MessageSplitter,

@@ -88,6 +88,19 @@ def test_client_trace_against_a_reference_style_tracker(run_client: ClientRunner
     assert all(w.endswith("[pickle protocol 0 or 1]") for w in whats(lines, "<-") if "item" in w)
 
 
+def test_the_course_tracker_traced(start_tracker: TrackerFactory, run_client: ClientRunner) -> None:
+    """``tracker --course --trace``: Python 2's protocol 0 answers, one connection at a
+    time, as the course's tracker writes them."""
+    t = start_tracker("--course", "--trace")
+    r = run_client(t.address, "--trace")
+    assert r.returncode == 0, r.stderr
+    lines = traced(_stop(t))
+    assert lines[0]["what"] == "REGISTER [raw bytes]"
+    assert lines[1]["shown"] == "b'I16\\n.'" and lines[1]["what"].startswith("N = 16 [")
+    answers = [w for w in whats(lines, "->") if w.startswith("item (")]
+    assert answers and all(w.endswith("[pickle protocol 0 or 1]") for w in answers)
+
+
 def test_client_trace_over_udp(start_tracker: TrackerFactory, run_client: ClientRunner) -> None:
     t = start_tracker()
     r = run_client(t.address, "--trace", "--transport", "udp")

@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 
 from conftest import find_python2
-from cs457p2p.checker.py2 import dumps_py2
+from cs457p2p.core.py2 import dumps_py2
 from cs457p2p.core.trace import MessageSplitter, Piece, meaning, split_datagram
 from cs457p2p.core.wire import encode
 from pickles import max_proto

@@ -10,6 +10,7 @@ so that the sans-I/O core can name addresses too).
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 import socket
 from collections.abc import Callable, Sequence
@@ -21,10 +22,12 @@ __all__ = [
     "Target",
     "bind_addresses",
     "bind_host",
+    "can_bind",
     "close_pairs",
     "describe_os_error",
     "free_port",
     "listening_ports",
+    "loopback_hosts",
     "passive_addresses",
     "raise_fd_limit",
     "retry_port",
@@ -74,6 +77,32 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def can_bind(host: str) -> bool:
+    """Whether a TCP socket can be bound to the address ``host`` here (on a free port).
+    Linux has every address of 127.0.0.0/8; macOS only 127.0.0.1 unless aliases were
+    added (``sudo ifconfig lo0 alias 127.0.0.2 up``)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+    except OSError:
+        return False
+    return True
+
+
+#: Where everything played on one machine listens when no other address can be bound.
+LOOPBACK = "127.0.0.1"
+
+
+def loopback_hosts(hosts: Sequence[str]) -> list[str]:
+    """``hosts`` (loopback addresses of their own, for parts played on this machine)
+    when every one of them can be bound here; else 127.0.0.1 for each (macOS without
+    aliases): the parts then differ by their ports alone."""
+    if all(can_bind(host) for host in hosts):
+        return list(hosts)
+    return [LOOPBACK] * len(hosts)
 
 
 def passive_addresses(host: str, port: int) -> list[Target]:
@@ -159,12 +188,14 @@ _TCP_LISTEN = "0A"  # the state column of /proc/net/tcp for a listening socket
 
 
 def listening_ports() -> set[int] | None:
-    """The TCP ports some socket of this host listens on, read from ``/proc/net/tcp``
-    and ``tcp6`` without connecting to anything (a probe connection would be a client
-    to the program listening there); None where the kernel does not tell (not Linux)."""
+    """The TCP ports some socket of this host listens on, read from the kernel's table
+    of the calling thread's network namespace (``/proc/thread-self/net/tcp`` and
+    ``tcp6``) without connecting to anything (a probe connection would be a client to
+    the program listening there); None where the kernel does not tell (not Linux)."""
     ports: set[int] = set()
     found = False
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    base = "/proc/thread-self/net" if os.path.isdir("/proc/thread-self/net") else "/proc/net"
+    for table in (f"{base}/tcp", f"{base}/tcp6"):
         try:
             with open(table, encoding="ascii") as f:
                 lines = f.read().splitlines()[1:]

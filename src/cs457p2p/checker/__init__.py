@@ -2,8 +2,8 @@
 
 * :mod:`.tracker_checks`: ``check tracker``, named checks against a running tracker;
 * :mod:`.client_checks`: ``check client``, a client run against trackers started here,
-  one per scenario (:mod:`.scenarios`), among them a reference-style one
-  (:mod:`.refstyle`, answering in Python 2's pickles, :mod:`.py2`);
+  one per scenario (:mod:`.scenarios`), among them the course's own tracker
+  (:mod:`.course_client`, :mod:`cs457p2p.tracker.course`);
 * :mod:`.links`: how the checks reach a tracker; :mod:`.runner`: how a student's
   program is run; :mod:`.report`: the results, as a table or JSON.
 """

@@ -9,7 +9,6 @@ import asyncio
 import dataclasses
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +16,14 @@ from ..core.connection_rules import request_count
 from ..core.database import Database
 from ..core.requests import Request
 from ..tracker.server import Address, Tracker, TrackerConfig
+from .course_client import Place, course_run
+from .guard import Guard
 from .hints import client_hint
-from .refstyle import ReferenceStyleTracker
+from .judges.hw08 import judge
+from .judges.transcript import ProgramRun
 from .report import CheckResult, Report, plural, short, short_text
-from .runner import CommandError, run_command, substitute
+from .runner import CommandError, CommandRun, run_command, substitute
+from .sandbox import Jail, SandboxPolicy, contained
 from .scenarios import Scenario, scenarios_for
 
 __all__ = ["ClientCommandError", "check_client", "run_client_checks", "secret_words"]
@@ -50,6 +53,13 @@ def secret_words(rng: random.Random, count: int) -> list[str]:
     ]
 
 
+#: The hint of a program stopped by a limit of its sandbox.
+LIMIT_HINT = (
+    "the program hit a limit of its sandbox (the report's sandbox line says which):"
+    " a client needs one process, little memory and no disk"
+)
+
+
 def _diagnose(stdout: str, db: Database, message: str) -> str:
     """Why ``stdout`` does not hold ``message``: the likeliest mistake."""
     if not stdout.strip():
@@ -70,14 +80,6 @@ def _diagnose(stdout: str, db: Database, message: str) -> str:
 def _last_line(text: str) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
     return short_text(lines[-1].strip(), 120) if lines else ""
-
-
-@dataclass(frozen=True)
-class _Place:
-    """Where a client runs: its working folder, and the file that keeps its output."""
-
-    cwd: Path | None = None
-    log: Path | None = None
 
 
 class _Tally:
@@ -105,36 +107,38 @@ async def _run_scenario(
     transport: str,
     timeout: float,
     rng: random.Random,
-    place: _Place,
+    place: Place,
 ) -> CheckResult:
     message = " ".join(secret_words(rng, scenario.items))
     db = Database.from_message(message, shuffle_seed=rng.randrange(1 << 32))
     fault_seed = rng.randrange(1 << 32)
-    server: Tracker | ReferenceStyleTracker
-    tally = _Tally()
-    if scenario.reference_style:
-        server = ReferenceStyleTracker(db, timeout=timeout)
+    course_problem: CheckResult | None = None
+    run: CommandRun | ProgramRun
+    if scenario.course:
+        t = await course_run(scenario.name, command, db.items, timeout, place)
+        run, port = t.run, int(t.address.rsplit(":", 1)[1])
+        connections = len(t.connections)
+        requests = sum(1 for c in t.connections if c.data)
+        problems = [judge(n, t) for n in ("register", "pickled", "one-at-a-time")]
+        course_problem = next((p for p in problems if not p.passed), None)
     else:
+        tally = _Tally()
         faults = dataclasses.replace(scenario.faults, seed=fault_seed)
         config = TrackerConfig(host="127.0.0.1", port=0, faults=faults, drain_timeout=1.0)
         server = Tracker(db, config)
         server.observer = tally
-    await server.start()
-    port = server.port
-    try:
-        argv = substitute(command, {"host": "127.0.0.1", "port": port, "transport": transport})
-        if place.log is not None:
-            with place.log.open("a", encoding="utf-8") as f:
-                f.write(f"\n== scenario {scenario.name} ({scenario.items:,} items)\n")
-        run = await run_command(argv, timeout, cwd=place.cwd, log=place.log)
-    finally:
-        await server.close()
-    if isinstance(server, ReferenceStyleTracker):
-        connections, requests = server.connections, server.requests
-        sent_ascii = server.ascii_requests > 0
-    else:
+        await server.start()
+        port = server.port
+        try:
+            argv = substitute(command, {"host": "127.0.0.1", "port": port, "transport": transport})
+            if place.log is not None:
+                with place.log.open("a", encoding="utf-8") as f:
+                    f.write(f"\n== scenario {scenario.name} ({scenario.items:,} items)\n")
+            run = await run_command(argv, timeout, cwd=place.cwd, log=place.log, jail=place.jail)
+        finally:
+            await server.close()
         connections = server.accepted + server.datagrams
-        requests, sent_ascii = tally.requests, False
+        requests = tally.requests
     found = message in run.stdout
     data: dict[str, Any] = {
         "items": scenario.items,
@@ -146,6 +150,10 @@ async def _run_scenario(
     }
     if scenario.faults.active:
         data["fault_seed"] = fault_seed
+    if run.limit:
+        data["limit"] = run.limit
+    if run.setup_error:
+        data["setup_error"] = run.setup_error
     if not connections:
         # (an empty message is in any stdout: the client must still have asked for it)
         passed = False
@@ -154,6 +162,8 @@ async def _run_scenario(
     else:
         passed = not run.timed_out and found
     stderr = _last_line(run.stderr)
+    if run.setup_error:
+        passed, stderr = False, ""
     if passed:
         what = "exited 0 for N = 0" if scenario.items == 0 else "printed the message"
         what += f" ({scenario.items:,} items)" if scenario.items else ""
@@ -181,7 +191,11 @@ async def _run_scenario(
         detail = f"killed by signal {-code}" if code < 0 else f"exit {code}"
         if scenario.items == 0:
             detail += " for N = 0"
-    if not connections:
+    if run.setup_error:
+        detail = f"the sandbox could not start it: {run.setup_error}"
+    elif run.limit:
+        detail = f"{run.limit}: {detail}"
+    if not connections or run.setup_error:
         pass
     elif not found and scenario.items and message in run.stderr:
         detail += "; printed the message on stderr, not on stdout"
@@ -190,14 +204,14 @@ async def _run_scenario(
         detail += f"; {_diagnose(run.stdout, db, message)}"
     if stderr:
         detail += f"; stderr: {stderr}"
+    if course_problem is not None and connections:
+        detail += f"; {course_problem.detail.split(': ', 1)[-1]}"
     result = CheckResult(scenario.name, True, False, detail, data)
-    hint = client_hint(
-        scenario.name,
-        detail,
-        sent_ascii=sent_ascii,
-        requests=requests,
-        needed=scenario.items + 1,
-    )
+    if run.limit:
+        return result.with_hint(LIMIT_HINT)
+    if course_problem is not None and connections:
+        return result.with_hint(course_problem.hint)
+    hint = client_hint(scenario.name, detail, requests=requests, needed=scenario.items + 1)
     return result.with_hint(hint)
 
 
@@ -210,10 +224,14 @@ async def run_client_checks(
     seed: int | None = None,
     cwd: Path | None = None,
     log: Path | None = None,
+    sandbox: SandboxPolicy | None = None,
+    slot: int = 0,
 ) -> Report:
     """Run the client ``command`` in every scenario for ``transport`` (or only the
     named ones). ``seed`` makes the secrets, shuffles and faults reproducible; ``cwd``
-    is the folder it runs in, and ``log`` a file its output is appended to.
+    is the folder it runs in (default: the current one), and ``log`` a file its output
+    is appended to; ``sandbox``: how it is contained (:mod:`.sandbox`; by default in a
+    sandbox where one can be made), as job ``slot``.
     Raises :class:`ClientCommandError` when the command cannot run at all."""
     if transport not in ("tcp", "udp"):
         raise ValueError("transport must be tcp or udp")
@@ -225,11 +243,22 @@ async def run_client_checks(
             " address of each tracker this check starts"
         )
     rng = random.Random(seed)
-    checks = [
-        await _run_scenario(s, command, transport, timeout, rng, _Place(cwd, log))
-        for s in scenarios_for(transport, scenarios)
-    ]
-    return Report("client", " ".join(command), transport, tuple(checks))
+    chosen = scenarios_for(transport, scenarios)
+
+    async def body(jail: Jail | None) -> list[CheckResult]:
+        guard = Guard.install()
+        place = Place(cwd, log, jail)
+        done = [await _run_scenario(s, command, transport, timeout, rng, place) for s in chosen]
+        load = guard.result()
+        return [*done, load] if load else done
+
+    checks, line = await contained(sandbox, cwd, body, slot)
+    limit = next((str(c.data["limit"]) for c in checks if c.data.get("limit")), "")
+    setup = next((str(c.data["setup_error"]) for c in checks if c.data.get("setup_error")), "")
+    target = " ".join(command)
+    return Report(
+        "client", target, transport, tuple(checks), sandbox=line, limit=limit, setup_error=setup
+    )
 
 
 def check_client(

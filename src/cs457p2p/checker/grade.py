@@ -16,9 +16,6 @@ command that cannot start and a crash are told apart from failed checks.
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
-import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +31,7 @@ from .report import Report, one_line, short_text
 from .ring_tracker_checks import REQUIRED as RING_REQUIRED
 from .ring_tracker_checks import run_ring_tracker_checks
 from .runner import CommandError, Program, substitute
+from .sandbox import Jail, SandboxPolicy, contained
 from .scenarios import scenarios_for
 from .tracker_checks import REQUIRED as TRACKER_REQUIRED
 from .tracker_checks import run_tracker_checks
@@ -45,6 +43,7 @@ __all__ = [
     "GradeError",
     "GradeOptions",
     "grade_all",
+    "log_of",
     "named_files",
     "students_in",
 ]
@@ -57,8 +56,11 @@ OUTCOMES = {
     "crashed": "the program exited with an error (a client in some scenario; a tracker"
     " before or while it was checked)",
     "not-listening": "the tracker ran but never listened on its port",
+    "over-limit": "the program hit a limit of its sandbox (memory, processes, CPU time,"
+    " disk, open files)",
     "cannot-start": "the command could not be started (not found, not executable)",
     "missing": "a file the command names is not in the student's folder",
+    "not-graded": "the grading was stopped before this student",
 }
 #: The reports' folder, inside SUBMISSIONS unless told otherwise (never graded): one
 #: subfolder for clients, one for trackers.
@@ -92,6 +94,7 @@ class GradeOptions:
     wait: float = 30.0  # tracker, Part 2: the wait for a PING and a prune
     stdin: str | None = None  # peer: what its stdin gets (placeholders replaced)
     tracker_port: int | None = None  # peer: the played tracker's fixed port
+    sandbox: SandboxPolicy = field(default_factory=SandboxPolicy)
 
 
 @dataclass
@@ -109,6 +112,8 @@ class Grade:
     report: Report | None = field(default=None, repr=False)
     #: what the checks warned of (they do not fail a check)
     warnings: list[str] = field(default_factory=list)
+    #: how the student's programs were contained (one line)
+    sandbox: str = ""
 
     def row(self) -> dict[str, Any]:
         return {
@@ -121,6 +126,7 @@ class Grade:
             "detail": self.detail,
             "warnings": " | ".join(self.warnings),
             "log": str(self.log),
+            "sandbox": self.sandbox,
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -183,16 +189,17 @@ def _from_report(student: str, report: Report, log: Path, outcome: str) -> Grade
         log,
         report,
         [f"{c.name}: {c.warning}" for c in report.checks if c.warning],
+        report.sandbox,
     )
 
 
 def _nothing(student: str, opts: GradeOptions, outcome: str, detail: str, hint: str) -> Grade:
-    log = _log_of(opts, student)
+    log = log_of(opts, student)
     count = _required_count(opts)
     return Grade(student, outcome, 0, count, [], hint, detail, log)
 
 
-def _log_of(opts: GradeOptions, student: str) -> Path:
+def log_of(opts: GradeOptions, student: str) -> Path:
     return opts.report_dir / "logs" / f"{student}.log"
 
 
@@ -203,8 +210,8 @@ def _missing(folder: Path, command: Sequence[str]) -> str | None:
     return None
 
 
-async def _grade_client(folder: Path, opts: GradeOptions) -> Grade:
-    student, log = folder.name, _log_of(opts, folder.name)
+async def _grade_client(folder: Path, opts: GradeOptions, slot: int) -> Grade:
+    student, log = folder.name, log_of(opts, folder.name)
     try:
         report = await run_client_checks(
             opts.command,
@@ -213,6 +220,8 @@ async def _grade_client(folder: Path, opts: GradeOptions) -> Grade:
             scenarios=opts.scenarios,
             cwd=folder,
             log=log,
+            sandbox=opts.sandbox,
+            slot=slot,
         )
     except CommandError as e:
         return _nothing(
@@ -222,12 +231,22 @@ async def _grade_client(folder: Path, opts: GradeOptions) -> Grade:
     crashed = [
         c for c in report.checks if not c.passed and not c.data.get("timed_out") and c.data["exit"]
     ]
-    outcome = "passed" if report.ok else "failed"
-    if crashed:
+    outcome = _outcome(report)
+    if crashed and outcome == "failed":
         outcome = "crashed"
-    elif any(r.get("timed_out") for r in runs):
+    elif outcome == "failed" and any(r.get("timed_out") for r in runs):
         outcome = "hung"
     return _from_report(student, report, log, outcome)
+
+
+def _outcome(report: Report) -> str:
+    """passed, failed, or what stopped the program: its sandbox (``cannot-start``) or a
+    limit of it (``over-limit``)."""
+    if report.setup_error:
+        return "cannot-start"
+    if report.limit and not report.ok:
+        return "over-limit"
+    return "passed" if report.ok else "failed"
 
 
 class _Ports:
@@ -245,8 +264,8 @@ class _Ports:
         raise OSError("no free port")
 
 
-async def _grade_peer(folder: Path, opts: GradeOptions) -> Grade:
-    student, log = folder.name, _log_of(opts, folder.name)
+async def _grade_peer(folder: Path, opts: GradeOptions, slot: int) -> Grade:
+    student, log = folder.name, log_of(opts, folder.name)
     try:
         report = await run_peer_checks(
             opts.command,
@@ -255,12 +274,14 @@ async def _grade_peer(folder: Path, opts: GradeOptions) -> Grade:
             tracker_port=opts.tracker_port,
             cwd=folder,
             log=log,
+            sandbox=opts.sandbox,
+            slot=slot,
         )
     except CommandError as e:
         return _nothing(
             student, opts, "cannot-start", str(e), "check the command and the file's permissions"
         )
-    return _from_report(student, report, log, "passed" if report.ok else "failed")
+    return _from_report(student, report, log, _outcome(report))
 
 
 async def _listens(program: Program, port: int, within: float, part: int = 1) -> str | None:
@@ -303,11 +324,26 @@ def _last_line(text: str) -> str:
     return short_text(lines[-1], 120) if lines else ""
 
 
-async def _grade_tracker(folder: Path, opts: GradeOptions, ports: _Ports) -> Grade:
-    student, log = folder.name, _log_of(opts, folder.name)
+async def _grade_tracker(folder: Path, opts: GradeOptions, ports: _Ports, slot: int) -> Grade:
     port = ports.take()
+
+    async def body(jail: Jail | None) -> Grade:
+        return await _run_tracker(folder, opts, port, jail)
+
+    try:
+        grade, line = await contained(opts.sandbox, folder, body, slot)
+    except CommandError as e:
+        return _nothing(
+            folder.name, opts, "cannot-start", str(e), "check the command and the folder"
+        )
+    grade.sandbox = line
+    return grade
+
+
+async def _run_tracker(folder: Path, opts: GradeOptions, port: int, jail: Jail | None) -> Grade:
+    student, log = folder.name, log_of(opts, folder.name)
     argv = substitute(opts.command, {"host": "127.0.0.1", "port": port})
-    program = Program(argv, cwd=folder, log=log)
+    program = Program(argv, cwd=folder, log=log, jail=jail)
     try:
         await program.start()
     except CommandError as e:
@@ -335,11 +371,21 @@ async def _grade_tracker(folder: Path, opts: GradeOptions, ports: _Ports) -> Gra
     finally:
         run = await program.stop()
     stderr = _last_line(run.stderr)
+    if run.setup_error:
+        return _nothing(
+            student,
+            opts,
+            "cannot-start",
+            f"the sandbox could not start it: {run.setup_error}",
+            "check the command and the folder",
+        )
     if report is None and exited is not None:
         detail = f"exited ({_exit_text(exited)}) before it listened on port {port}"
+        detail += f"; {run.limit}" if run.limit else ""
         detail += f"; stderr: {stderr}" if stderr else ""
+        outcome = "over-limit" if run.limit else "crashed"
         return _nothing(
-            student, opts, "crashed", detail, "run it by hand with the same command and port"
+            student, opts, outcome, detail, "run it by hand with the same command and port"
         )
     if report is None:
         detail = f"never listened on port {port} within {opts.startup:g} s"
@@ -352,10 +398,15 @@ async def _grade_tracker(folder: Path, opts: GradeOptions, ports: _Ports) -> Gra
         )
     grade = _from_report(student, report, log, "passed" if report.ok else "failed")
     if exited is not None:
-        grade.outcome = "crashed"
-        grade.detail = f"exited ({_exit_text(exited)}) while it was checked" + (
-            f"; stderr: {stderr}" if stderr else ""
+        grade.outcome = "over-limit" if run.limit else "crashed"
+        grade.detail = (
+            f"exited ({_exit_text(exited)}) while it was checked"
+            + (f"; {run.limit}" if run.limit else "")
+            + (f"; stderr: {stderr}" if stderr else "")
         )
+    elif run.limit:
+        grade.outcome = "over-limit"
+        grade.detail = f"{run.limit}; {grade.detail}" if grade.detail else run.limit
     return grade
 
 
@@ -371,67 +422,38 @@ async def grade_all(
     """Grade every student folder, ``opts.jobs`` at a time; ``on_grade`` sees each
     grade as it is made. The grades come back in the folders' order."""
     (opts.report_dir / "logs").mkdir(parents=True, exist_ok=True)
-    gate = asyncio.Semaphore(opts.jobs)
+    slots: asyncio.Queue[int] = asyncio.Queue()
+    for k in range(opts.jobs):
+        slots.put_nowait(k)
     ports = _Ports()
 
     async def one(folder: Path) -> Grade:
-        async with gate:
-            log = _log_of(opts, folder.name)
-            log.write_bytes(b"")
-            missing = _missing(folder, opts.command)
-            if missing is not None:
-                grade = _nothing(
-                    folder.name,
-                    opts,
-                    "missing",
-                    f"{missing} is not in the folder {folder.name}",
-                    f"submit {missing} at the top of the folder, named exactly so",
-                )
-            elif opts.kind == "client":
-                grade = await _grade_client(folder, opts)
-            elif opts.kind == "peer":
-                grade = await _grade_peer(folder, opts)
-            else:
-                grade = await _grade_tracker(folder, opts, ports)
-            if on_grade is not None:
-                on_grade(grade)
-            return grade
+        slot = await slots.get()
+        try:
+            return await graded(folder, slot)
+        finally:
+            slots.put_nowait(slot)
+
+    async def graded(folder: Path, slot: int) -> Grade:
+        log = log_of(opts, folder.name)
+        log.write_bytes(b"")
+        missing = _missing(folder, opts.command)
+        if missing is not None:
+            grade = _nothing(
+                folder.name,
+                opts,
+                "missing",
+                f"{missing} is not in the folder {folder.name}",
+                f"submit {missing} at the top of the folder, named exactly so",
+            )
+        elif opts.kind == "client":
+            grade = await _grade_client(folder, opts, slot)
+        elif opts.kind == "peer":
+            grade = await _grade_peer(folder, opts, slot)
+        else:
+            grade = await _grade_tracker(folder, opts, ports, slot)
+        if on_grade is not None:
+            on_grade(grade)
+        return grade
 
     return list(await asyncio.gather(*(one(f) for f in folders)))
-
-
-def csv_text(grades: Sequence[Grade]) -> str:
-    out = io.StringIO()
-    fields = [
-        "student",
-        "outcome",
-        "passed",
-        "required",
-        "failed",
-        "hint",
-        "detail",
-        "warnings",
-        "log",
-    ]
-    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
-    for g in grades:
-        writer.writerow(g.row())
-    return out.getvalue()
-
-
-def json_text(grades: Sequence[Grade], opts: GradeOptions) -> str:
-    counts = {k: sum(g.outcome == k for g in grades) for k in OUTCOMES}
-    return json.dumps(
-        {
-            "kind": opts.kind,
-            "part": 2 if opts.kind == "peer" else opts.part,
-            "command": " ".join(opts.command),
-            "transport": opts.transport,
-            "students": len(grades),
-            "outcomes": {k: v for k, v in counts.items() if v},
-            "grades": [g.to_json() for g in grades],
-        },
-        indent=2,
-        ensure_ascii=False,
-    )

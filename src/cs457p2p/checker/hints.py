@@ -93,8 +93,9 @@ CLIENT_HINTS = {
     "empty-db": "N = 0 is valid: print an empty line and exit 0 (no division by zero, no"
     " index out of range)",
     "large-db": "5,000 items: no fixed sleep per item, no assumption that N is small",
-    "closes-after-answer": "the reference tracker answers one request per connection, then"
-    " closes: open a new connection for every request and read until EOF",
+    "course-tracker": "the course's tracker is Python 2 and serves one connection at a time,"
+    " one request each: send pickle.dumps(i, 2) on a new connection per request, read until"
+    " it closes",
     "chunked-answers": "read until the tracker closes (EOF): an answer may arrive in several"
     " pieces, and one recv() returns only what has arrived",
     "delayed-answers": "answers come 100 ms late: wait for them (no short socket timeout, no"
@@ -107,21 +108,13 @@ CLIENT_HINTS = {
 }
 
 
-def client_hint(
-    scenario: str, detail: str, *, sent_ascii: bool = False, requests: int = 0, needed: int = 0
-) -> str:
-    """The hint for a failed client scenario, from what went wrong (its detail), what
-    the client sent (``sent_ascii``: positions as ASCII digits) and how far it got
-    (``requests`` of the ``needed`` ones: REGISTER and one per item)."""
+def client_hint(scenario: str, detail: str, *, requests: int = 0, needed: int = 0) -> str:
+    """The hint for a failed client scenario, from what went wrong (its detail) and how
+    far it got (``requests`` of the ``needed`` ones: REGISTER and one per item)."""
     if "never connected" in detail or "never sent a datagram" in detail:
         return (
             "is the tracker's address written into the program? Take the host and port"
             " from the command line ({host} {port}), as the assignment's command gives them"
-        )
-    if sent_ascii:
-        return (
-            "send pickle.dumps(i), not the digits: the reference tracker answers ASCII"
-            " positions like b'0' with 'Bad request'"
         )
     if "position order" in detail or "not in SEQNUM order" in detail:
         return (

@@ -18,6 +18,7 @@ restricted decoder as plain tuples).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,10 +36,12 @@ from ..core.wire2 import (
     as_pong,
     encode_message,
 )
-from ..net import free_port
+from ..net import free_port, loopback_hosts
+from .guard import Guard
 from .played_peer import PlayedPeer, PlayedTracker, message_of, send, shown
 from .report import CheckResult, Report, short, short_text
 from .runner import Program, substitute
+from .sandbox import Jail, SandboxPolicy, contained
 
 __all__ = ["REQUIRED", "run_peer_checks"]
 
@@ -142,16 +145,39 @@ async def run_peer_checks(
     tracker_port: int | None = None,
     cwd: Path | None = None,
     log: Path | None = None,
+    sandbox: SandboxPolicy | None = None,
+    slot: int = 0,
 ) -> Report:
     """Run ``command`` (placeholders ``{tracker_host}``, ``{tracker_port}``,
-    ``{handle}``, ``{port}``, ``{host}``, also in ``stdin``) under every check."""
+    ``{handle}``, ``{port}``, ``{host}``, also in ``stdin``) under every check, in a
+    sandbox where one can be made (``sandbox``: the policy; ``slot``: the job)."""
+
+    async def body(jail: Jail | None) -> Report:
+        return await _run(command, timeout, stdin, tracker_port, cwd, log, jail)
+
+    report, line = await contained(sandbox, cwd, body, slot)
+    return dataclasses.replace(report, sandbox=line)
+
+
+async def _run(
+    command: Sequence[str],
+    timeout: float,
+    stdin: str | None,
+    tracker_port: int | None,
+    cwd: Path | None,
+    log: Path | None,
+    jail: Jail | None,
+) -> Report:
     target = " ".join(command)
-    tracker = PlayedTracker("127.0.0.1", tracker_port or 0)
-    a = PlayedPeer("nbr-a", "127.0.0.2")
+    guard = Guard.install()
+    tracker = PlayedTracker("127.0.0.1", tracker_port or 0, guard)
+    # (where 127.0.0.2 and .3 cannot be bound, as on macOS, A and B listen on 127.0.0.1)
+    a_host, b_host = loopback_hosts(("127.0.0.2", "127.0.0.3"))
+    a = PlayedPeer("nbr-a", a_host, guard=guard)
     words = _words(ITEMS)
     order = list(range(ITEMS))
     secrets.SystemRandom().shuffle(order)
-    b = PlayedPeer("nbr-b", "127.0.0.3", dict(enumerate(words)))
+    b = PlayedPeer("nbr-b", b_host, dict(enumerate(words)), guard)
     try:
         await tracker.start()
     except OSError as e:
@@ -176,8 +202,13 @@ async def run_peer_checks(
     if stdin is not None:
         text = stdin.replace("\\n", "\n")
         data = substitute([text], values)[0].encode()
-    program = Program(argv, stdin=data, cwd=cwd, log=log)
-    await program.start()
+    program = Program(argv, stdin=data, cwd=cwd, log=log, jail=jail)
+    try:
+        await program.start()
+    except BaseException:
+        for part in (tracker, a, b):
+            await part.close()
+        raise
     peer = _Peer(program, str(values["handle"]))
     try:
         checks = await _checks(peer, tracker, a, b, words, hosted_seq, timeout)
@@ -186,7 +217,15 @@ async def run_peer_checks(
         for part in (tracker, a, b):
             await part.close()
     message = " ".join(words)
-    if run.stderr.strip() and not checks[-1].passed:
+    if run.setup_error:
+        checks[0] = _fail("register", f"the sandbox could not start it: {run.setup_error}")
+    elif run.limit and not all(c.passed for c in checks):
+        k = next(k for k, c in enumerate(checks) if not c.passed)
+        first = checks[k]
+        checks[k] = CheckResult(
+            first.name, first.required, False, f"{first.detail} ({run.limit})", hint=first.hint
+        )
+    elif run.stderr.strip() and not checks[-1].passed:
         last = short_text(run.stderr.strip().splitlines()[-1], 120)
         checks[-1] = CheckResult(
             checks[-1].name,
@@ -195,7 +234,16 @@ async def run_peer_checks(
             f"{checks[-1].detail} (its stderr ends: {last})",
             hint=checks[-1].hint,
         )
-    return Report("peer", target, "tcp", tuple(checks), message=message)
+    load = guard.result()
+    return Report(
+        "peer",
+        target,
+        "tcp",
+        (*checks, *([load] if load else [])),
+        message=message,
+        limit=run.limit,
+        setup_error=run.setup_error,
+    )
 
 
 async def _checks(

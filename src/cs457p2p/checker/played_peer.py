@@ -33,6 +33,7 @@ from ..core.wire2 import (
     parse,
     welcome,
 )
+from .guard import Guard
 from .links import ANSWER, Reply, TcpLink, decode_problem
 from .report import short
 
@@ -40,6 +41,8 @@ __all__ = ["Heard", "PlayedPeer", "PlayedTracker", "send", "shown"]
 
 #: Longest message a played part reads (a QUERY_RESULT with a long VALUE fits).
 MAX_MESSAGE = 1 << 20
+#: Messages a played part keeps (the checks look at the first ones; a flood is dropped).
+MAX_HEARD = 20_000
 #: Seconds a played part waits for a message on a connection it accepted.
 READ_TIMEOUT = 5.0
 
@@ -80,9 +83,10 @@ class _Listener:
     """A server on ``host`` (a free port) that reads one message per connection, records
     it in :attr:`heard` and answers what :meth:`reply` says."""
 
-    def __init__(self, host: str, port: int = 0) -> None:
+    def __init__(self, host: str, port: int = 0, guard: Guard | None = None) -> None:
         self.host = host
         self.port = port
+        self.guard = guard or Guard()  # (shared by the parts of one run, or its own)
         self.heard: list[Heard] = []
         self._changed = asyncio.Event()
         self._server: asyncio.Server | None = None
@@ -128,6 +132,9 @@ class _Listener:
                 await asyncio.wait_for(self._changed.wait(), left)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.guard.admit():  # (bounded: a program may hoard connections)
+            writer.transport.abort()
+            return
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
@@ -152,7 +159,8 @@ class _Listener:
                     break
                 if values:
                     heard = Heard(loop.time(), sender, parse(values[0]), "", raw)
-            self.heard.append(heard)
+            if len(self.heard) < MAX_HEARD:
+                self.heard.append(heard)
             self._changed.set()
             answer = self.reply(heard)
             if answer:
@@ -162,6 +170,7 @@ class _Listener:
             pass
         finally:
             writer.close()
+            self.guard.release()
             if task is not None:
                 self._tasks.discard(task)
 
@@ -170,8 +179,14 @@ class PlayedPeer(_Listener):
     """A peer the checker plays: ``('PING', handle)`` to a PING, QUERY from ``items``
     (``(None, None)`` otherwise), nothing to UPDATE_NBR."""
 
-    def __init__(self, handle: str, host: str, items: dict[int, str] | None = None) -> None:
-        super().__init__(host)
+    def __init__(
+        self,
+        handle: str,
+        host: str,
+        items: dict[int, str] | None = None,
+        guard: Guard | None = None,
+    ) -> None:
+        super().__init__(host, 0, guard)
         self.handle = handle
         self.items: dict[int, str] = dict(items or {})
 
@@ -212,8 +227,8 @@ class PlayedTracker(_Listener):
     ECHO with its welcome, REGISTER with a REG_INIT naming :attr:`ring`'s neighbour,
     the item to host, and anything else (QUERY included) with ``'Bad request'``."""
 
-    def __init__(self, host: str, port: int = 0) -> None:
-        super().__init__(host, port)
+    def __init__(self, host: str, port: int = 0, guard: Guard | None = None) -> None:
+        super().__init__(host, port, guard)
         self.ring = _Ring()
 
     def reply(self, heard: Heard) -> bytes:

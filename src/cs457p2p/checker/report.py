@@ -28,6 +28,12 @@ class CheckResult:
     warning: str = ""
 
     @property
+    def not_run(self) -> bool:
+        """A check that could not run (a check before it failed, the deadline passed):
+        reported as failed when required, but counted apart from real failures."""
+        return not self.passed and self.detail.startswith("not run:")
+
+    @property
     def result(self) -> str:
         if not self.required:
             return "INFO"
@@ -73,6 +79,13 @@ class Report:
     #: one line that says why nothing could be checked (then only the first check is
     #: shown in the table; the others are reported as not run)
     stopped: str = ""
+    #: how the program checked was contained (``sandbox: ...`` or ``no sandbox: ...``;
+    #: "" when the checker ran no program)
+    sandbox: str = ""
+    #: a limit of the sandbox the program hit (``exceeded memory 512 MiB``), or ""
+    limit: str = ""
+    #: why the sandbox could not start the program (it never ran), or ""
+    setup_error: str = ""
 
     def __repr__(self) -> str:  # (short, as CheckResult's)
         return f"Report({self.kind!r}, {short_text(self.target, 60)!r}, {self.summary()!r})"
@@ -83,11 +96,17 @@ class Report:
 
     @property
     def failed(self) -> list[str]:
-        return [c.name for c in self.required if not c.passed]
+        """The required checks that ran and failed."""
+        return [c.name for c in self.required if not c.passed and not c.not_run]
+
+    @property
+    def not_run(self) -> list[str]:
+        """The required checks that could not run (each counts as not passed)."""
+        return [c.name for c in self.required if c.not_run]
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return all(c.passed for c in self.required)
 
     @property
     def exit_code(self) -> int:
@@ -97,9 +116,10 @@ class Report:
         required = self.required
         passed = sum(c.passed for c in required)
         line = f"{self.kind} {self.target}: {passed}/{len(required)} required checks passed"
-        if self.failed:
-            line += f" (failed: {', '.join(self.failed)})"
-        return line
+        parts = [f"failed: {', '.join(self.failed)}"] if self.failed else []
+        if self.not_run:
+            parts.append(f"{len(self.not_run)} not run: {', '.join(self.not_run)}")
+        return f"{line} ({'; '.join(parts)})" if parts else line
 
     def table(self) -> str:
         """The checks as an aligned table (a failed check's hint on the line below it,
@@ -121,6 +141,8 @@ class Report:
             lines.append(f"({plural(len(self.checks) - 1, 'other check')} not run: {self.stopped})")
         if any(not c.required for c in shown):
             lines.append(NOT_GRADED)
+        if self.sandbox:
+            lines.append(self.sandbox)
         return "\n".join([*lines, self.summary()])
 
     def to_json(self) -> dict[str, Any]:
@@ -135,10 +157,14 @@ class Report:
                 "required": len(required),
                 "passed": sum(c.passed for c in required),
                 "failed": self.failed,
+                "not_run": self.not_run,
                 "line": self.summary(),
             },
             "message": self.message,
             "stopped": self.stopped,
+            "sandbox": self.sandbox,
+            "limit": self.limit,
+            "setup_error": self.setup_error,
         }
 
     def json_text(self) -> str:

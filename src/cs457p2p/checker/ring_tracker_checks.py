@@ -27,6 +27,7 @@ everything received goes through the restricted decoder, every wait is bounded.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import secrets
 from collections.abc import Callable
@@ -43,7 +44,8 @@ from ..core.wire2 import (
     UpdateNbr,
     encode_message,
 )
-from ..net import source_address
+from ..net import loopback_hosts, source_address
+from .guard import Guard
 from .links import ANSWER, UNREACHABLE
 from .played_peer import Heard, PlayedPeer, message_of, send, shown
 from .report import CheckResult, Report, plural, short
@@ -106,8 +108,8 @@ def peer_hosts(host: str, port: int, count: int) -> list[str]:
         loopback = ipaddress.ip_address(host).is_loopback and ":" not in host
     except ValueError:
         loopback = host == "localhost"
-    if loopback:
-        return [f"127.0.0.{11 + k}" for k in range(count)]
+    if loopback:  # (127.0.0.1 for all, as for a remote tracker, where .11... cannot be bound)
+        return loopback_hosts([f"127.0.0.{11 + k}" for k in range(count)])
     return [source_address(host, port)] * count
 
 
@@ -120,10 +122,11 @@ class _Run:
         self.hosts = peer_hosts(host, port, FILL_LIMIT + 2)
         self.peers: list[PlayedPeer] = []
         self.inits: dict[str, RegInit] = {}
+        self.guard = Guard.install()
 
     async def peer(self) -> PlayedPeer:
         k = len(self.peers)
-        p = PlayedPeer(f"chk{self.tag}-{k + 1}", self.hosts[k])
+        p = PlayedPeer(f"chk{self.tag}-{k + 1}", self.hosts[k], guard=self.guard)
         await p.start()
         self.peers.append(p)
         return p
@@ -177,9 +180,11 @@ async def run_ring_tracker_checks(
     target = format_address(host, port)
     run = _Run(host, port, timeout)
     try:
-        return await _checks(run, target, wait)
+        report = await _checks(run, target, wait)
     finally:
         await run.close()
+    load = run.guard.result()
+    return dataclasses.replace(report, checks=(*report.checks, load)) if load else report
 
 
 async def _checks(run: _Run, target: str, wait: float) -> Report:

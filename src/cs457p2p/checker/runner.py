@@ -1,17 +1,22 @@
-"""Running someone else's program under the checker, contained: no shell, a session of
-its own, stdin given or closed, stdout and stderr captured up to a cap (and kept in a log
-file when asked), its resources bounded, and its whole process tree killed at the end.
+"""Running someone else's program under the checker, contained: no shell, stdin given
+or closed, stdout and stderr captured up to a cap (and kept in a log file when asked),
+its resources bounded, and all it started killed at the end.
 
-Containment: every process the program starts inherits a token in its environment
+With a :class:`~.sandbox.Jail` (the usual case on Linux) the program runs in a sandbox
+(:mod:`.sandbox`): namespaces of its own, a copy of its folder, run-wide limits, an
+unprivileged uid; killing the sandbox ends everything in it.
+
+Without one (no sandbox possible here, or turned off), it runs in a session of its
+own, with rlimits set before its first instruction (``prlimit`` in front of it, where
+there is one); every process it starts inherits a token in its environment
 (``CS457P2P_RUN``); at the end the program's process group is killed, then every
-process that still carries the token (a child that called ``setsid``, a daemon that
-double-forked), until none is left. Where :func:`become_subreaper` was called (Linux),
-orphans of the program become this process's children instead of init's, and are
-reaped here. Limits, set on the program as it starts (Linux ``prlimit``): address space,
-CPU time, file size, open files, and no core dumps.
+process that still carries the token, until none is left. Where
+:func:`become_subreaper` was called (Linux), orphans of the program become this
+process's children instead of init's, and are reaped here.
 
-The program's end is its own exit: a child that keeps its stdout open does not hold the
-run (it is killed with the rest).
+Students' programs run unbuffered (``PYTHONUNBUFFERED=1``), as a terminal would show
+their output. The program's end is its own exit: a child that keeps its stdout open
+does not hold the run (it is killed with the rest).
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ import asyncio
 import contextlib
 import ctypes
 import os
-import resource
 import secrets
 import signal
 import subprocess
@@ -28,6 +32,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .sandbox import SETUP_FAILED, CommandError, Jail, SandboxLimits, Spawned, exit_code, limit_hit
 
 __all__ = [
     "STDERR_CAP",
@@ -52,11 +58,6 @@ MARK = "CS457P2P_RUN"
 _POLL = 0.02
 
 
-class CommandError(Exception):
-    """The command cannot be run at all (not found, not executable...): a usage error,
-    not a failing program."""
-
-
 @dataclass(frozen=True)
 class Limits:
     """What a program may use (``None``: no limit)."""
@@ -78,6 +79,10 @@ class CommandRun:
     killed: int = 0
     stdout_bytes: int = 0  # what it wrote in all (kept: at most STDOUT_CAP)
     extra: dict[str, object] = field(default_factory=dict)
+    #: the limit it hit, in words (``exceeded memory 512 MiB``), or ""
+    limit: str = ""
+    #: why its sandbox could not be set up (then it never ran), or ""
+    setup_error: str = ""
 
 
 _subreaper = False
@@ -96,22 +101,37 @@ def become_subreaper() -> bool:
     return _subreaper
 
 
-def _limit(pid: int, limits: Limits) -> None:
-    """Set ``limits`` on the running process ``pid`` (where ``prlimit`` exists)."""
-    prlimit = getattr(resource, "prlimit", None)
-    if prlimit is None:
-        return
+def _with_rlimits(argv: Sequence[str], limits: Limits) -> list[str]:
+    """``argv`` behind ``prlimit``, which sets ``limits`` on itself and then executes it:
+    set before the program's first instruction, inherited by all it starts. Where there
+    is no ``prlimit``, a Python that does the same."""
     pairs = (
-        (resource.RLIMIT_AS, limits.address_space),
-        (resource.RLIMIT_CPU, limits.cpu_seconds),
-        (resource.RLIMIT_FSIZE, limits.file_size),
-        (resource.RLIMIT_NOFILE, limits.open_files),
-        (resource.RLIMIT_CORE, 0),
+        ("as", "RLIMIT_AS", limits.address_space),
+        ("cpu", "RLIMIT_CPU", limits.cpu_seconds),
+        ("fsize", "RLIMIT_FSIZE", limits.file_size),
+        ("nofile", "RLIMIT_NOFILE", limits.open_files),
+        ("core", "RLIMIT_CORE", 0),
     )
-    for which, value in pairs:
-        if value is not None:
-            with contextlib.suppress(OSError, ValueError):
-                prlimit(pid, which, (value, value))
+    chosen = [(flag, name, value) for flag, name, value in pairs if value is not None]
+    prlimit = _which("prlimit")
+    if prlimit is not None:
+        return [prlimit, *(f"--{flag}={value}" for flag, _, value in chosen), "--", *argv]
+    code = (
+        "import os,resource,sys\n"
+        "for name, v in zip(sys.argv[1::2][:{k}], sys.argv[2::2][:{k}]):\n"
+        "    try: resource.setrlimit(getattr(resource, name), (int(v), int(v)))\n"
+        "    except (ValueError, OSError): pass\n"
+        "a = sys.argv[1 + 2 * {k}:]\n"
+        "os.execvp(a[0], a)\n"
+    ).format(k=len(chosen))
+    flat = [str(x) for _, name, value in chosen for x in (name, value)]
+    return [sys.executable, "-I", "-S", "-c", code, *flat, *argv]
+
+
+def _which(name: str) -> str | None:
+    import shutil
+
+    return shutil.which(name)
 
 
 def _carriers(token: str) -> list[int]:
@@ -167,10 +187,25 @@ class _Capture:
                 log.close()
 
 
+def unbuffered(argv: Sequence[str]) -> list[str]:
+    """``argv`` with ``-u`` after a Python interpreter (``python3 client.py`` ->
+    ``python3 -u client.py``): its prints reach the checker as they are made, as on a
+    terminal, even from a program that never exits or flushes."""
+    out = list(argv)
+    name = os.path.basename(out[0]) if out else ""
+    if name.startswith(("python", "pypy")) and "-u" not in out[1:2]:
+        out.insert(1, "-u")
+    return out
+
+
+#: The environment every student's program gets on top of its own.
+STUDENT_ENV = {"PYTHONUNBUFFERED": "1"}
+
+
 class Program:
     """One run of a program (see the module's docstring): :meth:`start`, then
     :meth:`wait` for its exit (or not), then :meth:`stop`, which kills what is left of
-    its tree and returns the :class:`CommandRun`."""
+    it and returns the :class:`CommandRun`. With ``jail``, it runs in a sandbox."""
 
     def __init__(
         self,
@@ -181,15 +216,18 @@ class Program:
         log: Path | None = None,
         env: Mapping[str, str] | None = None,
         limits: Limits | None = None,
+        jail: Jail | None = None,
     ) -> None:
-        self.argv = list(argv)
+        self.argv = unbuffered(argv)
         self.cwd = cwd
         self.stdin = stdin
         self.log = log
         self.env = env
         self.limits = limits or Limits()
+        self.jail = jail
         self.token = secrets.token_hex(8)
         self.proc: asyncio.subprocess.Process | None = None
+        self._spawned: Spawned | None = None
         self._out = _Capture(STDOUT_CAP, log, "stdout")
         self._err = _Capture(STDERR_CAP, log, "stderr")
         self._readers: list[asyncio.Future[None]] = []
@@ -203,35 +241,56 @@ class Program:
 
     @property
     def returncode(self) -> int | None:
-        return None if self.proc is None else self.proc.returncode
+        code = None if self.proc is None else self.proc.returncode
+        return exit_code(code, self.jail is not None)
 
     @property
     def stdout_so_far(self) -> bytes:
         return bytes(self._out.data)
 
+    def _runnable(self) -> None:
+        """CommandError unless the program's file exists and can be executed."""
+        name = self.argv[0]
+        if "/" in name:
+            where = Path(self.cwd or ".") / name
+            if not where.is_file():
+                raise CommandError(f"cannot run {name!r}: no such file")
+            if not os.access(where, os.X_OK):
+                raise CommandError(f"cannot run {name!r}: not executable (chmod +x)")
+        elif _which(name) is None:
+            raise CommandError(f"cannot run {name!r}: not found on PATH")
+
     async def start(self) -> None:
         """Start the program; :class:`CommandError` if it cannot run at all."""
         loop = asyncio.get_running_loop()
-        env = dict(os.environ if self.env is None else self.env)
-        env[MARK] = self.token
+        self._runnable()
         if self.log is not None:
             self.log.parent.mkdir(parents=True, exist_ok=True)
             with self.log.open("ab") as f:  # (appended: one log can hold several runs)
                 f.write(f"$ {subprocess.list2cmdline(self.argv)}\n".encode())
+        stdin = subprocess.PIPE if self.stdin is not None else subprocess.DEVNULL
         try:
-            self.proc = await asyncio.create_subprocess_exec(
-                *self.argv,
-                stdin=subprocess.PIPE if self.stdin is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                cwd=self.cwd,
-                env=env,
-                start_new_session=True,
-            )
+            if self.jail is not None:
+                self._spawned = await self.jail.spawn(
+                    self.argv, stdin=stdin, env={**STUDENT_ENV, **(self.env or {})}
+                )
+                self.proc = self._spawned.proc
+            else:
+                env = dict(os.environ if self.env is None else self.env)
+                env.update(STUDENT_ENV)
+                env[MARK] = self.token
+                self.proc = await asyncio.create_subprocess_exec(
+                    *_with_rlimits(self.argv, self.limits),
+                    stdin=stdin,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    cwd=self.cwd,
+                    env=env,
+                    start_new_session=True,
+                )
         except OSError as e:
             raise CommandError(f"cannot run {self.argv[0]!r}: {e.strerror or e}") from None
         self._started = loop.time()
-        _limit(self.proc.pid, self.limits)
         if self.stdin is not None and self.proc.stdin is not None:
             with contextlib.suppress(OSError):
                 self.proc.stdin.write(self.stdin)
@@ -275,33 +334,61 @@ class Program:
         return killed
 
     async def stop(self, timed_out: bool = False) -> CommandRun:
-        """Kill what is left of the program's tree, collect its output, and say how it
-        went (``timed_out``: it was stopped for taking too long)."""
+        """Kill what is left of the program, collect its output, and say how it went
+        (``timed_out``: it was stopped for taking too long)."""
         loop = asyncio.get_running_loop()
         proc = self.proc
         assert proc is not None
-        killed = self._kill_tree()
-        if proc.returncode is None:
-            # (os.kill, not proc.kill: Popen.kill polls first, and would reap the
-            # process under the child watcher, which then reports exit code 255)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(proc.pid, signal.SIGKILL)
-            await self.wait(5.0)
+        said, hits = "started", list[str]()
+        if self.jail is not None and self._spawned is not None:
+            said, hits, killed = await self.jail.finish(self._spawned)
+            if self._ended is None and proc.returncode is not None and not timed_out:
+                self._ended = loop.time()
+        else:
+            killed = self._kill_tree()
+            if proc.returncode is None:
+                # (os.kill, not proc.kill: Popen.kill polls first, and would reap the
+                # process under the child watcher, which then reports exit code 255)
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(proc.pid, signal.SIGKILL)
+                await self.wait(5.0)
         seconds = (self._ended if self._ended is not None else loop.time()) - self._started
         # the pipes end when the last process holding them is gone
         _, pending = await asyncio.wait(self._readers, timeout=2.0)
         for t in pending:
             t.cancel()
         await asyncio.gather(*self._readers, return_exceptions=True)
+        code = None if timed_out else self.returncode
+        stderr = self._err.data.decode("utf-8", "replace")
+        setup_error = ""
+        if said != "started" and self.jail is not None:
+            setup_error = said or "the sandbox could not start the program"
+            if not said and stderr.startswith("bwrap:"):  # (nothing of the program ran)
+                setup_error = stderr.strip().splitlines()[0]
+            code = None if timed_out else SETUP_FAILED
+        limits = self.jail.support.limits if self.jail is not None else _as_sandbox(self.limits)
         return CommandRun(
-            None if timed_out else proc.returncode,
+            code,
             self._out.data.decode("utf-8", "replace"),
-            self._err.data.decode("utf-8", "replace"),
+            stderr,
             seconds,
             timed_out,
             killed,
             self._out.total,
+            limit="" if setup_error else limit_hit(code, stderr, hits, limits),
+            setup_error=setup_error,
         )
+
+
+def _as_sandbox(limits: Limits) -> SandboxLimits:
+    """The per-process rlimits of a run without a sandbox, as a sandbox's (for words)."""
+    base = SandboxLimits()
+    return SandboxLimits(
+        memory=limits.address_space or base.memory,
+        cpu_seconds=limits.cpu_seconds or base.cpu_seconds,
+        disk=limits.file_size or base.disk,
+        open_files=limits.open_files or base.open_files,
+    )
 
 
 async def run_command(
@@ -312,10 +399,11 @@ async def run_command(
     stdin: bytes | None = None,
     log: Path | None = None,
     limits: Limits | None = None,
+    jail: Jail | None = None,
 ) -> CommandRun:
     """Run ``argv`` to its end, or for ``timeout`` seconds at most; then kill whatever
     is left of its process tree (see :class:`Program`)."""
-    program = Program(argv, cwd=cwd, stdin=stdin, log=log, limits=limits)
+    program = Program(argv, cwd=cwd, stdin=stdin, log=log, limits=limits, jail=jail)
     await program.start()
     exited = await program.wait(timeout)
     return await program.stop(timed_out=not exited)

@@ -21,8 +21,8 @@ class Scenario:
     items: int
     transports: tuple[str, ...] = ("tcp", "udp")
     faults: FaultConfig = field(default_factory=FaultConfig)
-    #: a reference-style tracker (one read, one protocol-0 answer, close) instead of ours
-    reference_style: bool = False
+    #: the course's own tracker (one connection at a time, Python 2's pickles) instead of ours
+    course: bool = False
 
 
 CLIENT_SCENARIOS: tuple[Scenario, ...] = (
@@ -30,11 +30,12 @@ CLIENT_SCENARIOS: tuple[Scenario, ...] = (
     Scenario("empty-db", "N = 0: the message is empty", 0),
     Scenario("large-db", "5,000 items", 5000),
     Scenario(
-        "closes-after-answer",
-        "a reference-style tracker: one read, one protocol-0 answer, then close",
+        "course-tracker",
+        "the course's tracker-p1.py, modelled: one connection at a time, one read, Python"
+        " 2's pickles (protocols 0-2), 'Bad request' to anything else",
         16,
         ("tcp",),
-        reference_style=True,
+        course=True,
     ),
     Scenario(
         "chunked-answers",

@@ -6,20 +6,26 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from ..core.addresses import parse_address, parse_port
 
 if TYPE_CHECKING:
+    from ..core.database import Database
     from ..core.trace import Tracer
 
 __all__ = [
+    "BARE_PORT_HOST",
     "EXIT_FAILURE",
     "EXIT_OK",
     "EXIT_USAGE",
+    "HelpFormatter",
     "Parser",
+    "add_examples",
     "address_arg",
     "fail",
+    "load_db",
     "number",
     "port_arg",
     "positive_float",
@@ -39,6 +45,31 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's, except that the lines of a text that start with a space (the
+    examples of an epilog) are printed as written, not refilled."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n " not in text:
+            return super()._fill_text(text, width, indent)
+        fill = super()._fill_text
+        return "\n".join(
+            indent + line if line.startswith(" ") else fill(line, width, indent)
+            for line in text.split("\n")
+        )
+
+
+def add_examples(parser: argparse.ArgumentParser, examples: Sequence[tuple[str, str]]) -> None:
+    """End ``parser``'s help with ``examples:``, each a command line under a comment
+    that says what it does (tests run them, so that they stay true)."""
+    lines = ["examples:"]
+    for what, command in examples:
+        lines += [f"  # {what}", f"  {command}"]
+    parser.epilog = "\n".join([parser.epilog, "", *lines] if parser.epilog else lines)
+    if parser.formatter_class is argparse.HelpFormatter:
+        parser.formatter_class = HelpFormatter
+
+
 def fail(prog: str, message: str, code: int = EXIT_FAILURE) -> int:
     """Write ``prog: error: message`` on stderr; return ``code``."""
     sys.stderr.write(f"{prog}: error: {message}\n")
@@ -46,8 +77,16 @@ def fail(prog: str, message: str, code: int = EXIT_FAILURE) -> int:
     return code
 
 
+#: The host of an address given as a bare ``PORT``: IPv4 loopback, where the course's
+#: tracker (and a student's, bound to ``localhost`` or ``''``) listens.
+BARE_PORT_HOST = "127.0.0.1"
+
+
 def address_arg(text: str, default_port: int = 7777) -> tuple[str, int]:
-    """``HOST:PORT`` (``[V6]:PORT``, ``HOST``, ``:PORT``) as ``(host, port)``."""
+    """``HOST:PORT`` (``[V6]:PORT``, ``HOST``, ``:PORT``) as ``(host, port)``; a bare
+    ``PORT`` (digits only: no host is a number) is ``127.0.0.1:PORT``."""
+    if text.isascii() and text.isdigit():
+        return BARE_PORT_HOST, port_arg(text)
     try:
         return parse_address(text, default_port)
     except ValueError as e:
@@ -120,3 +159,15 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
     return value
+
+
+def load_db(args: argparse.Namespace) -> Database:
+    """The database ``--db FILE`` or ``--message TEXT`` names (else the built-in one),
+    stored in the order ``--shuffle-seed`` makes. Raises DatabaseError."""
+    from ..core.database import Database
+
+    if args.db is not None:
+        return Database.from_file(args.db, args.shuffle_seed)
+    if args.message is not None:
+        return Database.from_message(args.message, args.shuffle_seed)
+    return Database.default(args.shuffle_seed)

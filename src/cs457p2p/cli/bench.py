@@ -6,12 +6,25 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .args import EXIT_OK, address_arg, fail, positive_float, positive_int
+from .args import EXIT_OK, add_examples, address_arg, fail, positive_float, positive_int
 
 __all__ = ["add_arguments", "run"]
 
 
+EXAMPLES = (
+    (
+        "10 sessions at once against a tracker started here, 100,000 items",
+        "cs457p2p bench --clients 10",
+    ),
+    (
+        "against a tracker already running, one round",
+        "cs457p2p bench --tracker 127.0.0.1:7777 --clients 4 --repeat 1",
+    ),
+)
+
+
 def add_arguments(b: argparse.ArgumentParser) -> None:
+    add_examples(b, EXAMPLES)
     b.add_argument("--tracker", type=address_arg, metavar="HOST:PORT", help="an existing tracker")
     b.add_argument(
         "--clients",

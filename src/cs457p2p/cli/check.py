@@ -6,7 +6,8 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from .args import EXIT_USAGE, Parser, address_arg, fail, positive_float
+from .args import EXIT_USAGE, Parser, add_examples, address_arg, fail, positive_float
+from .sandboxing import add_sandbox_arguments, sandbox_policy
 
 if TYPE_CHECKING:
     from ..checker.report import Report
@@ -32,9 +33,42 @@ def _common(p: argparse.ArgumentParser, what: str, timeout: float, timeout_help:
     p.add_argument("--json", action="store_true", help="print one JSON object, not a table")
 
 
+TRACKER_EXAMPLES = (
+    ("the tracker on 127.0.0.1:7777 (7777 alone says the same)", "cs457p2p check tracker 7777"),
+    ("over UDP, as JSON", "cs457p2p check tracker 127.0.0.1:7777 --transport udp --json"),
+    (
+        "a Part 2 tracker, freshly started; wait up to 30 s for its PINGs",
+        "cs457p2p check tracker --part 2 127.0.0.1:7777 --wait 30",
+    ),
+)
+CLIENT_EXAMPLES = (
+    (
+        "a client that takes the tracker's host and port as arguments",
+        "cs457p2p check client -- python3 client.py {host} {port}",
+    ),
+    (
+        "one scenario, this project's client, over UDP",
+        "cs457p2p check client --transport udp --scenario udp-loss --"
+        " cs457p2p client --tracker {host}:{port} --transport {transport}",
+    ),
+)
+PEER_EXAMPLES = (
+    (
+        "a peer that takes the tracker's address, its handle and its port",
+        "cs457p2p check peer -- python3 peer.py {tracker_host} {tracker_port} {handle} {port}",
+    ),
+    (
+        "the course's sample peer: tracker on 127.0.0.1:7777, the rest on stdin",
+        "cs457p2p check peer --tracker-port 7777 --stdin '{handle}\\n{port}\\n{host}\\n'"
+        " -- python2 peer.py",
+    ),
+)
+
+
 def add_arguments(k: argparse.ArgumentParser) -> None:
     from ..checker.scenarios import CLIENT_SCENARIOS
 
+    add_examples(k, (TRACKER_EXAMPLES[0], CLIENT_EXAMPLES[0], PEER_EXAMPLES[0]))
     ksub = k.add_subparsers(dest="check_command", metavar="WHAT", parser_class=Parser)
     ksub.required = True
     kt = ksub.add_parser(
@@ -43,8 +77,14 @@ def add_arguments(k: argparse.ArgumentParser) -> None:
         description="Talk to the tracker at HOST:PORT as clients would and report each"
         " property of the protocol as a named check.",
     )
-    kt.add_argument("address", type=address_arg, metavar="HOST:PORT", help="the tracker")
+    kt.add_argument(
+        "address",
+        type=address_arg,
+        metavar="HOST:PORT",
+        help="the tracker (a bare PORT: 127.0.0.1:PORT)",
+    )
     _common(kt, "run the checks", 5.0, "longest wait for one answer")
+    add_examples(kt, TRACKER_EXAMPLES)
     kt.add_argument(
         "--deadline",
         type=positive_float,
@@ -87,6 +127,7 @@ def add_arguments(k: argparse.ArgumentParser) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common(kc, "the scenarios for a client", 20.0, "longest run of the client in one scenario")
+    add_examples(kc, CLIENT_EXAMPLES)
     kc.add_argument(
         "--scenario",
         action="append",
@@ -100,6 +141,7 @@ def add_arguments(k: argparse.ArgumentParser) -> None:
         metavar="INT",
         help="make the secrets, shuffles and faults reproducible",
     )
+    add_sandbox_arguments(kc)
     kc.add_argument(
         "program",
         nargs="*",
@@ -139,6 +181,7 @@ def add_arguments(k: argparse.ArgumentParser) -> None:
         help="the played tracker's port on 127.0.0.1 (default: a free one), for a peer"
         " with the tracker's address written in (the course's: 7777)",
     )
+    add_sandbox_arguments(kp)
     kp.add_argument(
         "program",
         nargs="*",
@@ -146,9 +189,12 @@ def add_arguments(k: argparse.ArgumentParser) -> None:
         help="after --: the peer to run, e.g. -- python3 peer.py {tracker_port} {port}",
     )
     kp.set_defaults(takes_command=True)
+    add_examples(kp, PEER_EXAMPLES)
 
 
 def _print_report(report: Report, as_json: bool) -> int:
+    if report.stopped and not as_json:  # (nothing could be checked: one line, not a table)
+        return fail(f"cs457p2p check {report.kind}", report.stopped)
     sys.stdout.write((report.json_text() if as_json else report.table()) + "\n")
     sys.stdout.flush()
     return report.exit_code
@@ -161,6 +207,9 @@ def run(args: argparse.Namespace) -> int:
     from ..checker.runner import CommandError, become_subreaper
     from ..checker.scenarios import scenarios_for
     from ..checker.tracker_checks import run_tracker_checks
+    from ..net import raise_fd_limit
+
+    raise_fd_limit()  # (the checker's own servers and connections: one file each)
 
     if args.check_command == "tracker":
         prog = "cs457p2p check tracker"
@@ -187,11 +236,14 @@ def run(args: argparse.Namespace) -> int:
     if args.check_command == "peer":
         return _check_peer(args)
     prog = "cs457p2p check client"
-    become_subreaper()  # (orphans of the client's processes come here, to be killed)
     try:
         scenarios_for(args.transport, args.scenario)
     except ValueError as e:
         return fail(prog, str(e), EXIT_USAGE)
+    policy = sandbox_policy(args, prog)
+    if isinstance(policy, int):
+        return policy
+    become_subreaper()  # (without a sandbox: orphans of the client come here, to be killed)
     try:
         report = asyncio.run(
             run_client_checks(
@@ -200,6 +252,7 @@ def run(args: argparse.Namespace) -> int:
                 timeout=args.timeout,
                 scenarios=args.scenario,
                 seed=args.seed,
+                sandbox=policy,
             )
         )
     except CommandError as e:
@@ -212,11 +265,16 @@ def _check_peer(args: argparse.Namespace) -> int:
 
     from ..checker.peer_checks import run_peer_checks
     from ..checker.runner import CommandError, become_subreaper
+    from ..net import raise_fd_limit
 
     prog = "cs457p2p check peer"
     if args.tracker_port is not None and not 1 <= args.tracker_port <= 65535:
         return fail(prog, "--tracker-port: not in 1..65535", EXIT_USAGE)
+    policy = sandbox_policy(args, prog)
+    if isinstance(policy, int):
+        return policy
     become_subreaper()
+    raise_fd_limit()
     try:
         report = asyncio.run(
             run_peer_checks(
@@ -224,6 +282,7 @@ def _check_peer(args: argparse.Namespace) -> int:
                 timeout=args.timeout,
                 stdin=args.stdin,
                 tracker_port=args.tracker_port,
+                sandbox=policy,
             )
         )
     except CommandError as e:

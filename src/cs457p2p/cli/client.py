@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from .args import (
     EXIT_OK,
+    add_examples,
     address_arg,
     fail,
     positive_float,
@@ -24,7 +25,24 @@ if TYPE_CHECKING:
 __all__ = ["ProgressReporter", "add_arguments", "report", "run"]
 
 
+EXAMPLES = (
+    (
+        "collect the message of the tracker on 127.0.0.1:7777",
+        "cs457p2p client --tracker 127.0.0.1:7777",
+    ),
+    (
+        "the same over UDP, and say how it was fetched",
+        "cs457p2p client --tracker 127.0.0.1:7777 --transport udp --verbose",
+    ),
+    (
+        "print each message sent and received, and what it decodes to",
+        "cs457p2p client --tracker 127.0.0.1:7777 --trace",
+    ),
+)
+
+
 def add_arguments(c: argparse.ArgumentParser) -> None:
+    add_examples(c, EXAMPLES)
     c.add_argument(
         "--tracker",
         type=address_arg,
@@ -129,25 +147,26 @@ def run(args: argparse.Namespace) -> int:
     # (--trace says more than a progress bar, on the same stderr)
     progress = None if args.quiet or args.trace else ProgressReporter(sys.stderr)
     try:
-        if config.transport == "udp":
-            import asyncio
+        try:
+            if config.transport == "udp":
+                import asyncio
 
-            from ..client.udp import UdpClient
+                from ..client.udp import UdpClient
 
-            # asyncio's own loop: with uvloop 0.23 the client's 8 MB message on a pipe
-            # came out cut short (at exit status 0) in 5 of 8 runs; asyncio's never was.
-            result = asyncio.run(UdpClient(config, progress).run())
-        else:
-            # Blocking sockets until the tracker is known to pipeline (then asyncio):
-            # against a reference-style tracker, asyncio's import is not worth it.
-            from ..client.blocking import fetch_blocking
+                # asyncio's own loop: with uvloop 0.23 the client's 8 MB message on a
+                # pipe came out cut short (at exit status 0) in 5 of 8 runs; asyncio's
+                # never was.
+                result = asyncio.run(UdpClient(config, progress).run())
+            else:
+                # Blocking sockets until the tracker is known to pipeline (then asyncio):
+                # against a reference-style tracker, asyncio's import is not worth it.
+                from ..client.blocking import fetch_blocking
 
-            result = fetch_blocking(config, progress)
+                result = fetch_blocking(config, progress)
+        finally:  # (an error, the message, or Ctrl-C: the progress line ends first)
+            if progress is not None:
+                progress.finish()
     except ClientError as e:
-        if progress is not None:
-            progress.finish()
         return fail("cs457p2p client", str(e))
-    if progress is not None:
-        progress.finish()
     report(result, args.verbose)
     return EXIT_OK

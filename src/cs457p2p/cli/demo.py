@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import sys
 
 from ..client import fetch_message
 from ..core.database import Database
 from ..core.fetch import ClientConfig, ClientError, FetchResult
+from ..net import loopback_hosts
 from ..peer import Peer, PeerConfig, PeerError
 from ..tracker.server import Tracker, TrackerConfig
-from .args import EXIT_FAILURE, EXIT_OK, fail, positive_int
+from .args import EXIT_FAILURE, EXIT_OK, add_examples, fail, positive_int
 from .client import report
 
 __all__ = ["add_arguments", "run"]
@@ -24,7 +24,14 @@ RING_TIMEOUT = 60.0
 MAX_DEMO_PEERS = 1000
 
 
+EXAMPLES = (
+    ("a tracker and a client, in one process", "cs457p2p demo"),
+    ("Part 2: a tracker and 8 peers in a ring", "cs457p2p demo --peers 8"),
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_examples(parser, EXAMPLES)
     parser.add_argument(
         "--peers",
         type=positive_int,
@@ -48,13 +55,11 @@ async def _demo() -> FetchResult:
 def _loopback(k: int) -> str:
     """The k-th peer's address: 127.0.0.2, 127.0.0.3... (all of 127/8 is loopback on
     Linux; where only 127.0.0.1 is, every peer listens there)."""
-    host = f"127.0.{(k + 2) // 256}.{(k + 2) % 256}"
-    try:
-        with socket.socket() as s:
-            s.bind((host, 0))
-    except OSError:
-        return "127.0.0.1"
-    return host
+    return loopback_hosts([f"127.0.{(k + 2) // 256}.{(k + 2) % 256}"])[0]
+
+
+def _peers(count: int) -> str:
+    return "1 peer" if count == 1 else f"{count:,} peers"
 
 
 async def _ring_demo(count: int) -> tuple[str, str]:
@@ -66,7 +71,7 @@ async def _ring_demo(count: int) -> tuple[str, str]:
     try:
         sys.stderr.write(
             f"demo: tracker listening on 127.0.0.1:{tracker.port} ({len(tracker.db)} items);"
-            f" {count} peers joining\n"
+            f" {_peers(count)} joining\n"
         )
         for k in range(count):
             config = PeerConfig(("127.0.0.1", tracker.port), f"peer{k + 1}", _loopback(k))
@@ -83,8 +88,9 @@ async def _ring_demo(count: int) -> tuple[str, str]:
         from_tracker = sum(n.state.counters.from_tracker for n in nodes)
         ring = tracker.ring
         updates = ring.counters.neighbour_updates if ring is not None else 0
+        holds = {1: "the peer holds", 2: "both peers hold"}.get(count, f"all {count:,} peers hold")
         summary = (
-            f"demo: all {count} peers hold the message {took:.3f} s after the last REGISTER;"
+            f"demo: {holds} the message {took:.3f} s after the last REGISTER;"
             f" items from neighbours {from_ring}, from the tracker {from_tracker};"
             f" UPDATE_NBR sent {updates}"
         )

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .args import EXIT_USAGE, Parser, fail, positive_float, positive_int
+from .args import EXIT_USAGE, Parser, add_examples, fail, positive_float, positive_int
+from .sandboxing import add_sandbox_arguments, sandbox_policy
 
 if TYPE_CHECKING:
     from ..checker.grade import Grade
@@ -19,6 +20,34 @@ _EXAMPLES = {
     "client": "python3 client.py {host} {port}",
     "tracker": "python3 tracker.py {port}",
     "peer": "python3 peer.py {tracker_port} {port}",
+}
+
+
+#: Per kind: (what it does, the command line), for each --help.
+GRADE_EXAMPLES = {
+    "client": (
+        (
+            "every subfolder of submissions/ is a student; 4 graded at once",
+            "cs457p2p grade client submissions --command 'python3 client.py {host} {port}'"
+            " --jobs 4",
+        ),
+    ),
+    "tracker": (
+        (
+            "each student's tracker, started on a free port",
+            "cs457p2p grade tracker submissions --command 'python3 tracker.py {port}'",
+        ),
+        (
+            "Part 2 trackers (the ring)",
+            "cs457p2p grade tracker submissions --part 2 --command 'python3 tracker.py {port}'",
+        ),
+    ),
+    "peer": (
+        (
+            "each student's Part 2 peer",
+            "cs457p2p grade peer submissions --command 'python3 peer.py {tracker_port} {port}'",
+        ),
+    ),
 }
 
 
@@ -35,6 +64,7 @@ def _command_arg(text: str) -> list[str]:
 def add_arguments(g: argparse.ArgumentParser) -> None:
     gsub = g.add_subparsers(dest="grade_command", metavar="WHAT", parser_class=Parser)
     gsub.required = True
+    add_examples(g, [examples[0] for examples in GRADE_EXAMPLES.values()])
     for kind, timeout, timeout_help in (
         ("client", 20.0, "longest run of a client in one scenario"),
         ("tracker", 5.0, "longest wait for one answer of a tracker"),
@@ -49,6 +79,7 @@ def add_arguments(g: argparse.ArgumentParser) -> None:
             f" writes grades.csv, grades.json and each student's output (logs/) into the"
             f" report's folder.",
         )
+        add_examples(p, GRADE_EXAMPLES[kind])
         p.add_argument("submissions", type=Path, metavar="SUBMISSIONS")
         p.add_argument(
             "--command",
@@ -96,16 +127,17 @@ def add_arguments(g: argparse.ArgumentParser) -> None:
                 default="tcp",
                 help="grade over TCP or UDP (default: tcp; Part 2 is TCP only)",
             )
+        # (a client is Part 1 and a peer Part 2: their --part, a choice of one, is taken
+        # but not offered)
+        part = 2 if kind == "peer" else 1
         p.add_argument(
             "--part",
             type=int,
-            choices=(2,) if kind == "peer" else (1,) if kind == "client" else (1, 2),
-            default=2 if kind == "peer" else 1,
-            help="peer: Part 2 only"
-            if kind == "peer"
-            else "Part 1 only"
-            if kind == "client"
-            else "1: the Part 1 tracker (default); 2: the ring, as check tracker --part 2",
+            choices=(1, 2) if kind == "tracker" else (part,),
+            default=part,
+            help="1: the Part 1 tracker (default); 2: the ring, as check tracker --part 2"
+            if kind == "tracker"
+            else argparse.SUPPRESS,
         )
         if kind == "peer":
             p.add_argument(
@@ -130,6 +162,7 @@ def add_arguments(g: argparse.ArgumentParser) -> None:
                 help="run only this scenario (repeatable; default: all for the transport;"
                 " see cs457p2p check client --help)",
             )
+        add_sandbox_arguments(p)
         if kind == "tracker":
             p.add_argument(
                 "--startup",
@@ -177,18 +210,18 @@ class _Table:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
+    from ..checker.class_report import ClassReport
     from ..checker.grade import (
         OUTCOMES,
         REPORT_FOLDER,
         GradeError,
         GradeOptions,
-        csv_text,
         grade_all,
-        json_text,
         students_in,
     )
     from ..checker.runner import become_subreaper
     from ..checker.scenarios import scenarios_for
+    from ..net import raise_fd_limit
 
     kind = args.grade_command
     prog = f"cs457p2p grade {kind}"
@@ -223,6 +256,9 @@ def run(args: argparse.Namespace) -> int:
         return fail(prog, str(e), EXIT_USAGE)
     except OSError as e:
         return fail(prog, f"{report_dir}: {e.strerror or e}", EXIT_USAGE)
+    policy = sandbox_policy(args, prog)
+    if isinstance(policy, int):
+        return policy
     opts = GradeOptions(
         kind=kind,
         command=tuple(args.student_command),
@@ -237,17 +273,34 @@ def run(args: argparse.Namespace) -> int:
         wait=getattr(args, "wait", 30.0),
         stdin=stdin,
         tracker_port=tracker_port,
+        sandbox=policy,
     )
-    become_subreaper()  # (orphans of the students' processes come here, to be killed)
-    table = _Table([f.name for f in folders])
-    grades = asyncio.run(grade_all(folders, opts, table.row))
+    become_subreaper()  # (without a sandbox: orphans of the students' programs come here)
+    raise_fd_limit()  # (the checker's own servers and connections: one file each)
     csv_path = args.csv or report_dir / "grades.csv"
     json_path = args.json or report_dir / "grades.json"
+    files = ClassReport([f.name for f in folders], opts, csv_path, json_path)
+    table = _Table([f.name for f in folders])
+
+    def graded(g: Grade) -> None:
+        table.row(g)
+        files.add(g)
+
     try:
-        csv_path.write_text(csv_text(grades), encoding="utf-8")
-        json_path.write_text(json_text(grades, opts) + "\n", encoding="utf-8")
+        files.write()
+        asyncio.run(grade_all(folders, opts, graded))
+    except KeyboardInterrupt:
+        files.write()
+        done = len(files.grades)
+        print(
+            f"stopped: {done} of {len(folders)} students graded, the rest not-graded;"
+            f" report: {csv_path}, {json_path}"
+        )
+        sys.stdout.flush()
+        return 130
     except OSError as e:
         return fail(prog, f"cannot write the report: {e.strerror or e}")
+    grades = files.rows()
     counts = {k: sum(g.outcome == k for g in grades) for k in OUTCOMES}
     tally = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
     print(f"graded {len(grades)} students: {tally}; report: {csv_path}, {json_path}")

@@ -10,6 +10,7 @@ from .args import (
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_USAGE,
+    add_examples,
     address_arg,
     fail,
     positive_float,
@@ -26,7 +27,20 @@ def _listen_arg(text: str) -> tuple[str, int]:
     return host, port
 
 
+EXAMPLES = (
+    (
+        "join the ring of the tracker on 127.0.0.1:7777 as alice",
+        "cs457p2p peer --tracker 127.0.0.1:7777 --handle alice",
+    ),
+    (
+        "listen on 127.0.0.1; stop serving the others 10 s after the message",
+        "cs457p2p peer --tracker 127.0.0.1:7777 --handle bob --listen 127.0.0.1 --linger 10",
+    ),
+)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_examples(p, EXAMPLES)
     p.add_argument(
         "--tracker",
         type=address_arg,

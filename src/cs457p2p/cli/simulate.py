@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .args import EXIT_OK, EXIT_USAGE, fail, number, positive_float, positive_int
+from .args import EXIT_OK, EXIT_USAGE, add_examples, fail, number, positive_float, positive_int
 
 __all__ = ["add_arguments", "run"]
 
@@ -38,9 +38,34 @@ def _rate(text: str) -> float:
     return r
 
 
+EXAMPLES = (
+    (
+        "1,000 peers, 100 items, 5 peers going down a second",
+        "cs457p2p simulate --peers 1000 --items 100 --churn 5",
+    ),
+    (
+        "100 peers on a slow network that loses 10% of the messages, as JSON",
+        "cs457p2p simulate --peers 100 --items 16 --latency 50:20 --loss 0.1 --json",
+    ),
+)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--peers", type=positive_int, required=True, metavar="P")
-    p.add_argument("--items", type=positive_int, required=True, metavar="N")
+    add_examples(p, EXAMPLES)
+    p.add_argument(
+        "--peers",
+        type=positive_int,
+        required=True,
+        metavar="P",
+        help="peers in the ring, at most 1,000,000 (each joins at once, as in a real start)",
+    )
+    p.add_argument(
+        "--items",
+        type=positive_int,
+        required=True,
+        metavar="N",
+        help="items of the tracker's database (N words), at most 1,000,000",
+    )
     p.add_argument(
         "--latency",
         type=_latency_arg,
@@ -63,7 +88,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="peers going down per second, each back --downtime s later with nothing (default: 0)",
     )
     p.add_argument(
-        "--downtime", type=positive_float, default=5.0, metavar="SECONDS", help="(default: 5)"
+        "--downtime",
+        type=positive_float,
+        default=5.0,
+        metavar="SECONDS",
+        help="how long a peer that went down stays down (default: 5)",
     )
     p.add_argument(
         "--ping-interval",
@@ -72,7 +101,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="the tracker's PINGs (default: 20)",
     )
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="(default: 0)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="S",
+        help="seeds every random choice (latency, loss, churn): the same seed, the same run"
+        " (default: 0)",
+    )
     p.add_argument(
         "--limit",
         type=positive_float,

@@ -15,8 +15,10 @@ from ..core.addresses import format_address
 from .args import (
     EXIT_OK,
     EXIT_USAGE,
+    add_examples,
     address_arg,
     fail,
+    load_db,
     port_arg,
     positive_float,
     positive_int,
@@ -49,10 +51,34 @@ def _delay(text: str) -> tuple[float, float]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+EXAMPLES = (
+    ("the built-in 16 items on localhost:7777, TCP and UDP", "cs457p2p tracker --port 7777"),
+    (
+        "your own message (word k is SEQNUM k) on a free port",
+        'cs457p2p tracker --port 0 --message "hello from the tracker"',
+    ),
+    (
+        "a database file, to other machines, with a live dashboard",
+        "cs457p2p tracker --host 0.0.0.0 --port 7777 --db words.txt --http 127.0.0.1:8080",
+    ),
+    (
+        "lose 20% of the UDP answers, the same ones every run",
+        "cs457p2p tracker --port 7777 --loss 0.2 --fault-seed 1",
+    ),
+)
+
+
 def add_arguments(t: argparse.ArgumentParser) -> None:
     from ..monitoring.reporting import LOG_FORMATS, LOG_LEVELS
 
+    add_examples(t, EXAMPLES)
     t.add_argument("--host", default="localhost", help="address to listen on (default: localhost)")
+    t.add_argument(
+        "--course",
+        action="store_true",
+        help="serve as the course's own trackers do (tracker-p1.py, p2p-tracker.py): one"
+        " connection at a time, Python 2's pickles, the course's databases; never dies",
+    )
     t.add_argument(
         "--loop",
         choices=("auto", "asyncio", "uvloop"),
@@ -272,20 +298,21 @@ def run_loop(main: Coroutine[Any, Any, T], loop: str = "auto") -> T:
 # ---------------------------------------------------------------------- the process
 
 
-def _load_db(args: argparse.Namespace) -> Database:
-    from ..core.database import Database
-
-    if args.db is not None:
-        return Database.from_file(args.db, args.shuffle_seed)
-    if args.message is not None:
-        return Database.from_message(args.message, args.shuffle_seed)
-    return Database.default(args.shuffle_seed)
-
-
 def _listening_line(host: str, port: int, items: int, faults: str) -> str:
     """The one line a tracker prints once it serves (tests and scripts wait for it)."""
     extra = f"; faults: {faults}" if faults else ""
     return f"listening on {format_address(host, port)} ({items} items{extra})\n"
+
+
+#: What a tracker says after its first line when a VALUE is not ASCII. (Its strings go
+#: out as unicode, which every Python 3 reader takes; as byte strings, the course's
+#: way, plain pickle.loads in Python 3 would refuse them: UnicodeDecodeError.)
+NON_ASCII_NOTE = (
+    "note: some VALUEs are not ASCII: a Python 2 client or peer gets them as unicode,"
+    " and printing them to a pipe or a file fails (UnicodeEncodeError) unless it prints"
+    " message.encode('utf-8') or runs with PYTHONIOENCODING=utf-8; Python 3 clients are"
+    " not affected\n"
+)
 
 
 class _StartError(Exception):
@@ -350,6 +377,8 @@ async def _serve(tracker: Tracker, args: argparse.Namespace) -> None:
         sys.stderr.write(_listening_line(host, tracker.port, len(tracker.db), faults))
         if dashboard is not None:
             sys.stderr.write(f"dashboard on http://{format_address(http_host, http_port)}/\n")
+        if not tracker.db.ascii:
+            sys.stderr.write(NON_ASCII_NOTE)
         sys.stderr.flush()
         await stop.wait()
     finally:
@@ -405,6 +434,8 @@ def _serve_workers(db: Database, config: TrackerConfig, args: argparse.Namespace
     def ready() -> None:
         sys.stderr.write(line)
         sys.stderr.write(f"note: {RING_OFF}\n")
+        if not db.ascii:
+            sys.stderr.write(NON_ASCII_NOTE)
         sys.stderr.flush()
 
     def run(main: Coroutine[Any, Any, None]) -> None:
@@ -424,6 +455,10 @@ def run(args: argparse.Namespace) -> int:
     from ..tracker.workers import WorkersUnavailable
 
     prog = "cs457p2p tracker"
+    if args.course:
+        from .course import run_course
+
+        return run_course(args)
     try:
         _check_workers(args)
     except (ValueError, WorkersUnavailable, LoopUnavailable) as e:
@@ -439,7 +474,7 @@ def run(args: argparse.Namespace) -> int:
                 EXIT_USAGE,
             )
     try:
-        db = _load_db(args)
+        db = load_db(args)
     except DatabaseError as e:
         return fail(prog, str(e), EXIT_USAGE)
     try:

@@ -12,15 +12,27 @@ import sys
 from importlib.resources import files
 from pathlib import Path
 
-from .args import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail
+from .args import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_examples, fail
 
 __all__ = ["PLUGIN", "add_arguments", "personal_plugins", "plugin_path", "run"]
 
 PLUGIN = "cs457p2p.lua"
 _PROG = "cs457p2p wireshark"
 
+EXAMPLES = (
+    (
+        "where the dissector is, and the tshark and wireshark lines that use it",
+        "cs457p2p wireshark",
+    ),
+    (
+        "copy it into ./plugins (without --dir: Wireshark's own plugins folder)",
+        "cs457p2p wireshark --install --dir plugins",
+    ),
+)
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_examples(p, EXAMPLES)
     p.add_argument("--path", action="store_true", help="print the file's path alone")
     p.add_argument(
         "--install",

@@ -54,10 +54,12 @@ class Database:
 
     The answers are pickled once, into one buffer (``blob``) with their ``offsets``,
     so serving a run of consecutive positions is one slice, and a million items take
-    one buffer rather than a Python object per item.
+    one buffer rather than a Python object per item. ``ascii``: whether every VALUE is
+    ASCII (a Python 2 client gets the others as ``unicode``, which it cannot print to
+    a pipe without encoding it).
     """
 
-    __slots__ = ("_items", "_where", "blob", "count_answer", "n", "offsets", "source")
+    __slots__ = ("_items", "_where", "ascii", "blob", "count_answer", "n", "offsets", "source")
 
     def __init__(
         self, items: Sequence[tuple[int, str]], source: str = "built-in", *, checked: bool = False
@@ -66,6 +68,7 @@ class Database:
             check_permutation(items, source)
         seqs = [seq for seq, _ in items]
         texts = [value.encode("utf-8", "surrogatepass") for _, value in items]
+        self.ascii = all(map(bytes.isascii, texts))
         self._build(seqs, texts, source)
         self._items: tuple[tuple[int, str], ...] | None = (
             tuple(items) if len(items) <= 4096 else None
@@ -87,6 +90,7 @@ class Database:
         del shuffled
         encode = partial(str.encode, encoding="utf-8", errors="surrogatepass")
         db = cls.__new__(cls)
+        db.ascii = all(map(str.isascii, words))
         db._build(order, map(encode, map(words.__getitem__, order)), source)
         db._items = None
         db._where = None

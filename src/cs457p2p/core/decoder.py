@@ -20,6 +20,7 @@ from __future__ import annotations
 import struct
 import warnings
 from _codecs import escape_decode
+from collections.abc import Callable
 from typing import TypeAlias
 
 from .errors import RemoteProtocolError
@@ -243,7 +244,12 @@ def decode(data: bytes, *, max_size: int | None = None) -> Value:
 
 
 def decode_prefix(
-    buf: bytes, start: int = 0, *, max_size: int, max_expanded: int | None = None
+    buf: bytes,
+    start: int = 0,
+    *,
+    max_size: int,
+    max_expanded: int | None = None,
+    unicode: Callable[[str], str] | None = None,
 ) -> tuple[Value, int]:
     """Decode the pickle starting at ``buf[start]``; return ``(value, end)``.
 
@@ -251,7 +257,8 @@ def decode_prefix(
     with :class:`TooLarge`; one that is shorter but not all present raises
     :class:`Incomplete`. ``max_expanded`` (default: ``max_size``) bounds what the value
     stands for written out in full, each memo reference counted as the bytes it stands
-    for (:class:`TooLarge` beyond).
+    for (:class:`TooLarge` beyond). ``unicode`` (a ``str`` subclass) marks the text of
+    unicode opcodes apart from Python 2 byte strings (:mod:`.py2` needs to tell them).
     """
     expanded_limit = max_size if max_expanded is None else max_expanded
     limit = start + max_size
@@ -457,9 +464,10 @@ def decode_prefix(
         elif op == 0x56:  # UNICODE 'V'
             text, pos = line(pos)
             try:
-                stack.append(text.decode("raw-unicode-escape"))
+                decoded = text.decode("raw-unicode-escape")
             except UnicodeDecodeError:
                 raise Malformed("bad escape in UNICODE", at) from None
+            stack.append(decoded if unicode is None else unicode(decoded))
         elif op in (0x58, 0x8C, 0x8D):  # BINUNICODE, SHORT_BINUNICODE, BINUNICODE8
             width = {0x58: 4, 0x8C: 1, 0x8D: 8}[op]
             end = need(width, pos)
@@ -470,9 +478,10 @@ def decode_prefix(
             )
             end2 = need(size, end)
             try:
-                stack.append(buf[end:end2].decode("utf-8", "surrogatepass"))
+                decoded = buf[end:end2].decode("utf-8", "surrogatepass")
             except UnicodeDecodeError:
                 raise Malformed("string is not valid UTF-8", at) from None
+            stack.append(decoded if unicode is None else unicode(decoded))
             pos = end2
         elif op in (0x43, 0x42, 0x8E):  # SHORT_BINBYTES, BINBYTES, BINBYTES8
             width = {0x43: 1, 0x42: 4, 0x8E: 8}[op]

@@ -27,6 +27,6 @@ def ask(request):
 n = ask(b"REGISTER")
 words = [None] * n
 for i in range(n):
-    seq, value = ask(pickle.dumps(i))
+    seq, value = ask(pickle.dumps(i, 2))  # (protocol 2: the newest Python 2 reads)
     words[seq] = value
 print(" ".join(words))

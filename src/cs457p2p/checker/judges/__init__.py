@@ -1,0 +1,29 @@
+"""The checker's judges: pure functions from what was observed of a student's program
+(a :mod:`.transcript`: the bytes of each connection and when they came, what it
+printed, how it ended) to named check results. No sockets, no processes, no clock: the
+checker's I/O only records the transcript, and each student mistake is a unit test of
+the judge that names it.
+
+* :mod:`.printed`: whether the items were printed in their logical order, and how;
+* :mod:`.pacing`: the pause between item requests the assignments ask for;
+* :mod:`.hw08`: the Part 1 client assignment (HW08), as the course's tracker sees it.
+"""
+
+from __future__ import annotations
+
+from .hw08 import HW08_REQUIRED, judge_hw08
+from .pacing import MIN_PAUSE, pauses
+from .printed import Printed, printed_in_order
+from .transcript import ClientTranscript, Connection, ProgramRun
+
+__all__ = [
+    "HW08_REQUIRED",
+    "MIN_PAUSE",
+    "ClientTranscript",
+    "Connection",
+    "Printed",
+    "ProgramRun",
+    "judge_hw08",
+    "pauses",
+    "printed_in_order",
+]

@@ -1,0 +1,32 @@
+"""Correct but for one thing: it pickles each position with Python 3's default protocol
+(4 or 5), which the course's Python 2 tracker cannot read (it answers 'Bad request')."""
+
+import pickle
+import socket
+import sys
+
+from cs457p2p.core.decoder import decode as loads  # a student would use pickle.loads
+
+HOST, PORT = sys.argv[1], int(sys.argv[2])
+
+
+def ask(request):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.connect((HOST, PORT))
+    s.sendall(request)
+    data = b""
+    while True:
+        chunk = s.recv(1024)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return loads(data)
+
+
+n = ask(b"REGISTER")
+words = [None] * n
+for i in range(n):
+    seq, value = ask(pickle.dumps(i))  # the mistake: Python 3's default protocol (4)
+    words[seq] = value
+print(" ".join(words))
