@@ -22,7 +22,7 @@ import pytest
 from conftest import CliRunner, TrackerFactory
 from cs457p2p.checker import tracker_checks
 from cs457p2p.checker.client_checks import secret_words
-from cs457p2p.checker.report import CheckResult, Report
+from cs457p2p.checker.report import NOT_GRADED, CheckResult, Report
 from cs457p2p.checker.runner import substitute
 from cs457p2p.core.course_model import p1_answer
 from cs457p2p.core.database import Database
@@ -259,9 +259,7 @@ def test_table_output(start_tracker: TrackerFactory, run_cli: CliRunner) -> None
     assert [row[1] for row in rows] == ["PASS"] * 10 + ["INFO"] * 4
     assert len({line.index(" PASS") for line in lines[1:11]}) == 1  # aligned
     assert rows[4][2] == '"alpha beta gamma" (3 items)'
-    assert (
-        lines[-2] == "INFO rows are not graded: they say what the tracker does beyond the protocol."
-    )
+    assert lines[-2] == NOT_GRADED
     assert lines[-1] == f"tracker {t.address}: 10/10 required checks passed"
 
 
@@ -654,7 +652,7 @@ def test_report_shape() -> None:
         "a      PASS    fine",
         "b      FAIL    broken badly",
         "c      INFO    absent",
-        "INFO rows are not graded: they say what the tracker does beyond the protocol.",
+        NOT_GRADED,
         "tracker h:1: 1/2 required checks passed (failed: b)",
     ]
     data = json.loads(report.json_text())

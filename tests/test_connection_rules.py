@@ -225,6 +225,7 @@ def test_a_request_slower_than_the_request_timeout_is_refused_then_closed() -> N
     assert (step.then, step.why) == (CLOSE, "slow")
     bad = step.requests[0]
     assert isinstance(bad, BadRequest) and "10 s" in bad.reason
+    assert bad.data == b"\x80\x02J"  # (what came of it, for the words of the refusal)
 
 
 def test_a_slow_request_behind_unwritten_answers_is_aborted() -> None:

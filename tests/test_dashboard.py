@@ -6,6 +6,7 @@ hook, in process, and the log formatters."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import io
 import json
@@ -16,6 +17,7 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -380,6 +382,9 @@ def test_json_logs_have_one_line_per_event(
         "got b\"cos\\nsystem\\n(S'echo hi'\\nt\"...: "
         "refused pickle: refused opcode GLOBAL at byte 0"
     )
+    assert refused["why"] == (
+        "sent a pickle that would run code (it calls os.system): refused, never run"
+    )
     assert len(by_event["summary"]) >= 2  # periodic, and at shutdown
     last = by_event["summary"][-1]
     assert (last["clients"], last["finished"], last["requests"], last["bad"]) == (2, 1, 18, 1)
@@ -399,6 +404,7 @@ def test_text_logs_are_one_line_per_event(
     assert "client=127.0.0.4 transport=tcp registrations=1 items=16" in lines[0]
     assert "a pickled str, not a position or REGISTER" in lines[2]
     assert 'reason="got b' in lines[2]
+    assert r"""why="sent a pickle of the text 'a\\nb c', not a position or REGISTER""" in lines[2]
 
 
 def test_the_default_log_level_keeps_stderr_quiet(
@@ -734,3 +740,107 @@ def test_the_ring_in_the_api_and_the_metrics(dash: tuple[TrackerProcess, int]) -
     assert m['cs457p2p_requests_total{kind="ring"}'] >= 3
     for s in listeners:
         s.close()
+
+
+# ------------------------------------------------------- Part 2 in the logs; the feed
+
+
+def join(tracker_port: int, ip: str, handle: str, port: int) -> Any:
+    with socket.create_connection(("127.0.0.1", tracker_port), source_address=(ip, 0)) as c:
+        c.sendall(encode_message(Join(handle, port)))
+        c.shutdown(socket.SHUT_WR)
+        return decode(c.recv(4096))
+
+
+def test_part_2_joins_refreshes_prunes_and_refusals_are_logged_and_in_the_feed(
+    start_tracker: TrackerFactory,
+) -> None:
+    """A peer (played here: a socket that takes PINGs) joins, registers again (a
+    refresh), stops listening and is pruned at the next PING; another is refused its
+    handle; a client sends text. Each is a log line at info, and a line of the feed in
+    words."""
+    tp = start_tracker(
+        "--http", "127.0.0.1:0", "--log-level", "info", "--summary-interval", "3600",
+        "--ping-interval", "0.3", "--ping-timeout", "2",
+    )  # fmt: skip
+    port = dashboard_port(tp)
+    listener = socket.socket()
+    listener.bind(("127.0.0.2", 0))
+    listener.listen()
+    listener.settimeout(0.05)
+    peer_port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def take_pings() -> None:  # accepted and closed: a PING answered, as the course's
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError, socket.timeout):
+                listener.accept()[0].close()
+
+    pinged = threading.Thread(target=take_pings)
+    pinged.start()
+    try:
+        assert join(tp.port, "127.0.0.2", "alice", peer_port)[0] == "REG_INIT"
+        assert join(tp.port, "127.0.0.2", "alice", peer_port)[0] == "REG_INIT"  # a refresh
+        assert join(tp.port, "127.0.0.3", "alice", 9999) == ("[Tracker]", "Bad request")
+    finally:
+        stop.set()
+        pinged.join(5)
+        listener.close()  # the next PING is refused (or reset, if it was under way)
+    assert b"Bad request" in send_garbage(tp.port, b"hello")
+    wait_for(lambda: status(port)["ring"]["size"] == 0, "alice pruned")
+
+    def feed() -> list[dict[str, Any]]:
+        lines: list[dict[str, Any]] = json.loads(get(port, "/api/feed")[2])["feed"]
+        return lines
+
+    wait_for(lambda: len(feed()) == 5, "five lines in the feed")
+    code, headers, body = get(port, "/api/feed")
+    assert code == 200 and headers["Content-Type"].startswith("application/json")
+    assert json.loads(body)["size"] == 100
+    lines = feed()
+    assert [e["kind"] for e in lines[:2]] == ["join", "refresh"]
+    assert sorted(e["kind"] for e in lines[2:]) == ["prune", "refused", "refused"]
+    where = f"127.0.0.2:{peer_port}"
+    by_kind = {e["kind"]: e for e in lines}
+    assert by_kind["join"]["who"] == "alice"
+    assert by_kind["join"]["text"] == (
+        f"joined the ring from {where}; hosts item 12 ('of'); asks itself (alone in the ring)"
+    )
+    assert by_kind["refresh"]["text"] == f"registered again from {where} (a refresh); asks alice"
+    assert re.fullmatch(
+        r"pruned from the ring \(0 left\): a PING got (connection refused|reset)",
+        by_kind["prune"]["text"],
+    )
+    refused = [(e["who"], e["text"]) for e in lines if e["kind"] == "refused"]
+    assert refused == [
+        ("127.0.0.3", "asked to join as 'alice', a handle 127.0.0.2 holds"),
+        ("127.0.0.1", "sent the text 'hello', not a pickle"),
+    ]
+    assert all(abs(e["time"] - time.time()) < 60 for e in lines)  # wall-clock times
+    wait_for(lambda: status(port)["feed"] == lines, "the feed in the status")
+
+    logged = log_lines(tp)[1:]  # (after the dashboard's line)
+    assert [line.split()[2] for line in logged if " prune " not in line] == [
+        "join", "refresh", "refused", "refused", "summary",
+    ], logged  # fmt: skip
+    text = "\n".join(logged) + "\n"
+    assert f" info join handle=alice address={where} neighbour=alice hosts=12 peers=1\n" in text
+    assert f" info refresh handle=alice address={where} neighbour=alice peers=1\n" in text
+    assert (
+        ' info refused client=127.0.0.3 transport=tcp handle=alice why="asked to join as'
+        " 'alice', a handle 127.0.0.2 holds\" closed=false\n"
+    ) in text
+    assert "why=\"sent the text 'hello', not a pickle\"" in text
+    assert re.search(
+        f' info prune handle=alice address={re.escape(where)} why="a PING got'
+        ' (connection refused|reset)" peers=0\n',
+        text,
+    )
+
+
+def test_the_status_says_the_address_for_students(dash: tuple[TrackerProcess, int]) -> None:
+    """The tests' trackers listen on loopback: the page says so, and how to open it."""
+    tp, port = dash
+    reach = status(port)["reach"]
+    assert reach["address"] == f"127.0.0.1:{tp.port}"
+    assert reach["scope"] == "loopback" and "--host 0.0.0.0" in reach["note"]

@@ -27,6 +27,7 @@ from cs457p2p.core.requests import (
     Request,
     RequestParser,
 )
+from cs457p2p.core.ring import RingEvent
 
 
 class FakeClock:
@@ -310,6 +311,19 @@ def test_events_register_finished_refused() -> None:
     assert events(m) == []  # drained
 
 
+def test_a_refused_event_says_why_in_words() -> None:
+    m, _ = make(16)
+    parser = RequestParser()
+    feed(m, parser.feed(b"hello"))
+    feed(m, [Position(99)], ip="127.0.0.3")
+    refused, out_of_range = events(m)
+    assert refused["reason"] == "got b'hello': refused pickle: memo GET before any PUT at byte 0"
+    assert refused["why"] == "sent the text 'hello', not a pickle"
+    assert out_of_range["reason"] == "position 99 is out of range 0..15"
+    assert out_of_range["why"] == "asked for position 99, but positions are 0 to 15"
+    assert m.clients["127.0.0.2"].last_why == "sent the text 'hello', not a pickle"
+
+
 def test_events_are_bounded_and_the_rest_counted() -> None:
     m, _ = make(1)
     feed(m, [BadRequest("junk", fatal=False)] * (MAX_PENDING_EVENTS + 50))
@@ -379,9 +393,11 @@ def test_status_is_json_with_what_the_page_shows() -> None:
         "seconds": None,
         "bad": 0,
         "last_bad": "",
+        "last_why": "",
         "transport": "udp",
     }
     assert rows["127.0.0.4"]["bad"] == 1 and rows["127.0.0.4"]["last_bad"] == "bad"
+    assert rows["127.0.0.4"]["last_why"] == "was refused: bad"
     assert status["history"] and status["rate"] > 0
     assert status["latency"]["count"] == 3
     assert len(status["latency"]["counts"]) == len(status["latency"]["buckets"]) + 1
@@ -438,3 +454,133 @@ def test_finishing_gives_its_positions_back() -> None:
     m, _ = make(4, max_bytes=1 << 20)
     feed(m, [Register(), PositionRun(0, 4)])
     assert m.clients["127.0.0.2"].finished and m.held == 600  # the row, no positions
+
+
+# ---------------------------------------------------------------------- the event feed
+
+
+def feed_lines(m: Monitor) -> list[tuple[str, str, str, int]]:
+    return [(e["kind"], e["who"], e["text"], e["count"]) for e in m.status()["feed"]]
+
+
+@pytest.mark.parametrize("info_events", [True, False])
+def test_the_feed_says_who_registered_finished_and_was_refused(info_events: bool) -> None:
+    """The feed is kept whether or not log events are (the dashboard without --log-level
+    info), and says each thing in words."""
+    m, clock = make(2, events=info_events)
+    feed(m, [Register()])
+    clock.t += 0.5
+    feed(m, positions(0, 1))
+    feed(m, RequestParser().feed(b"cos\nsystem\n(S'echo hi'\ntR."), ip="127.0.0.9")
+    feed(m, [PositionRun(5, 3)], ip="127.0.0.8")
+    m.tick(TrackerCounters(refused=3, open_connections=1024))
+    assert feed_lines(m) == [
+        ("register", "127.0.0.2", "registered: the tracker answered N = 2", 1),
+        ("finished", "127.0.0.2", "fetched all 2 items in 0.50 s", 1),
+        (
+            "refused",
+            "127.0.0.9",
+            "sent a pickle that would run code (it calls os.system): refused, never run",
+            1,
+        ),
+        ("refused", "127.0.0.8", "asked for positions 5 to 7, but positions are 0 to 1", 1),
+        (
+            "refused_connections",
+            "tracker",
+            "refused 3 connections: too many open (1,024 open)",
+            1,
+        ),
+    ]
+    times = [e["time"] for e in m.status()["feed"]]
+    assert times[0] == 1_000_000.0 and times[1] == 1_000_000.5
+    assert len(events(m)) == (5 if info_events else 1)  # (refused_connections: a warning)
+
+
+def test_garbage_in_a_loop_is_one_line_of_the_feed_and_costs_no_new_words() -> None:
+    m, _ = make(16, events=False)
+    feed(m, [Register()], ip="127.0.0.2")
+    for _ in range(5000):
+        feed(m, RequestParser().feed(b"hello"), ip="127.0.0.9")
+    assert feed_lines(m) == [
+        ("register", "127.0.0.2", "registered: the tracker answered N = 16", 1),
+        ("refused", "127.0.0.9", "sent the text 'hello', not a pickle", 5000),
+    ]
+    assert m.bad == 5000
+
+
+def test_the_feed_is_bounded() -> None:
+    m, _ = make(16, feed=10)
+    for k in range(300):
+        feed(m, [Register()], ip=f"10.0.{k // 256}.{k % 256}")
+    lines = m.status()["feed"]
+    assert len(lines) == 10 and lines[-1]["who"] == "10.0.1.43"
+
+
+def test_no_feed_when_not_asked() -> None:
+    m, _ = make(16, feed=0)
+    feed(m, [Register()])
+    m.ring_event(RingEvent("join", "bob", "127.0.0.3", 9402, "bob", (0, "a"), 1))
+    assert m.feed is None and m.status()["feed"] == []
+    assert [e["event"] for e in events(m)] == ["register", "join"]
+
+
+def test_ring_events_become_log_events_and_lines_of_the_feed() -> None:
+    m, clock = make(16)
+    m.ring_event(RingEvent("join", "bob", "127.0.0.3", 9402, "alice", (12, "of"), 2))
+    clock.t += 1
+    m.ring_event(RingEvent("refresh", "bob", "127.0.0.3", 9500, "alice", (12, "of"), 2))
+    m.ring_event(RingEvent("peer_finished", "bob", "127.0.0.3", 9500, peers=2))
+    m.ring_event(RingEvent("prune", "bob", "127.0.0.3", 9500, peers=1, why="a PING got reset"))
+    m.ring_event(RingEvent("refused", "eve", "127.0.0.7", peers=1, why="asked to join as 'eve'"))
+    m.ring_event(RingEvent("refused", "eve", "127.0.0.7", peers=1, why="asked to join as 'eve'"))
+    got = events(m)
+    assert got[0] == {
+        "time": 1_000_000.0,
+        "event": "join",
+        "handle": "bob",
+        "address": "127.0.0.3:9402",
+        "neighbour": "alice",
+        "hosts": 12,
+        "peers": 2,
+    }
+    assert got[1] == {
+        "time": 1_000_001.0,
+        "event": "refresh",
+        "handle": "bob",
+        "address": "127.0.0.3:9500",
+        "neighbour": "alice",
+        "peers": 2,
+    }
+    assert got[2] | {"time": 0} == {
+        "time": 0,
+        "event": "peer_finished",
+        "handle": "bob",
+        "address": "127.0.0.3:9500",
+        "items": 16,
+        "peers": 2,
+    }
+    assert got[3] | {"time": 0} == {
+        "time": 0,
+        "event": "prune",
+        "handle": "bob",
+        "address": "127.0.0.3:9500",
+        "why": "a PING got reset",
+        "peers": 1,
+    }
+    assert got[4] | {"time": 0} == {
+        "time": 0,
+        "event": "refused",
+        "client": "127.0.0.7",
+        "transport": "tcp",
+        "handle": "eve",
+        "why": "asked to join as 'eve'",
+        "closed": False,
+    }
+    assert len(got) == 6
+    assert feed_lines(m) == [
+        ("join", "bob", "joined the ring from 127.0.0.3:9402; hosts item 12 ('of'); asks alice", 1),
+        ("refresh", "bob", "registered again from 127.0.0.3:9500 (a refresh); asks alice", 1),
+        ("peer_finished", "bob", "holds all 16 items", 1),
+        ("prune", "bob", "pruned from the ring (1 left): a PING got reset", 1),
+        ("refused", "127.0.0.7", "asked to join as 'eve'", 2),
+    ]

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cs457p2p.core.database import Database
-from cs457p2p.core.ring import Notice, Ring
+from cs457p2p.core.ring import Notice, Ring, RingEvent, bad_message_words
 from cs457p2p.core.wire2 import (
     BadMessage,
     Echo,
@@ -214,3 +214,91 @@ def test_held_is_kept_from_the_peer_itself_only() -> None:
         }
     ]
     assert status["size"] == 1 and status["n"] == 5 and status["counters"]["refused"] == 3
+
+
+# ------------------------------------------------------------ what the listener hears
+
+
+def listening(ring: Ring) -> list[RingEvent]:
+    heard: list[RingEvent] = []
+    ring.listener = heard.append
+    return heard
+
+
+def test_joins_refreshes_prunes_and_a_full_peer_are_told_to_the_listener() -> None:
+    ring = Ring(DB)
+    heard = listening(ring)
+    ring.join("alice", "127.0.0.2", 9401, 0.0)
+    ring.join("bob", "127.0.0.3", 9402, 0.0)
+    ring.join("bob", "127.0.0.3", 9500, 1.0)
+    ring.answer(Held("bob", 4), "127.0.0.3", 1.0)
+    ring.answer(Held("bob", 5), "127.0.0.3", 1.0)
+    ring.answer(Held("bob", 5), "127.0.0.3", 2.0)  # (said again: not finished again)
+    ring.ping_result("alice", True, 3.0)
+    ring.ping_result("alice", False, 4.0, "a PING got connection refused")
+    assert heard == [
+        RingEvent("join", "alice", "127.0.0.2", 9401, "alice", (4, "peaks"), 1),
+        RingEvent("join", "bob", "127.0.0.3", 9402, "alice", (2, "and"), 2),
+        RingEvent("refresh", "bob", "127.0.0.3", 9500, "alice", (2, "and"), 2),
+        RingEvent("peer_finished", "bob", "127.0.0.3", 9500, peers=2),
+        RingEvent(
+            "prune", "alice", "127.0.0.2", 9401, peers=1, why="a PING got connection refused"
+        ),
+    ]
+    assert heard[0].address == "127.0.0.2:9401"
+    ring.join("carol", "::1", 9403, 5.0)
+    assert heard[-1].address == "[::1]:9403"
+
+
+def test_each_refusal_is_told_with_why_in_words() -> None:
+    ring = Ring(DB, max_peers=2)
+    heard = listening(ring)
+    ring.join("alice", "127.0.0.2", 9401, 0.0)
+    ring.join("alice", "127.0.0.9", 9401, 0.0)
+    ring.join("", "127.0.0.3", 9401, 0.0)
+    ring.join("bob", "127.0.0.3", 0, 0.0)
+    ring.join("bob", "127.0.0.3", 9402, 0.0)
+    ring.join("carol", "127.0.0.4", 9403, 0.0)
+    ring.answer(Held("alice", 4), "127.0.0.9", 1.0)
+    ring.answer(Held("alice", 6), "127.0.0.2", 1.0)
+    ring.answer(Held("nobody", 1), "127.0.0.2", 1.0)
+    ring.answer(BadMessage("unknown message 'HELLO'"), "127.0.0.5", 0.0)
+    ring.answer(BadMessage("REGISTER with 1 fields, not 2"), "127.0.0.5", 0.0)
+    ring.answer(BadMessage("REGISTER: not (text, int)"), "127.0.0.5", 0.0)
+    ring.answer(UpdateNbr("x", "127.0.0.1", 1), "127.0.0.5", 0.0)
+    refused = [(e.ip, e.handle, e.why) for e in heard if e.kind == "refused"]
+    assert refused == [
+        ("127.0.0.9", "alice", "asked to join as 'alice', a handle 127.0.0.2 holds"),
+        ("127.0.0.3", "", "asked to join as '': an empty handle"),
+        ("127.0.0.3", "bob", "asked to join as 'bob': port 0 is not in 1..65535"),
+        ("127.0.0.4", "carol", "asked to join as 'carol', but the ring is full (2)"),
+        ("127.0.0.9", "alice", "said 'alice' holds 4 items, but that peer is at 127.0.0.2"),
+        ("127.0.0.2", "alice", "said 'alice' holds 6 items, of 5"),
+        (
+            "127.0.0.2",
+            "nobody",
+            "said 'nobody' holds 1 items, but no peer of that name is in the ring",
+        ),
+        ("127.0.0.5", "", "sent 'HELLO', a message the tracker does not know"),
+        ("127.0.0.5", "", "sent 'REGISTER' with 1 field: it takes 2"),
+        ("127.0.0.5", "", "sent 'REGISTER' with fields that are not (text, int)"),
+        ("127.0.0.5", "", "sent 'UPDATE_NBR', which the tracker does not take"),
+    ]
+    assert ring.counters.refused == len(refused)
+
+
+def test_a_handle_is_quoted_and_cut_in_the_words() -> None:
+    ring = Ring(DB)
+    heard = listening(ring)
+    ring.join("x" * 65, "127.0.0.3", 9401, 0.0)
+    ring.join("a\nb", "127.0.0.3", 9401, 0.0)
+    assert [e.why for e in heard] == [
+        "asked to join as 'xxxxxxxxxxxxxxxxxxxxxxx\u2026': a handle over 64 characters",
+        "asked to join as 'a\\nb': a handle with unprintable characters",
+    ]
+
+
+def test_bad_message_words() -> None:
+    assert (
+        bad_message_words("not a tuple") == "sent a message the tracker cannot read (not a tuple)"
+    )

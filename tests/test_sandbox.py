@@ -178,9 +178,14 @@ def _worked(log: Path) -> list[str]:
     return list(json.loads(lines[-1])["worked"]) if lines else []
 
 
+#: The uids of this file's graders' programs (--uid-base): apart from any other sandbox
+#: that runs on this machine meanwhile.
+UID_BASE = 61000 + os.getpid() % 3000
+
+
 def _wait_gone(seconds: float) -> list[int]:
     end = time.monotonic() + seconds
-    while (left := sandbox_processes()) and time.monotonic() < end:
+    while (left := sandbox_processes(UID_BASE, 10)) and time.monotonic() < end:
         time.sleep(0.1)
     return left
 
@@ -229,7 +234,7 @@ def test_a_hostile_class_is_graded_and_contained(
         r = run_cli(
             "grade", "client", str(subs), "--command", f"{PYTHON} client.py {{host}} {{port}}",
             "--scenario", "reference-db", "--timeout", "8", "--jobs", "3",
-            "--report-dir", str(report), "--require-sandbox",
+            "--report-dir", str(report), "--require-sandbox", "--uid-base", str(UID_BASE),
             timeout=240,
         )  # fmt: skip
         assert r.returncode == 0, r.stderr
@@ -293,7 +298,7 @@ def test_check_client_leaves_no_daemon(run_cli: CliRunner, tmp_path: Path, sandb
     _hostile(folder, "daemon", marker=str(marker), linger=15)
     r = run_cli(
         "check", "client", "--json", "--scenario", "reference-db", "--timeout", "5",
-        "--", PYTHON, str(folder / "client.py"), "{host}", "{port}",
+        "--uid-base", str(UID_BASE), "--", PYTHON, str(folder / "client.py"), "{host}", "{port}",
         timeout=60,
     )  # fmt: skip
     assert r.returncode == 1 and r.stderr == ""

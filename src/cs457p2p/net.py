@@ -26,6 +26,7 @@ __all__ = [
     "close_pairs",
     "describe_os_error",
     "free_port",
+    "host_addresses",
     "listening_ports",
     "loopback_hosts",
     "passive_addresses",
@@ -216,3 +217,23 @@ def source_address(host: str, port: int) -> str:
     with socket.socket(family, socket.SOCK_DGRAM) as s:
         s.connect(addr)
         return str(s.getsockname()[0])
+
+
+#: Addresses no packet is sent to: connecting a UDP socket to them only picks the route
+#: (documentation ranges, RFC 5737 and RFC 3849).
+_ROUTE_PROBES = ((socket.AF_INET, "192.0.2.1"), (socket.AF_INET6, "2001:db8::1"))
+
+
+def host_addresses() -> list[str]:
+    """This host's addresses on its default routes (IPv4, then IPv6), as other machines
+    would reach it: found by connecting a UDP socket, which sends nothing and asks no
+    name server. Empty where there is no route (a machine offline)."""
+    found: list[str] = []
+    for family, probe in _ROUTE_PROBES:
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as s:
+                s.connect((probe, 9))
+                found.append(str(s.getsockname()[0]))
+        except OSError:
+            continue
+    return found

@@ -26,7 +26,13 @@ from .runner import CommandError, CommandRun, run_command, substitute
 from .sandbox import Jail, SandboxPolicy, contained
 from .scenarios import Scenario, scenarios_for
 
-__all__ = ["ClientCommandError", "check_client", "run_client_checks", "secret_words"]
+__all__ = [
+    "ClientCommandError",
+    "check_client",
+    "run_client_checks",
+    "run_scenario",
+    "secret_words",
+]
 
 
 class ClientCommandError(CommandError):
@@ -101,7 +107,7 @@ class _Tally:
         self.requests += request_count(requests)
 
 
-async def _run_scenario(
+async def run_scenario(
     scenario: Scenario,
     command: Sequence[str],
     transport: str,
@@ -248,7 +254,7 @@ async def run_client_checks(
     async def body(jail: Jail | None) -> list[CheckResult]:
         guard = Guard.install()
         place = Place(cwd, log, jail)
-        done = [await _run_scenario(s, command, transport, timeout, rng, place) for s in chosen]
+        done = [await run_scenario(s, command, transport, timeout, rng, place) for s in chosen]
         load = guard.result()
         return [*done, load] if load else done
 

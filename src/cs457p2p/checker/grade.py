@@ -24,12 +24,14 @@ from typing import Any
 
 from ..core.wire2 import Echo, encode_message
 from ..net import free_port, listening_ports
+from .assignments import run_hw08
 from .client_checks import run_client_checks
+from .judges.hw08 import HW08_REQUIRED
+from .peer_checks import HW09_REQUIRED, run_peer_checks
 from .peer_checks import REQUIRED as PEER_REQUIRED
-from .peer_checks import run_peer_checks
 from .report import Report, one_line, short_text
+from .ring_tracker_checks import P2_INFO, run_ring_tracker_checks
 from .ring_tracker_checks import REQUIRED as RING_REQUIRED
-from .ring_tracker_checks import run_ring_tracker_checks
 from .runner import CommandError, Program, substitute
 from .sandbox import Jail, SandboxPolicy, contained
 from .scenarios import scenarios_for
@@ -95,6 +97,8 @@ class GradeOptions:
     stdin: str | None = None  # peer: what its stdin gets (placeholders replaced)
     tracker_port: int | None = None  # peer: the played tracker's fixed port
     sandbox: SandboxPolicy = field(default_factory=SandboxPolicy)
+    #: the course's assignment judged (``hw08``, ``hw09``, ``p2``), or "" for our checks
+    assignment: str = ""
 
 
 @dataclass
@@ -167,6 +171,12 @@ def named_files(command: Sequence[str]) -> list[str]:
 
 
 def _required_count(opts: GradeOptions) -> int:
+    if opts.assignment == "hw08":
+        return len(HW08_REQUIRED)
+    if opts.assignment == "hw09":
+        return len(HW09_REQUIRED)
+    if opts.assignment == "p2":
+        return len(RING_REQUIRED) - len(P2_INFO)
     if opts.kind == "peer":
         return len(PEER_REQUIRED)
     if opts.kind == "tracker":
@@ -213,28 +223,40 @@ def _missing(folder: Path, command: Sequence[str]) -> str | None:
 async def _grade_client(folder: Path, opts: GradeOptions, slot: int) -> Grade:
     student, log = folder.name, log_of(opts, folder.name)
     try:
-        report = await run_client_checks(
-            opts.command,
-            transport=opts.transport,
-            timeout=opts.timeout,
-            scenarios=opts.scenarios,
-            cwd=folder,
-            log=log,
-            sandbox=opts.sandbox,
-            slot=slot,
-        )
+        if opts.assignment == "hw08":
+            report = await run_hw08(
+                opts.command,
+                timeout=opts.timeout,
+                cwd=folder,
+                log=log,
+                sandbox=opts.sandbox,
+                slot=slot,
+            )
+        else:
+            report = await run_client_checks(
+                opts.command,
+                transport=opts.transport,
+                timeout=opts.timeout,
+                scenarios=opts.scenarios,
+                cwd=folder,
+                log=log,
+                sandbox=opts.sandbox,
+                slot=slot,
+            )
     except CommandError as e:
         return _nothing(
             student, opts, "cannot-start", str(e), "check the command and the file's permissions"
         )
     runs = [c.data for c in report.checks]
     crashed = [
-        c for c in report.checks if not c.passed and not c.data.get("timed_out") and c.data["exit"]
+        c
+        for c in report.checks
+        if c.required and not c.passed and not c.data.get("timed_out") and c.data.get("exit")
     ]
     outcome = _outcome(report)
     if crashed and outcome == "failed":
         outcome = "crashed"
-    elif outcome == "failed" and any(r.get("timed_out") for r in runs):
+    elif outcome == "failed" and any(r.get("timed_out") for r in runs if r):
         outcome = "hung"
     return _from_report(student, report, log, outcome)
 
@@ -276,6 +298,7 @@ async def _grade_peer(folder: Path, opts: GradeOptions, slot: int) -> Grade:
             log=log,
             sandbox=opts.sandbox,
             slot=slot,
+            assignment=opts.assignment,
         )
     except CommandError as e:
         return _nothing(
@@ -355,7 +378,7 @@ async def _run_tracker(folder: Path, opts: GradeOptions, port: int, jail: Jail |
         why = await _listens(program, port, opts.startup, opts.part)
         if why is None and opts.part == 2:
             report = await run_ring_tracker_checks(
-                "127.0.0.1", port, timeout=opts.timeout, wait=opts.wait
+                "127.0.0.1", port, timeout=opts.timeout, wait=opts.wait, assignment=opts.assignment
             )
         elif why is None:
             report = await run_tracker_checks(

@@ -16,7 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..core.answers import AnswerParser
+from ..core.course_model import RECV_SIZE, CourseRing, SamplePeer
 from ..core.decoder import DecodeError
+from ..core.py2 import dumps_py2
 from ..core.wire2 import (
     BadMessage,
     Echo,
@@ -151,7 +153,7 @@ class _Listener:
                     problem = f"closed after {raw[:40]!r}" if raw else "an empty connection"
                     heard = Heard(loop.time(), sender, None, problem, raw)
                     break
-                raw += data[: max(0, 256 - len(raw))]
+                raw += data[: max(0, RECV_SIZE - len(raw))]
                 try:
                     values = parser.feed(data, 1)
                 except DecodeError as e:
@@ -185,12 +187,17 @@ class PlayedPeer(_Listener):
         host: str,
         items: dict[int, str] | None = None,
         guard: Guard | None = None,
+        course: bool = False,
     ) -> None:
         super().__init__(host, 0, guard)
         self.handle = handle
         self.items: dict[int, str] = dict(items or {})
+        #: answer as the course's sample peer does (its bytes, ACK to a PING)
+        self.course = course
 
     def reply(self, heard: Heard) -> bytes:
+        if self.course:
+            return SamplePeer(self.handle, self.items).receive(heard.raw).reply or b""
         m = heard.message
         if isinstance(m, Ping):
             return encode_message(Ping(self.handle))  # ('PING', handle)
@@ -227,12 +234,18 @@ class PlayedTracker(_Listener):
     ECHO with its welcome, REGISTER with a REG_INIT naming :attr:`ring`'s neighbour,
     the item to host, and anything else (QUERY included) with ``'Bad request'``."""
 
-    def __init__(self, host: str, port: int = 0, guard: Guard | None = None) -> None:
+    def __init__(
+        self, host: str, port: int = 0, guard: Guard | None = None, course: bool = False
+    ) -> None:
         super().__init__(host, port, guard)
         self.ring = _Ring()
+        #: answer in the course's tracker's bytes (Python 2's protocol 0)
+        self.course = course
 
     def reply(self, heard: Heard) -> bytes:
         m = heard.message
+        if self.course:
+            return self._course_reply(heard)
         if isinstance(m, Echo):
             return encode_message(welcome(m.handle))
         if isinstance(m, Join):
@@ -247,6 +260,15 @@ class PlayedTracker(_Listener):
                 )
             )
         return encode_message(bad_request())
+
+    def _course_reply(self, heard: Heard) -> bytes:
+        """As p2p-tracker.py answers: a REG_INIT naming :attr:`ring`'s neighbour (the
+        ring the checker plays, not one it keeps), its welcome, 'Bad request'."""
+        if isinstance(heard.message, Join):
+            nbr = self.ring.neighbour
+            fields = (nbr.handle, nbr.host, nbr.port) if nbr else (None, None, None)
+            return dumps_py2(("REG_INIT", *fields, self.ring.n, self.ring.hosted))
+        return CourseRing().receive(heard.raw, heard.sender)[0].reply or b""
 
 
 def shown(got: Message | BadMessage | str) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..core.decoder import Value, describe
 
-__all__ = ["CheckResult", "Report", "one_line", "plural", "short", "short_text"]
+__all__ = ["NOT_GRADED", "CheckResult", "Report", "one_line", "plural", "short", "short_text"]
 
 
 @dataclass(frozen=True, repr=False)
@@ -63,7 +63,7 @@ class CheckResult:
 
 
 #: What a table says under its INFO rows.
-NOT_GRADED = "INFO rows are not graded: they say what the tracker does beyond the protocol."
+NOT_GRADED = "INFO rows are not graded: they say what the program does beyond what is required."
 
 
 @dataclass(frozen=True, repr=False)
@@ -86,6 +86,8 @@ class Report:
     limit: str = ""
     #: why the sandbox could not start the program (it never ran), or ""
     setup_error: str = ""
+    #: the course's assignment judged (``hw08``...; "": this project's own checks)
+    assignment: str = ""
 
     def __repr__(self) -> str:  # (short, as CheckResult's)
         return f"Report({self.kind!r}, {short_text(self.target, 60)!r}, {self.summary()!r})"
@@ -165,6 +167,7 @@ class Report:
             "sandbox": self.sandbox,
             "limit": self.limit,
             "setup_error": self.setup_error,
+            "assignment": self.assignment,
         }
 
     def json_text(self) -> str:

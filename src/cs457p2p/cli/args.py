@@ -171,3 +171,15 @@ def load_db(args: argparse.Namespace) -> Database:
     if args.message is not None:
         return Database.from_message(args.message, args.shuffle_seed)
     return Database.default(args.shuffle_seed)
+
+
+def add_assignment(p: argparse.ArgumentParser, choices: tuple[str, ...], what: str) -> None:
+    """``--assignment NAME``: judge as the course's assignment does (``what`` it is)."""
+    p.add_argument(
+        "--assignment",
+        choices=choices,
+        metavar="|".join(choices),
+        help=f"judge {what} as the course's assignment does: its rules required, this"
+        " project's robustness checks shown as INFO (docs/GRADING.md has each rule in the"
+        " course's words)",
+    )

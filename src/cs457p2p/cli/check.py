@@ -6,7 +6,15 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from .args import EXIT_USAGE, Parser, add_examples, address_arg, fail, positive_float
+from .args import (
+    EXIT_USAGE,
+    Parser,
+    add_assignment,
+    add_examples,
+    address_arg,
+    fail,
+    positive_float,
+)
 from .sandboxing import add_sandbox_arguments, sandbox_policy
 
 if TYPE_CHECKING:
@@ -15,7 +23,9 @@ if TYPE_CHECKING:
 __all__ = ["add_arguments", "run"]
 
 
-def _common(p: argparse.ArgumentParser, what: str, timeout: float, timeout_help: str) -> None:
+def _common(
+    p: argparse.ArgumentParser, what: str, timeout: float | None, timeout_help: str
+) -> None:
     """The options every check has: the transport, the timeout and ``--json``."""
     p.add_argument(
         "--transport",
@@ -28,7 +38,7 @@ def _common(p: argparse.ArgumentParser, what: str, timeout: float, timeout_help:
         type=positive_float,
         default=timeout,
         metavar="SECONDS",
-        help=f"{timeout_help} (default: {timeout:g})",
+        help=timeout_help if timeout is None else f"{timeout_help} (default: {timeout:g})",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object, not a table")
 
@@ -66,6 +76,7 @@ PEER_EXAMPLES = (
 
 
 def add_arguments(k: argparse.ArgumentParser) -> None:
+    from ..checker.profiles import CLIENT_ASSIGNMENTS, PEER_ASSIGNMENTS, TRACKER_ASSIGNMENTS
     from ..checker.scenarios import CLIENT_SCENARIOS
 
     add_examples(k, (TRACKER_EXAMPLES[0], CLIENT_EXAMPLES[0], PEER_EXAMPLES[0]))
@@ -108,6 +119,7 @@ def add_arguments(k: argparse.ArgumentParser) -> None:
         help="--part 2: how long to wait for a PING and for a dead peer to be pruned;"
         " 0 skips both (default: 30; the course's tracker pings every 20 s)",
     )
+    add_assignment(kt, TRACKER_ASSIGNMENTS, "the tracker (--part 2)")
     kc = ksub.add_parser(
         "client",
         help="run a client against trackers started here",
@@ -126,7 +138,14 @@ def add_arguments(k: argparse.ArgumentParser) -> None:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _common(kc, "the scenarios for a client", 20.0, "longest run of the client in one scenario")
+    _common(
+        kc,
+        "the scenarios for a client",
+        None,
+        "longest run of the client in one scenario (default: 20; 120 under --assignment"
+        " hw08, 16 items at 2-3 s each)",
+    )
+    add_assignment(kc, CLIENT_ASSIGNMENTS, "the client")
     add_examples(kc, CLIENT_EXAMPLES)
     kc.add_argument(
         "--scenario",
@@ -181,6 +200,7 @@ def add_arguments(k: argparse.ArgumentParser) -> None:
         help="the played tracker's port on 127.0.0.1 (default: a free one), for a peer"
         " with the tracker's address written in (the course's: 7777)",
     )
+    add_assignment(kp, PEER_ASSIGNMENTS, "the peer")
     add_sandbox_arguments(kp)
     kp.add_argument(
         "program",
@@ -203,7 +223,9 @@ def _print_report(report: Report, as_json: bool) -> int:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
+    from ..checker.assignments import run_hw08
     from ..checker.client_checks import run_client_checks
+    from ..checker.profiles import HW08_TIMEOUT
     from ..checker.runner import CommandError, become_subreaper
     from ..checker.scenarios import scenarios_for
     from ..checker.tracker_checks import run_tracker_checks
@@ -216,6 +238,8 @@ def run(args: argparse.Namespace) -> int:
         host, port = args.address
         if port == 0:
             return fail(prog, "port 0 is not a tracker's port", EXIT_USAGE)
+        if args.assignment and args.part != 2:
+            return fail(prog, f"--assignment {args.assignment} is for --part 2", EXIT_USAGE)
         if args.part == 2:
             from ..checker.ring_tracker_checks import run_ring_tracker_checks
 
@@ -224,7 +248,13 @@ def run(args: argparse.Namespace) -> int:
             if args.wait < 0:
                 return fail(prog, "--wait: must be 0 or more seconds", EXIT_USAGE)
             report = asyncio.run(
-                run_ring_tracker_checks(host, port, timeout=args.timeout, wait=args.wait)
+                run_ring_tracker_checks(
+                    host,
+                    port,
+                    timeout=args.timeout,
+                    wait=args.wait,
+                    assignment=args.assignment or "",
+                )
             )
             return _print_report(report, args.json)
         report = asyncio.run(
@@ -240,21 +270,35 @@ def run(args: argparse.Namespace) -> int:
         scenarios_for(args.transport, args.scenario)
     except ValueError as e:
         return fail(prog, str(e), EXIT_USAGE)
+    if args.assignment and (args.scenario or args.transport != "tcp"):
+        return fail(
+            prog, f"--assignment {args.assignment} runs its own scenarios, over TCP", EXIT_USAGE
+        )
     policy = sandbox_policy(args, prog)
     if isinstance(policy, int):
         return policy
     become_subreaper()  # (without a sandbox: orphans of the client come here, to be killed)
     try:
-        report = asyncio.run(
-            run_client_checks(
-                args.program,
-                transport=args.transport,
-                timeout=args.timeout,
-                scenarios=args.scenario,
-                seed=args.seed,
-                sandbox=policy,
+        if args.assignment == "hw08":
+            report = asyncio.run(
+                run_hw08(
+                    args.program,
+                    timeout=args.timeout or HW08_TIMEOUT,
+                    seed=args.seed,
+                    sandbox=policy,
+                )
             )
-        )
+        else:
+            report = asyncio.run(
+                run_client_checks(
+                    args.program,
+                    transport=args.transport,
+                    timeout=args.timeout or 20.0,
+                    scenarios=args.scenario,
+                    seed=args.seed,
+                    sandbox=policy,
+                )
+            )
     except CommandError as e:
         return fail(prog, str(e), EXIT_USAGE)
     return _print_report(report, args.json)
@@ -283,6 +327,7 @@ def _check_peer(args: argparse.Namespace) -> int:
                 stdin=args.stdin,
                 tracker_port=args.tracker_port,
                 sandbox=policy,
+                assignment=args.assignment or "",
             )
         )
     except CommandError as e:

@@ -8,7 +8,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .args import EXIT_USAGE, Parser, add_examples, fail, positive_float, positive_int
+from .args import (
+    EXIT_USAGE,
+    Parser,
+    add_assignment,
+    add_examples,
+    fail,
+    positive_float,
+    positive_int,
+)
 from .sandboxing import add_sandbox_arguments, sandbox_policy
 
 if TYPE_CHECKING:
@@ -65,10 +73,17 @@ def add_arguments(g: argparse.ArgumentParser) -> None:
     gsub = g.add_subparsers(dest="grade_command", metavar="WHAT", parser_class=Parser)
     gsub.required = True
     add_examples(g, [examples[0] for examples in GRADE_EXAMPLES.values()])
-    for kind, timeout, timeout_help in (
-        ("client", 20.0, "longest run of a client in one scenario"),
-        ("tracker", 5.0, "longest wait for one answer of a tracker"),
-        ("peer", 60.0, "longest run of a Part 2 peer"),
+    from ..checker.profiles import CLIENT_ASSIGNMENTS, PEER_ASSIGNMENTS, TRACKER_ASSIGNMENTS
+
+    for kind, timeout, timeout_help, profiles in (
+        (
+            "client",
+            None,
+            "longest run of a client in one scenario (default: 20; 120 under --assignment hw08)",
+            CLIENT_ASSIGNMENTS,
+        ),
+        ("tracker", 5.0, "longest wait for one answer of a tracker", TRACKER_ASSIGNMENTS),
+        ("peer", 60.0, "longest run of a Part 2 peer", PEER_ASSIGNMENTS),
     ):
         p = gsub.add_parser(
             kind,
@@ -118,8 +133,9 @@ def add_arguments(g: argparse.ArgumentParser) -> None:
             type=positive_float,
             default=timeout,
             metavar="SECONDS",
-            help=f"{timeout_help} (default: {timeout:g})",
+            help=timeout_help if timeout is None else f"{timeout_help} (default: {timeout:g})",
         )
+        add_assignment(p, profiles, f"each {kind}")
         if kind != "peer":
             p.add_argument(
                 "--transport",
@@ -219,6 +235,7 @@ def run(args: argparse.Namespace) -> int:
         grade_all,
         students_in,
     )
+    from ..checker.profiles import HW08_TIMEOUT
     from ..checker.runner import become_subreaper
     from ..checker.scenarios import scenarios_for
     from ..net import raise_fd_limit
@@ -226,7 +243,9 @@ def run(args: argparse.Namespace) -> int:
     kind = args.grade_command
     prog = f"cs457p2p grade {kind}"
     stdin = getattr(args, "stdin", None)
-    if not any("{port}" in a for a in args.student_command) and "{port}" not in (stdin or ""):
+    # (under an assignment the course's address is served too: it may be written in)
+    has_port = any("{port}" in a for a in args.student_command) or "{port}" in (stdin or "")
+    if not has_port and not args.assignment:
         return fail(
             prog,
             f"--command must contain {{port}}, e.g. '{_EXAMPLES[kind]}': it is replaced by"
@@ -234,6 +253,8 @@ def run(args: argparse.Namespace) -> int:
             EXIT_USAGE,
         )
     transport = getattr(args, "transport", "tcp")
+    if args.assignment == "p2" and args.part != 2:
+        return fail(prog, "--assignment p2 is for --part 2", EXIT_USAGE)
     if args.part == 2 and transport != "tcp":
         return fail(prog, "--part 2 is TCP only (the ring has no UDP)", EXIT_USAGE)
     tracker_port = getattr(args, "tracker_port", None)
@@ -263,7 +284,7 @@ def run(args: argparse.Namespace) -> int:
         kind=kind,
         command=tuple(args.student_command),
         report_dir=report_dir,
-        timeout=args.timeout,
+        timeout=args.timeout or (HW08_TIMEOUT if args.assignment == "hw08" else 20.0),
         jobs=args.jobs,
         transport=transport,
         deadline=getattr(args, "deadline", 300.0),
@@ -274,6 +295,7 @@ def run(args: argparse.Namespace) -> int:
         stdin=stdin,
         tracker_port=tracker_port,
         sandbox=policy,
+        assignment=args.assignment or "",
     )
     become_subreaper()  # (without a sandbox: orphans of the students' programs come here)
     raise_fd_limit()  # (the checker's own servers and connections: one file each)

@@ -50,6 +50,14 @@ def add_sandbox_arguments(p: argparse.ArgumentParser) -> None:
         help="memory of one run, all its processes together where cgroups allow (default: 512)",
     )
     g.add_argument(
+        "--uid-base",
+        type=positive_int,
+        default=60000,
+        metavar="UID",
+        help="where the grader runs as root, job k's programs run as uid and gid UID+k"
+        " (default: 60000; two graders at once on one machine each need their own)",
+    )
+    g.add_argument(
         "--processes",
         type=positive_int,
         default=128,
@@ -78,7 +86,10 @@ def sandbox_policy(args: argparse.Namespace, prog: str) -> SandboxPolicy | int:
             return fail(prog, f"--share {d}: not a folder", EXIT_USAGE)
     mode = OFF if args.no_sandbox else REQUIRE if args.require_sandbox else AUTO
     limits = SandboxLimits(memory=args.memory << 20, processes=args.processes)
-    policy = SandboxPolicy(mode, limits, share=tuple(str(d.resolve()) for d in args.share))
+    if not 1000 <= args.uid_base <= 2**31 - 1000:
+        return fail(prog, "--uid-base: not in 1000..2147482648", EXIT_USAGE)
+    share = tuple(str(d.resolve()) for d in args.share)
+    policy = SandboxPolicy(mode, limits, uid_base=args.uid_base, share=share)
     if mode != OFF:
         prepare()  # (another user than root: a user namespace, while single-threaded)
         try:

@@ -323,8 +323,11 @@ async def _serve(tracker: Tracker, args: argparse.Namespace) -> None:
     import asyncio
     import logging
 
+    from ..core.addresses import every_address, reach
+    from ..core.feed import FEED_SIZE
     from ..core.monitor import Monitor
     from ..monitoring.reporting import Reporter, setup_logging
+    from ..net import host_addresses
 
     host: str = args.host
     await tracker.start()
@@ -340,14 +343,19 @@ async def _serve(tracker: Tracker, args: argparse.Namespace) -> None:
         log_events = logger.isEnabledFor(logging.INFO)
         if args.http is not None or log_events:
             # Monitoring only when asked for: otherwise the tracker has no observer.
+            bound = [ip for ip, _ in tracker.addresses]
+            found = host_addresses() if every_address(bound) else []
+            students = reach(bound, tracker.port, found)
             monitor = Monitor(
                 len(tracker.db),
                 time.time,
                 max_clients=args.track_clients,
                 max_bytes=args.track_memory << 20,
                 events=log_events,
+                feed=FEED_SIZE if args.http is not None else 0,
                 info={
                     "listening": format_address(host, tracker.port),
+                    "reach": students.to_json(),
                     "transport": tracker.config.transport,
                     "source": tracker.db.source,
                     "faults": faults,
@@ -373,6 +381,8 @@ async def _serve(tracker: Tracker, args: argparse.Namespace) -> None:
                 ) from None
         if reporter is not None:
             tracker.observer = reporter.observer
+            if tracker.ring is not None:
+                tracker.ring.listener = reporter.ring_listener
             reporter.start()
         sys.stderr.write(_listening_line(host, tracker.port, len(tracker.db), faults))
         if dashboard is not None:
@@ -387,6 +397,8 @@ async def _serve(tracker: Tracker, args: argparse.Namespace) -> None:
         await tracker.close()
         if reporter is not None:
             tracker.observer = None
+            if tracker.ring is not None:
+                tracker.ring.listener = None
             await reporter.close()
 
 

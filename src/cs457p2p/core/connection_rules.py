@@ -357,7 +357,9 @@ class ConnectionRules:
             if writing or self.pending:
                 return Step((), [], ABORT, "slow")
             late = BadRequest(
-                f"request not complete within {limits.request_timeout:g} s", fatal=True
+                f"request not complete within {limits.request_timeout:g} s",
+                True,
+                self.parser.pending(),
             )
             return Step((late,), [BAD_REQUEST], CLOSE, "slow")
         return Step()

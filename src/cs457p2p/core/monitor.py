@@ -6,7 +6,9 @@ A :class:`Monitor` is the tracker's observer (``Tracker.observer``): the tracker
 socket or a logger, and time comes from the clock it is given (the wall clock in the
 tracker, a fake one in tests). The driver calls :meth:`Monitor.tick` about twice a
 second with a snapshot of the tracker's own counters; what is worth a log line comes
-out as event dicts in :attr:`Monitor.events`, for the driver to write.
+out as event dicts in :attr:`Monitor.events`, for the driver to write, and, said in
+words, in the event feed (:attr:`Monitor.feed`) the dashboard shows. The ring (Part 2)
+tells :meth:`Monitor.ring_event` what happens to it.
 
 A client is a source IP address (every port of it, TCP and UDP alike). It has
 *finished* when it has fetched every position ``0..N-1`` since its last REGISTER (or
@@ -23,7 +25,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .feed import FEED_SIZE, Feed, finished_words, registered_words, ring_words
+from .refusals import explain, out_of_range
 from .requests import BadRequest, Position, PositionRun, Register, Request, RingMessage
+from .ring import RingEvent
 
 __all__ = [
     "FAULT_KINDS",
@@ -105,6 +110,8 @@ class ClientState:
     finished_at: float | None = None
     bad: int = 0
     last_bad: str = ""
+    #: the last bad request, in words (when the feed or the log said it)
+    last_why: str = ""
     #: one byte per position while fetching; None before the first position and once
     #: finished
     seen: bytearray | None = field(default=None, repr=False)
@@ -124,6 +131,7 @@ class ClientState:
             ),
             "bad": self.bad,
             "last_bad": self.last_bad,
+            "last_why": self.last_why,
             "transport": self.transports,
         }
 
@@ -144,6 +152,7 @@ class Monitor:
         events: bool = True,
         info: Mapping[str, Any] | None = None,
         max_bytes: int = 64 << 20,
+        feed: int = FEED_SIZE,
     ) -> None:
         if max_clients < 1:
             raise ValueError("max_clients must be at least 1")
@@ -185,6 +194,8 @@ class Monitor:
         self.record_events = events
         self.events: list[dict[str, Any]] = []
         self.suppressed = 0
+        #: the last ``feed`` events in words, for the dashboard (None: ``feed`` 0)
+        self.feed = Feed(feed) if feed else None
 
     # -------------------------------------------------------------- the hot path
 
@@ -242,18 +253,27 @@ class Monitor:
                                 self._finish(c, transport)
                                 seen = None
                     continue
-                self._refuse(c, transport, f"position {i} is out of range 0..{n - 1}", False)
+                self._refuse(
+                    c,
+                    transport,
+                    f"position {i} is out of range 0..{n - 1}",
+                    False,
+                    words=out_of_range(i, i, n),
+                )
             elif isinstance(r, Register):
                 self._register(c, transport)
                 seen, fetched = None, 0
             elif isinstance(r, BadRequest):
-                self._refuse(c, transport, r.reason, r.fatal)
+                self._refuse(c, transport, r.reason, r.fatal, r.data)
             elif isinstance(r, PositionRun):
                 # A run of consecutive positions: marked with two C-level calls.
                 start, count = r.start, r.count
                 end = start + count
                 if start < 0 or end > n:
-                    self._refuse(c, transport, f"positions {start}..{end - 1} out of range", False)
+                    why = out_of_range(start, end - 1, n)
+                    self._refuse(
+                        c, transport, f"positions {start}..{end - 1} out of range", False, words=why
+                    )
                     continue
                 positions += count
                 if c.finished:
@@ -320,6 +340,10 @@ class Monitor:
         c.finished = False
         c.finished_at = None
         self._event("register", c, transport, registrations=c.registrations, items=self.n)
+        if self.feed is not None:
+            self.feed.add(
+                self.clock(), "register", c.address, registered_words(self.n, c.registrations)
+            )
         if self.n == 0:
             self._finish(c, transport)
 
@@ -328,29 +352,53 @@ class Monitor:
         c.finished_at = now = self.clock()
         self._drop_positions(c)
         self.finished_total += 1
+        seconds = round(now - c.since, 3)
         self._event(
             "finished",
             c,
             transport,
             items=self.n,
-            seconds=round(now - c.since, 3),
+            seconds=seconds,
             registrations=c.registrations,
         )
+        if self.feed is not None:
+            self.feed.add(now, "finished", c.address, finished_words(self.n, seconds))
 
-    def _refuse(self, c: ClientState, transport: str, reason: str, fatal: bool) -> None:
+    def _refuse(
+        self,
+        c: ClientState,
+        transport: str,
+        reason: str,
+        fatal: bool,
+        data: bytes = b"",
+        words: str = "",
+    ) -> None:
         self.bad += 1
         c.bad += 1
         if len(reason) > MAX_REASON:
             reason = reason[: MAX_REASON - 3] + "..."
         c.last_bad = reason
-        self._event("refused", c, transport, reason=reason, closed=fatal)
 
-    def _event(self, name: str, c: ClientState, transport: str, **fields: Any) -> None:
+        def why() -> str:
+            return words or explain(data, reason)
+
+        if self._log_room():
+            c.last_why = why()
+            self._log("refused", c, transport, reason=reason, why=c.last_why, closed=fatal)
+        if self.feed is not None:
+            entry = self.feed.add(self.clock(), "refused", c.address, why, reason)
+            c.last_why = entry.text
+
+    def _log_room(self) -> bool:
+        """True if an event may be recorded for the log now (else it is counted)."""
         if not self.record_events:
-            return
+            return False
         if len(self.events) >= MAX_PENDING_EVENTS:
             self.suppressed += 1
-            return
+            return False
+        return True
+
+    def _log(self, name: str, c: ClientState, transport: str, **fields: Any) -> None:
         self.events.append(
             {
                 "time": self.clock(),
@@ -360,6 +408,35 @@ class Monitor:
                 **fields,
             }
         )
+
+    def _event(self, name: str, c: ClientState, transport: str, **fields: Any) -> None:
+        if self._log_room():
+            self._log(name, c, transport, **fields)
+
+    def ring_event(self, e: RingEvent) -> None:
+        """Something happened to the ring (Part 2): a log event and a line of the feed."""
+        now = self.clock()
+        if self._log_room():
+            fields: dict[str, Any]
+            if e.kind == "refused":
+                fields = {"client": e.ip, "transport": "tcp", "handle": e.handle}
+                fields.update(why=e.why, closed=False)
+            else:
+                fields = {"handle": e.handle, "address": e.address}
+                if e.kind in ("join", "refresh"):
+                    fields["neighbour"] = e.neighbour
+                if e.kind == "join":
+                    fields["hosts"] = None if e.hosts is None else e.hosts[0]
+                if e.kind == "prune":
+                    fields["why"] = e.why
+                if e.kind == "peer_finished":
+                    fields["items"] = self.n
+                fields["peers"] = e.peers
+            self.events.append({"time": now, "event": e.kind, **fields})
+        if self.feed is not None:
+            who = e.ip if e.kind == "refused" else e.handle
+            key = e.why if e.kind == "refused" else ""
+            self.feed.add(now, e.kind, who, lambda: ring_words(e, self.n), key)
 
     # ------------------------------------------------------------------- the driver
 
@@ -379,6 +456,14 @@ class Monitor:
                         "open_connections": tracker.open_connections,
                     }
                 )
+                if self.feed is not None:
+                    open_now = f"{tracker.open_connections:,} open"
+                    self.feed.add(
+                        now,
+                        "refused_connections",
+                        "tracker",
+                        f"refused {refused:,} connections: too many open ({open_now})",
+                    )
             self.tracker = tracker
         elapsed = now - self._mark_time
         if elapsed >= 1.0 or elapsed < 0:
@@ -478,6 +563,7 @@ class Monitor:
             "client_list": [
                 c.to_json(n) for c in sorted(self.clients.values(), key=_by_first_seen)
             ],
+            "feed": self.feed.to_json() if self.feed is not None else [],
         }
 
 

@@ -28,6 +28,7 @@ from .wire import (
 )
 
 __all__ = [
+    "KEPT",
     "BadRequest",
     "Position",
     "PositionRun",
@@ -64,11 +65,14 @@ class BadRequest:
     """A request the tracker must answer with ``'Bad request'``.
 
     ``fatal`` means the stream cannot be resynchronised after it (the end of the bad
-    message is unknown): the connection is closed after the answer.
+    message is unknown): the connection is closed after the answer. ``data``: the
+    refused bytes, the first :data:`KEPT` of them (empty when the refusal is about no
+    bytes in particular), for :func:`~cs457p2p.core.refusals.explain` to say in words.
     """
 
     reason: str
     fatal: bool
+    data: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +119,8 @@ _MAX_DIGITS = 20  # longer ASCII positions cannot be in range of any database
 
 #: Bytes of a refused message shown in its reason.
 _SHOWN = 24
+#: Bytes of a refused message kept with it (:attr:`BadRequest.data`).
+KEPT = 256
 
 
 def got(buf: bytes, pos: int = 0) -> str:
@@ -128,13 +134,15 @@ def _request_from_value(value: Value, raw: bytes) -> Request:
     if isinstance(value, (tuple, list)) and value and isinstance(value[0], str):
         return RingMessage(value)  # ('ECHO', ...), ('REGISTER', ...): Part 2
     if isinstance(value, bool):
-        return BadRequest(f"{got(raw)}: a pickled bool, not a position", fatal=False)
+        return BadRequest(f"{got(raw)}: a pickled bool, not a position", False, raw[:KEPT])
     if isinstance(value, int):
         return Position(value)
     if value in ("REGISTER", b"REGISTER"):
         return Register()
     what = type(value).__name__
-    return BadRequest(f"{got(raw)}: a pickled {what}, not a position or REGISTER", fatal=False)
+    return BadRequest(
+        f"{got(raw)}: a pickled {what}, not a position or REGISTER", False, raw[:KEPT]
+    )
 
 
 def single_position(buf: bytes, pos: int, max_size: int) -> tuple[int, int] | None:
@@ -249,6 +257,10 @@ class RequestParser:
         """Bytes received but not yet part of a complete message."""
         return len(self._buf)
 
+    def pending(self) -> bytes:
+        """The first :data:`KEPT` bytes received but not yet part of a message."""
+        return self._buf[:KEPT]
+
     @property
     def holds_digits(self) -> bool:
         """True when the buffer ends in a digit run that :meth:`flush` would complete."""
@@ -331,7 +343,7 @@ class RequestParser:
     def _fail(self, reason: str, out: list[Request], buf: bytes, pos: int) -> list[Request]:
         """A message that cannot be read: refused, with what arrived, and the stream
         given up."""
-        out.append(BadRequest(f"{got(buf, pos)}: {reason}", fatal=True))
+        out.append(BadRequest(f"{got(buf, pos)}: {reason}", True, bytes(buf[pos : pos + KEPT])))
         self.finished = True
         self._buf = b""
         return out

@@ -17,11 +17,18 @@ item at position ``index % N`` of the database. Unlike it:
 * ``QUERY`` to the tracker is answered from the database, so a peer can complete a ring
   smaller than the database; ``HELD`` (our peers say how many items they hold) is kept
   for the dashboard.
+
+What happens to the ring (a join, a refresh, a prune, a peer that holds every item, a
+refused message and why, in words) is told to :attr:`Ring.listener` as a
+:class:`RingEvent`, when one is set (the tracker's monitor: its logs and the dashboard's
+event feed).
 """
 
 from __future__ import annotations
 
 import heapq
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -39,11 +46,21 @@ from .wire2 import (
     UpdateNbr,
     bad_request,
     handle_problem,
+    message_tuple,
     port_problem,
     welcome,
 )
 
-__all__ = ["MAX_PEERS", "Catalogue", "Member", "Notice", "Ring", "RingCounters"]
+__all__ = [
+    "MAX_PEERS",
+    "Catalogue",
+    "Member",
+    "Notice",
+    "Ring",
+    "RingCounters",
+    "RingEvent",
+    "bad_message_words",
+]
 
 #: Peers in a ring, at most (the tracker's ``--max-peers``).
 MAX_PEERS = 1024
@@ -92,6 +109,32 @@ class Notice:
     message: UpdateNbr
 
 
+@dataclass(frozen=True, slots=True)
+class RingEvent:
+    """Something that happened to the ring. ``kind``: ``join``, ``refresh`` (the same
+    handle from the same address again), ``prune`` (it did not answer a PING),
+    ``peer_finished`` (it says it holds every item) or ``refused`` (a message refused:
+    ``ip`` the sender's, ``handle`` the one it gave, if any)."""
+
+    kind: str
+    handle: str
+    ip: str
+    #: the port the peer listens on (0: not known, for a refusal)
+    port: int = 0
+    #: who it asks now (``join``, ``refresh``)
+    neighbour: str = ""
+    #: the item it hosts (``join``)
+    hosts: Item | None = None
+    #: peers in the ring after it
+    peers: int = 0
+    #: why, in words (``prune``, ``refused``)
+    why: str = ""
+
+    @property
+    def address(self) -> str:
+        return _address_text(self.ip, self.port) if self.port else self.ip
+
+
 @dataclass
 class RingCounters:
     joins: int = 0
@@ -124,6 +167,8 @@ class Ring:
         #: what the driver must send, oldest first (it takes and clears it)
         self.outbox: list[Notice] = []
         self.counters = RingCounters()
+        #: told of every :class:`RingEvent` (None: nobody listens)
+        self.listener: Callable[[RingEvent], None] | None = None
 
     # --------------------------------------------------------------------- reading
 
@@ -200,29 +245,55 @@ class Ring:
         if isinstance(message, Join):
             return self.join(message.handle, ip, message.port, now)
         if isinstance(message, Held):
-            member = self._by_handle.get(message.handle)
-            if member is None or member.ip != ip or not 0 <= message.count <= self.n:
-                self.counters.refused += 1
-                return bad_request()
-            member.held = message.count
-            member.last_seen = now
-            return Said(TRACKER_NAME, "OK")
+            return self._held(message, ip, now)
         if isinstance(message, Query):
             self.counters.queries += 1
             value = self.db.value_of(message.seq)
             return QueryResult(None, None) if value is None else QueryResult(message.seq, value)
-        self.counters.refused += 1
+        if isinstance(message, BadMessage):
+            why = bad_message_words(message.reason)
+        else:
+            why = f"sent {_quote(str(message_tuple(message)[0]))}, which the tracker does not take"
+        self._refuse("", ip, why)
         return bad_request()
+
+    def _held(self, message: Held, ip: str, now: float) -> Said:
+        member = self._by_handle.get(message.handle)
+        if member is None or member.ip != ip or not 0 <= message.count <= self.n:
+            said = f"said {_quote(message.handle)} holds {message.count:,} items"
+            if member is None:
+                why = f"{said}, but no peer of that name is in the ring"
+            elif member.ip != ip:
+                why = f"{said}, but that peer is at {member.ip}"
+            else:
+                why = f"{said}, of {self.n:,}"
+            self._refuse(message.handle, ip, why)
+            return bad_request()
+        before, member.held = member.held, message.count
+        member.last_seen = now
+        if message.count == self.n and before != self.n and self.listener is not None:
+            self.listener(
+                RingEvent("peer_finished", member.handle, member.ip, member.port, peers=self._size)
+            )
+        return Said(TRACKER_NAME, "OK")
+
+    def _refuse(self, handle: str, ip: str, why: str) -> None:
+        self.counters.refused += 1
+        if self.listener is not None:
+            self.listener(RingEvent("refused", handle, ip, peers=self._size, why=why))
 
     def join(self, handle: str, ip: str, port: int, now: float) -> RegInit | Said:
         """``('REGISTER', handle, port)`` from ``ip``."""
-        if handle_problem(handle) or port_problem(port):
-            self.counters.refused += 1
+        problem = handle_problem(handle) or port_problem(port)
+        if problem:
+            self._refuse(handle, ip, f"asked to join as {_quote(handle)}: {problem}")
             return bad_request()
         known = self._by_handle.get(handle)
         if known is not None:
             if known.ip != ip:  # someone else's handle
-                self.counters.refused += 1
+                self._refuse(
+                    handle, ip, f"asked to join as {_quote(handle)}, a handle {known.ip} holds"
+                )
                 return bad_request()
             self.counters.refreshes += 1
             known.last_seen = now
@@ -230,9 +301,12 @@ class Ring:
                 known.port = port
                 if self._size > 1:  # (alone, its REG_INIT says it all)
                     self._tell(self._successor(known))  # its successor's neighbour moved
+            if self.listener is not None:
+                self.listener(self._event("refresh", known))
             return self._reg_init(known)
         if self._size >= self.max_peers:
-            self.counters.refused += 1
+            why = f"asked to join as {_quote(handle)}, but the ring is full ({self.max_peers:,})"
+            self._refuse(handle, ip, why)
             return bad_request()
         member = Member(handle, ip, port, self._take_position(), now, now)
         if self._last is None:
@@ -247,13 +321,26 @@ class Ring:
         if self._size > 1:
             assert self._first is not None
             self._tell(self._first)  # the first peer's neighbour is now the new one
+        if self.listener is not None:
+            self.listener(self._event("join", member))
         return self._reg_init(member)
+
+    def _event(self, kind: str, member: Member) -> RingEvent:
+        return RingEvent(
+            kind,
+            member.handle,
+            member.ip,
+            member.port,
+            neighbour=self.neighbour(member).handle,
+            hosts=self.hosted(member),
+            peers=self._size,
+        )
 
     # ---------------------------------------------------------------------- pings
 
-    def ping_result(self, handle: str, ok: bool, now: float) -> bool:
-        """A PING to ``handle`` was answered (``ok``) or not; a peer that did not answer
-        leaves the ring. True if it left."""
+    def ping_result(self, handle: str, ok: bool, now: float, why: str = "") -> bool:
+        """A PING to ``handle`` was answered (``ok``) or not (``why``: what happened,
+        in words); a peer that did not answer leaves the ring. True if it left."""
         member = self._by_handle.get(handle)
         self.counters.pings["ok" if ok else "failed"] += 1
         if member is None:
@@ -266,6 +353,17 @@ class Ring:
             return False
         self.remove(handle)
         self.counters.pruned += 1
+        if self.listener is not None:
+            self.listener(
+                RingEvent(
+                    "prune",
+                    member.handle,
+                    member.ip,
+                    member.port,
+                    peers=self._size,
+                    why=why or "it did not answer a PING",
+                )
+            )
         return True
 
     def remove(self, handle: str) -> None:
@@ -334,3 +432,28 @@ class Ring:
 
 def _address_text(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def _quote(text: str, limit: int = 24) -> str:
+    """A handle or a tag as a student wrote it, quoted and cut (any text may come)."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return "'" + (shown if len(shown) <= limit else shown[: limit - 1] + "\u2026") + "'"
+
+
+_FIELDS = re.compile(r"(\w+) with (\d+) fields, not (\d+)")
+_TYPES = re.compile(r"(\w+): not (\(.*\))")
+
+
+def bad_message_words(reason: str) -> str:
+    """A Part 2 message that could not be read (:class:`~cs457p2p.core.wire2.BadMessage`'s
+    reason), in words."""
+    if reason.startswith("unknown message "):
+        return f"sent {reason[16:]}, a message the tracker does not know"
+    m = _FIELDS.fullmatch(reason)
+    if m:
+        fields = "1 field" if m[2] == "1" else f"{m[2]} fields"
+        return f"sent {_quote(m[1])} with {fields}: it takes {m[3]}"
+    m = _TYPES.fullmatch(reason)
+    if m:
+        return f"sent {_quote(m[1])} with fields that are not {m[2]}"
+    return f"sent a message the tracker cannot read ({reason})"

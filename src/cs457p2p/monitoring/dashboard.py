@@ -8,6 +8,8 @@ aiohttp from the tracker's own event loop:
 * ``/api/status`` the same status as one JSON document;
 * ``/api/ring`` the ring of Part 2 peers, in ring order (also in the status, as
   ``ring``);
+* ``/api/feed`` the event feed, the last events in words (also in the status, as
+  ``feed``);
 * ``/metrics`` the counters in the Prometheus text format (or OpenMetrics, if the
   scraper asks for it), from a private ``prometheus_client`` registry.
 
@@ -242,6 +244,7 @@ class Dashboard:
             app.router.add_get(path, self._file)
         app.router.add_get("/api/status", self._status)
         app.router.add_get("/api/ring", self._ring)
+        app.router.add_get("/api/feed", self._feed)
         app.router.add_get("/events", self._events)
         app.router.add_get("/metrics", self._metrics)
         return app
@@ -319,6 +322,18 @@ class Dashboard:
             raise web.HTTPNotFound(text="this tracker keeps no ring (Part 2 is off)\n")
         return web.Response(
             body=json.dumps(self.ring_view()).encode(),
+            content_type="application/json",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def _feed(self, request: web.Request) -> web.Response:
+        feed = self.monitor.feed
+        body = {
+            "size": feed.entries.maxlen if feed is not None else 0,
+            "feed": feed.to_json() if feed is not None else [],
+        }
+        return web.Response(
+            body=json.dumps(body).encode(),
             content_type="application/json",
             headers={"Cache-Control": "no-store"},
         )

@@ -5,8 +5,10 @@ side is in ``dashboard.py``).
 Log lines go to stderr, ``text`` or ``json``, one per event:
 
 * ``register`` / ``finished`` / ``refused`` (a request answered ``'Bad request'``, with
-  the reason) / ``summary`` (every ``summary_interval`` seconds, and at shutdown):
-  level INFO;
+  the reason, and why in words) / ``summary`` (every ``summary_interval`` seconds, and
+  at shutdown): level INFO;
+* Part 2: ``join`` / ``refresh`` / ``prune`` / ``peer_finished``, and ``refused`` for a
+  message the ring refused: level INFO;
 * ``refused_connections`` (the tracker was full) and ``suppressed`` (events dropped
   because more than a few hundred came in half a second): level WARNING.
 """
@@ -24,6 +26,7 @@ from typing import Any, TextIO
 
 from ..core.monitor import Monitor, TrackerCounters
 from ..core.requests import Request
+from ..core.ring import RingEvent
 
 __all__ = [
     "LOGGER",
@@ -160,12 +163,32 @@ class _GuardedObserver:
                 self.logger.exception("monitor failed to observe a batch (logged once)")
 
 
+class _GuardedRingListener:
+    """The monitor as the ring sees it (``Ring.listener``): a bug in the monitor must
+    not break the ring's answer (it is logged once, and counted)."""
+
+    __slots__ = ("errors", "logger", "monitor")
+
+    def __init__(self, monitor: Monitor, logger: logging.Logger) -> None:
+        self.monitor = monitor
+        self.logger = logger
+        self.errors = 0
+
+    def __call__(self, event: RingEvent) -> None:
+        try:
+            self.monitor.ring_event(event)
+        except Exception:
+            self.errors += 1
+            if self.errors == 1:
+                self.logger.exception("monitor failed to record a ring event (logged once)")
+
+
 class Reporter:
     """Drives a monitor from the tracker's loop: a tick every :data:`TICK` seconds takes
     the tracker's counters, writes the pending events as log lines and, every
     ``summary_interval`` seconds, a summary; listeners (the dashboard) are woken after
     each tick. :attr:`observer` is what the tracker is given to call (its
-    ``observer``)."""
+    ``observer``), :attr:`ring_listener` what its ring is (its ``listener``)."""
 
     def __init__(
         self,
@@ -184,6 +207,7 @@ class Reporter:
         self._next_summary = 0.0
         self._tick_event = asyncio.Event()
         self.observer = _GuardedObserver(monitor, logger)
+        self.ring_listener = _GuardedRingListener(monitor, logger)
 
     def start(self) -> None:
         self._next_summary = self.monitor.clock() + self.summary_interval

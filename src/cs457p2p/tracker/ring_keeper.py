@@ -20,6 +20,7 @@ from typing import Any
 from ..core.ring import Member, Notice, Ring
 from ..core.trace import Tracer, peer_name
 from ..core.wire2 import Ping, encode_message
+from ..net import describe_os_error
 
 __all__ = ["RingKeeper"]
 
@@ -124,23 +125,26 @@ class RingKeeper:
         results = await asyncio.gather(*(self._ping(m, stamp) for m in members))
         now = self.now()
         self.round_seconds = now - started
-        for member, ok in zip(members, results, strict=True):
+        for member, why in zip(members, results, strict=True):
             current = self.ring.member(member.handle)
             if current is not member:
                 continue  # it left, or registered again, while it was pinged
-            self.ring.ping_result(member.handle, ok, now)
+            self.ring.ping_result(member.handle, not why, now, why)
         self.flush()
 
-    async def _ping(self, member: Member, stamp: str) -> bool:
-        """True if ``member`` took the PING and answered (or closed) in time."""
+    async def _ping(self, member: Member, stamp: str) -> str:
+        """``""`` if ``member`` took the PING and answered (or closed) in time; else
+        what happened, in words."""
         data = encode_message(Ping(stamp))
         try:
             await asyncio.wait_for(
                 _deliver(member.address, data, answer=True, trace=self.trace), self.ping_timeout
             )
-        except (OSError, asyncio.TimeoutError):
-            return False
-        return True
+        except asyncio.TimeoutError:
+            return f"no answer to a PING within {self.ping_timeout:g} s"
+        except OSError as e:
+            return f"a PING got {describe_os_error(e)}"
+        return ""
 
 
 async def _deliver(

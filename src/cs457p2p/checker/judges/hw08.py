@@ -50,8 +50,8 @@ HW08_HINTS = {
 }
 
 
-def _fail(name: str, detail: str, hint: str = "") -> CheckResult:
-    return CheckResult(name, True, False, detail, hint=hint or HW08_HINTS[name])
+def _fail(name: str, detail: str, hint: str = "", **data: object) -> CheckResult:
+    return CheckResult(name, True, False, detail, dict(data), hint=hint or HW08_HINTS[name])
 
 
 def _pass(name: str, detail: str, warning: str = "") -> CheckResult:
@@ -59,16 +59,11 @@ def _pass(name: str, detail: str, warning: str = "") -> CheckResult:
 
 
 def _items(t: ClientTranscript) -> list[Connection]:
-    """The connections after the first REGISTER that sent something other than it."""
-    seen = False
-    out = []
-    for c in t.connections:
-        if c.data == b"REGISTER" and not seen:
-            seen = True
-            continue
-        if seen and c.read_at is not None and c.data and c.data != b"REGISTER":
-            out.append(c)
-    return out
+    """The item requests: after the first connection (the registration), each one that
+    sent something other than REGISTER."""
+    return [
+        c for c in t.connections[1:] if c.read_at is not None and c.data and c.data != b"REGISTER"
+    ]
 
 
 def _register(t: ClientTranscript) -> CheckResult:

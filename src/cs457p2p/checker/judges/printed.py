@@ -6,11 +6,14 @@ sample peer prints its dict) all count, the form said."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = ["Printed", "printed_in_order"]
 
+#: A printed dict or list (or tuple) within a line, innermost brackets first.
+_CONTAINER = re.compile(r"\{[^{}]*\}|\[[^\[\]]*\]|\([^()]*\)")
 #: A printed dict's or list's entries: ``0: 'Now'``, ``'Now'``, ``u'Now'``, ``"it's"``.
 _ENTRY = re.compile(r"""(?:(\d+)\s*:\s*)?u?(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")""")
 
@@ -49,16 +52,18 @@ def printed_in_order(stdout: str, values: Sequence[str]) -> Printed:
             if lines[k : k + len(values)] == list(values):
                 return Printed("one per line")
     for line in reversed(lines):
-        if line[:1] in "[({" and line[-1:] in "])}":
-            found = _values_of_container(line)
+        for container in reversed(_CONTAINER.findall(line)):
+            found = _values_of_container(container)
             if found == list(values):
-                return Printed("a dict, in key order" if ":" in line else "a list, in order")
+                kind = "a dict, in key order" if ":" in container else "a list, in order"
+                return Printed(kind)
             if found and sorted(found) == sorted(values):
                 return Printed("", "printed every VALUE in a container, not in SEQNUM order")
     words = " ".join(lines).split()
     if sorted(words) == sorted(" ".join(values).split()):
         return Printed("", "printed every VALUE, but not in SEQNUM order")
-    missing = [v for v in values if v not in stdout]
+    missing = Counter(" ".join(values).split()) - Counter(words)
     if missing:
-        return Printed("", f"{len(missing)} of the {len(values)} VALUEs are not on stdout")
+        count = sum(missing.values())
+        return Printed("", f"{count} of the {len(values)} VALUEs are not on stdout")
     return Printed("", "printed every VALUE, but not in their order")

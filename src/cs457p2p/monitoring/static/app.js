@@ -8,6 +8,7 @@
   const fmt = new Intl.NumberFormat("en-US");
   const fmt1 = new Intl.NumberFormat("en-US", { maximumFractionDigits: 1 });
   const fmt2 = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  const fmt1f = new Intl.NumberFormat("en-US", { minimumFractionDigits: 1, maximumFractionDigits: 1 });
   let last = null;
 
   function text(id, value) {
@@ -30,6 +31,10 @@
 
   function seconds(s) {
     return s < 10 ? fmt2.format(s) + " s" : duration(s);
+  }
+
+  function ago(s) {
+    return (s < 60 ? fmt1f.format(s) + " s" : duration(s)) + " ago";
   }
 
   function bytes(n) {
@@ -81,9 +86,10 @@
         c.finished ? "done finished-cell" : "pending finished-cell"
       );
       cell(tr, fmt.format(c.bad), c.bad ? "num has-bad" : "num");
-      const reason = cell(tr, c.last_bad, "reason");
+      // In words when the feed or the log said it; the tracker's own reason on hover.
+      const reason = cell(tr, c.last_why || c.last_bad, "reason");
       reason.title = c.last_bad;
-      cell(tr, c.transport);
+      cell(tr, c.transport, "nowrap");
       rows.appendChild(tr);
     }
     body.replaceChildren(rows);
@@ -112,6 +118,8 @@
     const ring = s.ring;
     const section = $("ring");
     section.hidden = !ring || ring.size === 0;
+    $("ring-picture").hidden = section.hidden;
+    text("stat-peers", ring ? fmt.format(ring.size) : "off");
     if (section.hidden) return;
     const peers = ring.peers;
     const n = ring.n;
@@ -179,10 +187,11 @@
       tr.className = full ? "done-peer" : "";
       tr.dataset.handle = p.handle;
       cell(tr, String(i + 1), "num");
-      cell(tr, p.handle, "addr");
+      cell(tr, p.handle, "handle").title = p.handle;
       cell(tr, p.address, "addr");
-      cell(tr, p.neighbour, "addr");
-      cell(tr, p.hosted ? "(" + p.hosted[0] + ", " + p.hosted[1] + ")" : "none");
+      cell(tr, p.neighbour, "handle").title = p.neighbour;
+      const hosts = p.hosted ? "(" + p.hosted[0] + ", " + p.hosted[1] + ")" : "none";
+      cell(tr, hosts, "hosts").title = hosts;
       const progress = cell(tr, "", "progress-cell");
       const wrap = document.createElement("div");
       wrap.className = "progress";
@@ -200,11 +209,72 @@
       const ping =
         p.last_ping_ago === null
           ? "not yet"
-          : (p.last_ping_ok ? "answered " : "no answer ") + seconds(p.last_ping_ago) + " ago";
-      cell(tr, ping, p.last_ping_ok === false ? "ping-failed" : "");
+          : (p.last_ping_ok ? "answered " : "no answer ") + ago(p.last_ping_ago);
+      cell(tr, ping, p.last_ping_ok === false ? "ping-failed nowrap" : "nowrap");
       rows.appendChild(tr);
     });
     body.replaceChildren(rows);
+  }
+
+  // What happened, newest first: each event's time, kind, who (a client's address or a
+  // peer's handle), how many times in a row, and what, in words.
+  const KINDS = {
+    register: "registered",
+    finished: "finished",
+    refused: "refused",
+    refused_connections: "full",
+    join: "joined",
+    refresh: "refreshed",
+    prune: "pruned",
+    peer_finished: "has all",
+  };
+  let feedShown = -1;
+
+  function renderFeed(s) {
+    const feed = s.feed || [];
+    const newest = feed.length ? feed[feed.length - 1].id : 0;
+    $("feed-empty").hidden = feed.length > 0;
+    if (newest === feedShown) return;
+    const list = document.createDocumentFragment();
+    for (let i = feed.length - 1; i >= 0; i--) {
+      const e = feed[i];
+      const li = document.createElement("li");
+      li.dataset.kind = e.kind;
+      li.dataset.id = String(e.id);
+      if (feedShown >= 0 && e.id > feedShown) li.className = "fresh";
+      const when = document.createElement("span");
+      when.className = "when";
+      when.textContent = clock(e.time);
+      const kind = document.createElement("span");
+      kind.className = "kind";
+      kind.textContent = KINDS[e.kind] || e.kind;
+      const who = document.createElement("span");
+      who.className = "who";
+      who.textContent = e.who;
+      li.append(when, kind, who);
+      if (e.count > 1) {
+        const times = document.createElement("span");
+        times.className = "times";
+        times.textContent = "\u00d7" + fmt.format(e.count);
+        li.appendChild(times);
+      }
+      const what = document.createElement("span");
+      what.className = "text";
+      what.textContent = e.text;
+      li.appendChild(what);
+      list.appendChild(li);
+    }
+    $("feed").replaceChildren(list);
+    feedShown = newest;
+  }
+
+  function renderReach(s) {
+    const reach = s.reach;
+    if (!reach) return;
+    $("reach").dataset.scope = reach.scope;
+    text("reach-address", reach.address);
+    text("reach-note", reach.note);
+    text("reach-others", reach.others.length ? "(also " + reach.others.join(", ") + ")" : "");
   }
 
   function niceMax(v) {
@@ -218,7 +288,7 @@
     const canvas = $("chart");
     const ratio = window.devicePixelRatio || 1;
     const w = canvas.clientWidth || 1200;
-    const h = canvas.clientHeight || 220;
+    const h = canvas.clientHeight || 180;
     if (canvas.width !== Math.round(w * ratio) || canvas.height !== Math.round(h * ratio)) {
       canvas.width = Math.round(w * ratio);
       canvas.height = Math.round(h * ratio);
@@ -301,8 +371,10 @@
       .filter(([, v]) => v > 0)
       .map(([k, v]) => k + " " + fmt.format(v));
     text("tot-faults", injected.length ? injected.join(", ") : "none");
+    renderReach(s);
     renderClients(s);
     renderRing(s);
+    renderFeed(s);
     renderChart(s);
   }
 
