@@ -325,6 +325,26 @@ def python2() -> str:
     return path
 
 
+def interpreter_named(which: str, request: pytest.FixtureRequest) -> str:
+    """The path of ``python3`` (this one) or ``python2`` (a real 2.7, as :func:`python2`
+    says), for tests that choose per case where Python 2 tells something new."""
+    if which == "python2":
+        return str(request.getfixturevalue("python2"))
+    return sys.executable
+
+
+def with_python2(cases: list[tuple[object, ...]], again: set[str]) -> list[object]:
+    """``cases`` under Python 3, and those whose first item is in ``again`` under a real
+    2.7 too: the Python 2 axis where it tells something new, not for every case."""
+    out: list[object] = [pytest.param("python3", *case, id=f"python3-{case[0]}") for case in cases]
+    out += [
+        pytest.param("python2", *case, id=f"python2-{case[0]}")
+        for case in cases
+        if case[0] in again
+    ]
+    return out
+
+
 @pytest.fixture(params=["python3", "python2"])
 def interpreter(request: pytest.FixtureRequest) -> str:
     """What a student-style program runs under: this Python 3, then a real 2.7 (as
