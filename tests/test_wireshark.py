@@ -117,8 +117,9 @@ def netns() -> list[str]:
 
 
 class Captures:
-    """Captures of the sessions of ``wire_capture.py``, each started once per module,
-    all at once (each in a namespace of its own: they do not see each other)."""
+    """Captures of the sessions of ``wire_capture.py``, each made once, in a namespace
+    of its own. Each is read by one test only: tests run in several workers, and a
+    capture shared by two tests could be made twice."""
 
     def __init__(self, netns: list[str], folder: Path) -> None:
         self.netns = netns
@@ -170,12 +171,6 @@ class Captures:
 @pytest.fixture(scope="module")
 def captures(netns: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Captures]:
     c = Captures(netns, tmp_path_factory.mktemp("captures"))
-    c.start("demo")
-    c.start("ring")
-    c.start("extras")
-    python2 = find_python2()
-    if python2 is not None:
-        c.start("py2", python2, str(PY2_TRACKER))
     try:
         yield c
     finally:
@@ -428,13 +423,14 @@ def test_command_errors_are_one_line(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------ tests
 
 
-def test_every_message_of_the_demo_is_decoded(
+def test_the_demo_every_message_the_seqnum_filter_and_the_port_preference(
     tshark: str, dissector: Path, captures: Captures
 ) -> None:
     pcap, result = captures.get("demo")
     assert result["stdout"].strip() == MESSAGE
     shown = shown_messages(dissected(tshark, dissector, pcap))
-    assert comparable(shown) == expected(tshark, dissector, pcap)
+    reference = expected(tshark, dissector, pcap)
+    assert comparable(shown) == reference
     messages = all_messages(shown)
     kinds = [m["kind"] for m in messages]
     assert kinds.count("register") == 1 and kinds.count("count") == 1
@@ -446,20 +442,25 @@ def test_every_message_of_the_demo_is_decoded(
     assert " ".join(items[k] for k in range(16)) == MESSAGE
     assert set(kinds) == {"register", "count", "position", "item"}
     assert all(m["pickle_protocol"] == "2" for m in messages if m["kind"] != "register")
+    # a display filter on the SEQNUM selects the frames that carry it
+    _filter_selects_seqnum_3(tshark, dissector, pcap, reference)
+    # the port preference decodes it when the heuristics are off
+    port = int(result["stderr"].split("127.0.0.1:")[1].split()[0])
+    off = ["--disable-heuristic", "cs457_tcp", "--disable-heuristic", "cs457_udp"]
+    assert dissected(tshark, dissector, pcap, *off) == {}
+    by_port = dissected(tshark, dissector, pcap, *off, "-o", f"cs457.server_port:{port}")
+    assert comparable(shown_messages(by_port)) == reference
 
 
-def test_a_filter_on_the_seqnum_selects_the_frames_that_carry_it(
+def _filter_selects_seqnum_3(tshark: str, dissector: Path, pcap: Path, reference: Messages) -> None:
+    carrying = {f for f, ms in reference.items() if any(m.get("seqnum") == "3" for m in ms)}
+    assert carrying and len(carrying) < len(reference)
+    assert frames_matching(tshark, dissector, pcap, "cs457.seqnum == 3") == carrying
+
+
+def test_a_ring_of_three_of_our_peers_and_filters(
     tshark: str, dissector: Path, captures: Captures
 ) -> None:
-    for name in ("demo", "ring"):
-        pcap, _ = captures.get(name)
-        reference = expected(tshark, dissector, pcap)
-        carrying = {f for f, ms in reference.items() if any(m.get("seqnum") == "3" for m in ms)}
-        assert carrying and len(carrying) < len(reference), name
-        assert frames_matching(tshark, dissector, pcap, "cs457.seqnum == 3") == carrying
-
-
-def test_a_ring_of_three_of_our_peers(tshark: str, dissector: Path, captures: Captures) -> None:
     pcap, result = captures.get("ring")
     assert result["stdout"].strip() == MESSAGE
     shown = shown_messages(dissected(tshark, dissector, pcap))
@@ -475,6 +476,7 @@ def test_a_ring_of_three_of_our_peers(tshark: str, dissector: Path, captures: Ca
     assert len(reg_inits) == 3 and all(m["n"] == "16" and "seqnum" in m for m in reg_inits)
     queries = {f for f, ms in reference.items() if any(m.get("command") == "QUERY" for m in ms)}
     assert frames_matching(tshark, dissector, pcap, 'cs457.command == "QUERY"') == queries
+    _filter_selects_seqnum_3(tshark, dissector, pcap, reference)
 
 
 def test_our_peers_around_the_course_python2_tracker(
@@ -551,17 +553,6 @@ def test_odd_requests_split_answers_udp_and_a_dangerous_pickle(
     )
     # Another protocol on another port is left alone.
     assert not [f for f in frames.values() if result["other_port"] in f.ports]
-
-
-def test_the_port_preference_decodes_without_the_heuristic(
-    tshark: str, dissector: Path, captures: Captures
-) -> None:
-    pcap, result = captures.get("demo")
-    port = int(result["stderr"].split("127.0.0.1:")[1].split()[0])
-    off = ["--disable-heuristic", "cs457_tcp", "--disable-heuristic", "cs457_udp"]
-    assert dissected(tshark, dissector, pcap, *off) == {}
-    by_port = dissected(tshark, dissector, pcap, *off, "-o", f"cs457.server_port:{port}")
-    assert comparable(shown_messages(by_port)) == expected(tshark, dissector, pcap)
 
 
 # ------------------------------------------------------- the pickles, one by one
