@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
 
@@ -12,6 +13,7 @@ from ..core.addresses import parse_address, parse_port
 
 if TYPE_CHECKING:
     from ..core.database import Database
+    from ..core.trace import Tracer
 
 __all__ = [
     "BARE_PORT_HOST",
@@ -29,6 +31,8 @@ __all__ = [
     "positive_float",
     "positive_int",
     "probability",
+    "stderr_tracer",
+    "trace_arg",
 ]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -117,6 +121,34 @@ def probability(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{text!r} must be a probability in 0..1")
     return value
+
+
+def trace_arg(parser: argparse.ArgumentParser) -> None:
+    """``--trace``, as the client, the peer and the tracker take it."""
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="print each message sent and received on stderr, one line each: direction,"
+        " the other side, the bytes and what they decode to",
+    )
+
+
+def stderr_tracer() -> Tracer:
+    """``--trace``'s lines, written whole to stderr (from any thread); once stderr is
+    gone (a closed pipe), dropped: the trace must not stop the program."""
+    from ..core.trace import Tracer
+
+    lock = threading.Lock()
+
+    def write(line: str) -> None:
+        with lock:
+            try:
+                sys.stderr.write(line + "\n")
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+
+    return Tracer(write)
 
 
 def positive_int(text: str) -> int:

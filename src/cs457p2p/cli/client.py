@@ -8,7 +8,16 @@ import sys
 import time
 from typing import TYPE_CHECKING, TextIO
 
-from .args import EXIT_OK, add_examples, address_arg, fail, positive_float, positive_int
+from .args import (
+    EXIT_OK,
+    add_examples,
+    address_arg,
+    fail,
+    positive_float,
+    positive_int,
+    stderr_tracer,
+    trace_arg,
+)
 
 if TYPE_CHECKING:
     from ..core.fetch import FetchResult
@@ -24,6 +33,10 @@ EXAMPLES = (
     (
         "the same over UDP, and say how it was fetched",
         "cs457p2p client --tracker 127.0.0.1:7777 --transport udp --verbose",
+    ),
+    (
+        "print each message sent and received, and what it decodes to",
+        "cs457p2p client --tracker 127.0.0.1:7777 --trace",
     ),
 )
 
@@ -65,6 +78,7 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
         metavar="MIB",
         help="refuse items whose VALUEs add up to more than MIB mebibytes (default: 256)",
     )
+    trace_arg(c)
     c.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     c.add_argument(
         "--verbose", "-v", action="store_true", help="print connection statistics on stderr"
@@ -128,8 +142,10 @@ def run(args: argparse.Namespace) -> int:
         bind=args.bind,
         max_items=args.max_items,
         max_message=args.max_message << 20,
+        trace=stderr_tracer() if args.trace else None,
     )
-    progress = None if args.quiet else ProgressReporter(sys.stderr)
+    # (--trace says more than a progress bar, on the same stderr)
+    progress = None if args.quiet or args.trace else ProgressReporter(sys.stderr)
     try:
         try:
             if config.transport == "udp":

@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from ..core.addresses import format_address
-from .args import EXIT_OK, EXIT_USAGE, fail, load_db
+from .args import EXIT_OK, EXIT_USAGE, fail, load_db, stderr_tracer
 
 __all__ = ["run_course"]
 
@@ -58,6 +58,7 @@ def run_course(args: argparse.Namespace) -> int:
         ping_interval=args.ping_interval,
         read_timeout=args.request_timeout,
         log=log,
+        trace=stderr_tracer() if args.trace else None,
     )
 
     async def serve() -> None:

@@ -93,6 +93,13 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         " a wheel, which checks each submission with `check client|peer --assignment` and"
         " writes Gradescope's results.json (score, one test per check, the hints).",
     ),
+    "wireshark": (
+        "wireshark",
+        "where the Wireshark dissector is, or install it",
+        "Print where the Wireshark dissector of the protocol (a Lua plugin shipped with"
+        " the package) is and how to use it with tshark and Wireshark, or copy it into"
+        " Wireshark's personal plugins folder (--install).",
+    ),
 }
 
 

@@ -14,6 +14,8 @@ from .args import (
     address_arg,
     fail,
     positive_float,
+    stderr_tracer,
+    trace_arg,
 )
 
 __all__ = ["add_arguments", "run"]
@@ -76,6 +78,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="ask the tracker when a period this long brought fewer items than are missing"
         " (default: 1)",
     )
+    trace_arg(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     p.add_argument(
         "--verbose", "-v", action="store_true", help="also say where each item came from"
@@ -101,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         listen_port=listen_port,
         timeout=args.timeout,
         patience=args.patience,
+        trace=stderr_tracer() if args.trace else None,
     )
 
     def on_event(kind: str, text: str) -> None:

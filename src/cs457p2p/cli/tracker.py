@@ -23,6 +23,8 @@ from .args import (
     positive_float,
     positive_int,
     probability,
+    stderr_tracer,
+    trace_arg,
 )
 
 if TYPE_CHECKING:
@@ -110,6 +112,7 @@ def add_arguments(t: argparse.ArgumentParser) -> None:
         help="serve from N processes sharing the port (SO_REUSEPORT, Linux), each with its"
         " own limits and faults; not with --http or --log-level info/debug (default: 1)",
     )
+    trace_arg(t)
     limits = t.add_argument_group("limits")
     limits.add_argument(
         "--max-connections",
@@ -512,6 +515,7 @@ def run(args: argparse.Namespace) -> int:
         ping_timeout=args.ping_timeout,
         max_peers=args.max_peers,
         ring_off=RING_OFF if args.workers > 1 else "",
+        trace=stderr_tracer() if args.trace else None,
     )
     if args.workers > 1:
         return _serve_workers(db, config, args)

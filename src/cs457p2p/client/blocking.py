@@ -24,6 +24,7 @@ from ..core.fetch import (
     FetchResult,
     Progress,
 )
+from ..core.trace import ConnectionTrace, peer_name
 from ..core.wire import REGISTER
 from ..net import Target
 from .oneshot import OneShotFetcher
@@ -64,6 +65,10 @@ class BlockingClient:
         self.fetch.connections += 1
         return sock, target
 
+    def _traced(self, target: Target) -> ConnectionTrace | None:
+        tracer = self.config.trace
+        return None if tracer is None else tracer.connection(peer_name(target[1]), True)
+
     def _recv(self, sock: socket.socket, what: str, deadline: float) -> bytes:
         """What arrives before ``deadline`` (``time.monotonic()``): an answer must be
         whole within --timeout of its request, however its bytes trickle in."""
@@ -83,17 +88,26 @@ class BlockingClient:
         answered (the rest of the session uses it)."""
         reg = self.fetch.registration()
         sock, target = self._connect(targets)
-        with sock:
-            with contextlib.suppress(OSError):
-                sock.sendall(REGISTER)  # (closed already: the read below sees it)
-            deadline = time.monotonic() + self.config.timeout
-            while True:
-                data = self._recv(sock, "the REGISTER answer", deadline)
-                if not data:
-                    raise reg.closed()
-                n = reg.feed(data)
-                if n is not None:
-                    return n, target
+        trace = self._traced(target)
+        try:
+            with sock:
+                with contextlib.suppress(OSError):
+                    sock.sendall(REGISTER)  # (closed already: the read below sees it)
+                if trace is not None:
+                    trace.sent(REGISTER)
+                deadline = time.monotonic() + self.config.timeout
+                while True:
+                    data = self._recv(sock, "the REGISTER answer", deadline)
+                    if trace is not None:
+                        trace.received(data)
+                    if not data:
+                        raise reg.closed()
+                    n = reg.feed(data)
+                    if n is not None:
+                        return n, target
+        finally:
+            if trace is not None:
+                trace.closed()
 
     def probe(self, target: Target) -> None:
         """One probe, on a blocking connection."""
@@ -107,19 +121,29 @@ class BlockingClient:
             probe.coll.give_back(probe.outstanding)
             time.sleep(fetch.retry_delay(e))
             return
-        with sock:
-            with contextlib.suppress(OSError):
-                sock.sendall(probe.request())  # (closed already: the reads below see it)
-            deadline = time.monotonic() + self.config.timeout
-            while not probe.done:
-                data = self._recv(sock, f"item {probe.waiting_for}", deadline)
-                if not data:
-                    break
-                answered = probe.answered
-                probe.feed(data)
-                if probe.answered > answered:  # the next answer gets its own --timeout
-                    deadline = time.monotonic() + self.config.timeout
-                fetch.report_progress()
+        trace = self._traced(target)
+        try:
+            with sock:
+                request = probe.request()
+                with contextlib.suppress(OSError):
+                    sock.sendall(request)  # (closed already: the reads below see it)
+                if trace is not None:
+                    trace.sent(request)
+                deadline = time.monotonic() + self.config.timeout
+                while not probe.done:
+                    data = self._recv(sock, f"item {probe.waiting_for}", deadline)
+                    if trace is not None:
+                        trace.received(data)
+                    if not data:
+                        break
+                    answered = probe.answered
+                    probe.feed(data)
+                    if probe.answered > answered:  # the next answer gets its own --timeout
+                        deadline = time.monotonic() + self.config.timeout
+                    fetch.report_progress()
+        finally:
+            if trace is not None:
+                trace.closed()
         fetch.probe_finished(probe)
 
 

@@ -17,6 +17,7 @@ import time
 from ..core.answers import AnswerParser
 from ..core.decoder import Value
 from ..core.fetch import ClientError, Fetch
+from ..core.trace import peer_name
 from ..core.wire import encode_position
 from ..net import Target
 from .sockets import connect_blocking
@@ -123,10 +124,15 @@ class OneShotFetcher:
             sock = connect_blocking(self.target, fetch.config, fetch.address)
         except OSError:
             return _NOT_CONNECTED
+        tracer = fetch.config.trace
+        trace = None if tracer is None else tracer.connection(peer_name(self.target[1]), True)
         with contextlib.closing(sock):
             parser = AnswerParser()
             try:
-                sock.sendall(encode_position(position))
+                request = encode_position(position)
+                sock.sendall(request)
+                if trace is not None:
+                    trace.sent(request)
                 # the answer must be whole within --timeout, however its bytes trickle in
                 deadline = time.monotonic() + fetch.config.timeout
                 while True:
@@ -135,6 +141,8 @@ class OneShotFetcher:
                         raise TimeoutError
                     sock.settimeout(left)
                     data = sock.recv(1 << 16)
+                    if trace is not None:
+                        trace.received(data)
                     if not data:
                         return _CLOSED
                     values = parser.feed(data)
@@ -144,3 +152,6 @@ class OneShotFetcher:
                 raise fetch.waiting_error(f"item {position}") from None
             except OSError:  # reset, aborted...
                 return _CLOSED
+            finally:
+                if trace is not None:
+                    trace.closed()

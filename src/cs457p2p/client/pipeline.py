@@ -30,6 +30,7 @@ from ..core.fetch import (
     PipelineReader,
     Progress,
 )
+from ..core.trace import ConnectionTrace, peer_name
 from ..core.wire import REGISTER
 from ..net import Target
 from .oneshot import OneShotFetcher
@@ -149,6 +150,10 @@ class AsyncClient:
             self.target = target
         return sock
 
+    def _traced(self, sock: socket.socket) -> ConnectionTrace | None:
+        tracer = self.config.trace
+        return None if tracer is None else tracer.connection(peer_name(sock.getpeername()), True)
+
     async def _read(self, reader: asyncio.StreamReader, what: str, deadline: float) -> bytes:
         """What arrives before ``deadline`` (the loop's time): an answer must be whole
         within --timeout of its request, however its bytes trickle in."""
@@ -182,13 +187,19 @@ class AsyncClient:
     async def register(self) -> int:
         """Send REGISTER on its own connection; return N."""
         targets = await _resolve(self.config, self.fetch.address)
-        reader, writer = await asyncio.open_connection(sock=await self._open(targets))
+        sock = await self._open(targets)
+        trace = self._traced(sock)
+        reader, writer = await asyncio.open_connection(sock=sock)
         reg = self.fetch.registration()
         try:
             writer.write(REGISTER)
+            if trace is not None:
+                trace.sent(REGISTER)
             deadline = asyncio.get_running_loop().time() + self.config.timeout
             while True:
                 data = await self._read(reader, "the REGISTER answer", deadline)
+                if trace is not None:
+                    trace.received(data)
                 if not data:
                     raise reg.closed()
                 n = reg.feed(data)
@@ -196,6 +207,8 @@ class AsyncClient:
                     return n
         finally:
             writer.close()
+            if trace is not None:
+                trace.closed()
 
     async def _probe(self) -> None:
         """One probe on an asyncio connection."""
@@ -210,13 +223,19 @@ class AsyncClient:
             probe.coll.give_back(probe.outstanding)
             await asyncio.sleep(fetch.retry_delay(e))
             return
+        trace = self._traced(sock)
         reader, writer = await asyncio.open_connection(sock=sock)
-        writer.write(probe.request())
+        request = probe.request()
+        writer.write(request)
+        if trace is not None:
+            trace.sent(request)
         loop = asyncio.get_running_loop()
         try:
             deadline = loop.time() + self.config.timeout
             while not probe.done:
                 data = await self._read(reader, f"item {probe.waiting_for}", deadline)
+                if trace is not None:
+                    trace.received(data)
                 if not data:
                     break
                 answered = probe.answered
@@ -226,6 +245,8 @@ class AsyncClient:
                 fetch.report_progress()
         finally:
             writer.close()
+            if trace is not None:
+                trace.closed()
         fetch.probe_finished(probe)
 
     async def _oneshot(self) -> None:
@@ -285,6 +306,7 @@ class AsyncClient:
             )
             return
         fetch.connections += 1
+        pipe.trace = self._traced(sock)
         try:
             await loop.create_connection(lambda: pipe, sock=sock)
         except OSError:
@@ -316,6 +338,7 @@ class _Pipeline(asyncio.Protocol):
         self.finished: asyncio.Future[None] = loop.create_future()
         self.last = loop.time()
         self.watchdog: asyncio.TimerHandle | None = None
+        self.trace: ConnectionTrace | None = None  # --trace
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # (uvloop: not a subclass)
@@ -332,9 +355,13 @@ class _Pipeline(asyncio.Protocol):
         request = self.reader.requests()
         if request:
             t.write(request)
+            if self.trace is not None:
+                self.trace.sent(request)
         return bool(self.reader.runs)
 
     def data_received(self, data: bytes) -> None:
+        if self.trace is not None:
+            self.trace.received(data)
         if self.finished.done():
             return
         reader = self.reader
@@ -383,6 +410,8 @@ class _Pipeline(asyncio.Protocol):
             self.watchdog.cancel()
         if self.transport is not None:
             self.transport.close()
+        if self.trace is not None:
+            self.trace.closed()
 
 
 def collect_pipelined(fetch: Fetch, target: Target) -> None:

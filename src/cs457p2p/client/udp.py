@@ -26,6 +26,7 @@ from ..core.fetch import (
     client_error,
 )
 from ..core.reliability import Channel, Padding, RttEstimator
+from ..core.trace import peer_name
 from ..core.wire import MAX_DATAGRAM, REGISTER, encode_position, position_run_bytes
 
 __all__ = ["UdpClient"]
@@ -45,6 +46,9 @@ class _UdpSocket(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        tracer = self.owner.config.trace
+        if tracer is not None:
+            tracer.datagram(peer_name(addr), data, sent=False, request=False)
         self.owner._on_datagram(self, data)
 
     def error_received(self, exc: Exception) -> None:
@@ -55,6 +59,9 @@ class _UdpSocket(asyncio.DatagramProtocol):
     def send(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.sendto(data)
+            tracer = self.owner.config.trace
+            if tracer is not None:
+                tracer.datagram(peer_name(self.owner._addr), data, sent=True, request=True)
 
     def close(self) -> None:
         if self.transport is not None:

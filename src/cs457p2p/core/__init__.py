@@ -14,5 +14,6 @@ the transports in :mod:`cs457p2p.tracker` and :mod:`cs457p2p.client` only move b
   decisions; :mod:`.reliability`: UDP attribution and retransmission timeouts;
 * :mod:`.monitor`: what the tracker has seen, for the dashboard and the logs;
 * :mod:`.faults`: injected faults, configured and decided;
+* :mod:`.trace`: what ``--trace`` prints, each message as one line;
 * :mod:`.addresses`: ``HOST:PORT`` as text; :mod:`.speedups`: the optional C loops.
 """

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .addresses import format_address
 from .answers import AnswerParser, decode_items_fast, interpret_count, interpret_item
@@ -39,6 +40,9 @@ from .wire import (
     encode_position,
     position_run_bytes,
 )
+
+if TYPE_CHECKING:
+    from .trace import Tracer
 
 __all__ = [
     "DONE",
@@ -106,6 +110,8 @@ class ClientConfig:
     udp_lanes: int = 16
     #: UDP: aim for answer datagrams of about this many bytes
     udp_datagram: int = 8192
+    #: --trace: each message sent and received, as a line (None: off)
+    trace: Tracer | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

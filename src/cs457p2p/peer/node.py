@@ -20,13 +20,14 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..core.answers import AnswerParser
 from ..core.connection_rules import ABORT, CLOSE, ConnectionRules, Limits
 from ..core.decoder import DecodeError
 from ..core.fetch import MAX_ITEMS
 from ..core.peer_state import TRACKER, Ask, PeerResponder, PeerState
+from ..core.trace import ConnectionTrace, Tracer, peer_name
 from ..core.wire2 import (
     BadMessage,
     Held,
@@ -73,6 +74,8 @@ class PeerConfig:
     timeout: float = 5.0
     #: seconds without a new item before the tracker is asked
     patience: float = 1.0
+    #: --trace: each message sent and received, as a line (None: off)
+    trace: Tracer | None = field(default=None, compare=False, repr=False)
 
 
 Event = Callable[[str, str], None]
@@ -281,18 +284,32 @@ class Peer:
             asyncio.open_connection(target[0], target[1], local_addr=(self.address[0], 0)),
             timeout,
         )
+        trace = self._traced(writer, initiated=True)
         try:
-            writer.write(b"".join(encode_message(m) for m in messages))
+            data = b"".join(encode_message(m) for m in messages)
+            writer.write(data)
+            if trace is not None:
+                trace.sent(data)
             parser = AnswerParser(MAX_MESSAGE)
             values: list[Message | BadMessage] = []
             while len(values) < want:
                 data = await asyncio.wait_for(reader.read(1 << 16), timeout)
+                if trace is not None:
+                    trace.received(data)
                 if not data:
                     break
                 values.extend(parse(v) for v in parser.feed(data, want - len(values)))
             return values
         finally:
             writer.close()
+            if trace is not None:
+                trace.closed()
+
+    def _traced(self, writer: asyncio.StreamWriter, initiated: bool) -> ConnectionTrace | None:
+        tracer = self.config.trace
+        if tracer is None:
+            return None
+        return tracer.connection(peer_name(writer.get_extra_info("peername")), initiated)
 
     # ---------------------------------------------------------------------- serving
 
@@ -303,6 +320,7 @@ class Peer:
         loop = asyncio.get_running_loop()
         rules = ConnectionRules(self.limits, self.responder, loop.time(), peer=_host(writer))
         neighbour = self.state.neighbour
+        trace = self._traced(writer, initiated=False)
         try:
             while not rules.closed:
                 try:
@@ -312,29 +330,44 @@ class Peer:
                 except asyncio.TimeoutError:
                     step = rules.expired(loop.time())
                 else:
+                    if trace is not None:
+                        trace.received(data)
                     step = rules.received(data, loop.time()) if data else rules.ended()
                 if step.then == ABORT or (not data and step.then != CLOSE and not step.answers):
                     break  # (after EOF with nothing left to say)
                 if step.answers:
-                    writer.write(b"".join(step.answers))
-                    await asyncio.wait_for(writer.drain(), self.config.timeout)
+                    await _write(writer, step.answers, trace, self.config.timeout)
                 if step.then == CLOSE:
                     break
                 while rules.has_work and not rules.closed:
                     step = rules.resume(loop.time())
                     if step.answers:
-                        writer.write(b"".join(step.answers))
-                        await asyncio.wait_for(writer.drain(), self.config.timeout)
+                        await _write(writer, step.answers, trace, self.config.timeout)
                     if step.then != "keep":
                         break
         except (OSError, asyncio.TimeoutError):
             pass
         finally:
             writer.close()
+            if trace is not None:
+                trace.closed()
             if task is not None:
                 self._handlers.discard(task)
         if self.state.neighbour != neighbour:
             self._poke.set()  # an UPDATE_NBR: ask the new neighbour now
+
+
+async def _write(
+    writer: asyncio.StreamWriter,
+    answers: Sequence[bytes | memoryview],
+    trace: ConnectionTrace | None,
+    timeout: float,
+) -> None:
+    data = b"".join(answers)
+    writer.write(data)
+    if trace is not None:
+        trace.sent(data)
+    await asyncio.wait_for(writer.drain(), timeout)
 
 
 async def _addresses_of(host: str) -> frozenset[str]:

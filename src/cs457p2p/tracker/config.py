@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from ..core.connection_rules import Limits
 from ..core.faults import FaultConfig
 from ..core.ring import MAX_PEERS
+from ..core.trace import Tracer
 from ..core.wire import MAX_REQUEST
 
 __all__ = ["TRANSPORTS", "TrackerConfig"]
@@ -40,6 +41,8 @@ class TrackerConfig:
     max_peers: int = MAX_PEERS
     #: Part 2 is off when this says why (one process of several cannot keep the ring)
     ring_off: str = ""
+    #: --trace: each message received and sent, as a line (None: off)
+    trace: Tracer | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.transport not in TRANSPORTS:

@@ -33,6 +33,7 @@ from ..core.course_model import (
 )
 from ..core.decoder import Value
 from ..core.py2 import dumps_py2, loads_py2
+from ..core.trace import ConnectionTrace, Tracer, peer_name
 
 __all__ = ["CourseTracker", "Exchange", "is_part2"]
 
@@ -87,6 +88,8 @@ class CourseTracker:
     read_timeout: float | None = None
     also: Sequence[tuple[str, int]] = ()
     log: Callable[[str], None] | None = None
+    #: --trace: each message received and sent, as a line (None: off)
+    trace: Tracer | None = None
     exchanges: list[Exchange] = field(default_factory=list)
     dropped: int = 0
     ring: CourseRing = field(init=False)
@@ -125,6 +128,9 @@ class CourseTracker:
         if self.log is not None:
             self.log(text)
 
+    def _traced(self, peer: object, initiated: bool) -> ConnectionTrace | None:
+        return None if self.trace is None else self.trace.connection(peer_name(peer), initiated)
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         ex = Exchange(str(peer[0]) if peer else "", asyncio.get_running_loop().time())
@@ -151,6 +157,7 @@ class CourseTracker:
     ) -> None:
         loop = asyncio.get_running_loop()
         read = reader.read(RECV_SIZE)
+        trace = self._traced(writer.get_extra_info("peername"), False)
         try:
             ex.data = await asyncio.wait_for(read, self.read_timeout)
         except asyncio.TimeoutError:
@@ -159,6 +166,9 @@ class CourseTracker:
                 " would wait for ever, and serve no one else"
             )
             return
+        if trace is not None:
+            trace.received(ex.data)
+            trace.closed()  # (one read, as the course's: the rest is never read)
         ex.read_at = loop.time()
         ex.closed_by_peer = not ex.data
         updates: list[tuple[Peer, bytes]] = []
@@ -169,6 +179,8 @@ class CourseTracker:
         self._record(ex, answer)
         if answer.reply is not None:
             writer.write(answer.reply)
+            if trace is not None:
+                trace.sent(answer.reply)
             await asyncio.wait_for(writer.drain(), UPDATE_TIMEOUT * 5)
         for peer, message in updates:  # (before this connection is closed, as the course's)
             await self._send(peer, message)
@@ -194,6 +206,9 @@ class CourseTracker:
             return False
         with contextlib.suppress(OSError, asyncio.TimeoutError):
             writer.write(message)
+            trace = self._traced(where, True)
+            if trace is not None:
+                trace.sent(message)
             await asyncio.wait_for(writer.drain(), UPDATE_TIMEOUT)
         writer.close()
         return True
@@ -207,14 +222,22 @@ class CourseTracker:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(*where), PING_TIMEOUT)
         except (OSError, asyncio.TimeoutError):
             return False
+        trace = self._traced(where, True)
         try:
-            writer.write(dumps_py2(("PING", time.asctime())))
-            await asyncio.wait_for(reader.read(RECV_SIZE), PING_TIMEOUT)
+            ping = dumps_py2(("PING", time.asctime()))
+            writer.write(ping)
+            if trace is not None:
+                trace.sent(ping)
+            answer = await asyncio.wait_for(reader.read(RECV_SIZE), PING_TIMEOUT)
+            if trace is not None:
+                trace.received(answer)
             return True
         except (OSError, asyncio.TimeoutError):
             return False
         finally:
             writer.close()
+            if trace is not None:
+                trace.closed()
 
     async def _pings(self) -> None:
         while True:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core.ring import Member, Notice, Ring
+from ..core.trace import Tracer, peer_name
 from ..core.wire2 import Ping, encode_message
 from ..net import describe_os_error
 
@@ -41,8 +42,10 @@ class RingKeeper:
         ping_timeout: float = 5.0,
         notify_timeout: float = NOTIFY_TIMEOUT,
         clock: Callable[[], float] | None = None,
+        trace: Tracer | None = None,
     ) -> None:
         self.ring = ring
+        self.trace = trace
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.notify_timeout = notify_timeout
@@ -99,7 +102,7 @@ class RingKeeper:
     async def _notify(self, notice: Notice) -> None:
         data = encode_message(notice.message)
         try:
-            await asyncio.wait_for(_deliver(notice.to, data), self.notify_timeout)
+            await asyncio.wait_for(_deliver(notice.to, data, trace=self.trace), self.notify_timeout)
         except (OSError, asyncio.TimeoutError):
             self.notices_failed += 1
 
@@ -134,7 +137,9 @@ class RingKeeper:
         what happened, in words."""
         data = encode_message(Ping(stamp))
         try:
-            await asyncio.wait_for(_deliver(member.address, data, answer=True), self.ping_timeout)
+            await asyncio.wait_for(
+                _deliver(member.address, data, answer=True, trace=self.trace), self.ping_timeout
+            )
         except asyncio.TimeoutError:
             return f"no answer to a PING within {self.ping_timeout:g} s"
         except OSError as e:
@@ -142,23 +147,32 @@ class RingKeeper:
         return ""
 
 
-async def _deliver(address: tuple[str, int], data: bytes, answer: bool = False) -> bytes:
+async def _deliver(
+    address: tuple[str, int], data: bytes, answer: bool = False, trace: Tracer | None = None
+) -> bytes:
     """Connect to ``address``, write ``data`` at once, and (``answer``) read what comes
     back until the peer closes (at most :data:`_ANSWER_READ` bytes)."""
     reader, writer = await asyncio.open_connection(address[0], address[1])
+    traced = None if trace is None else trace.connection(peer_name(address), True)
     try:
         writer.write(data)
+        if traced is not None:
+            traced.sent(data)
         await writer.drain()
         if not answer:
             return b""
         got = b""
         while len(got) < _ANSWER_READ:
             chunk = await reader.read(_ANSWER_READ - len(got))
+            if traced is not None:
+                traced.received(chunk)
             if not chunk:
                 break
             got += chunk
         return got
     finally:
         writer.close()
+        if traced is not None:
+            traced.closed()
         with contextlib.suppress(OSError):
             await writer.wait_closed()

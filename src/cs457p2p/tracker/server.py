@@ -42,10 +42,11 @@ from ..core.faults import Faults
 from ..core.monitor import Observer, TrackerCounters
 from ..core.requests import Request, RingMessage, lone_request
 from ..core.ring import Ring
+from ..core.trace import ConnectionTrace, peer_name
 from ..net import SocketPair, bind_host, raise_fd_limit
 from .config import TrackerConfig
 from .ring_keeper import RingKeeper
-from .writers import PlainWriter, TcpFaultWriter, UdpFaultSender
+from .writers import PlainWriter, TcpFaultWriter, UdpFaultSender, answer_writer
 
 __all__ = ["Observer", "Tracker", "TrackerConfig"]
 
@@ -89,6 +90,7 @@ class _Connection(asyncio.Protocol):
         self.queued = 0  # what this connection adds to the tracker's total queued
         self._bytes_in = 0  # for the observer only
         self._received_at = 0.0  # for the observer only
+        self.trace: ConnectionTrace | None = None  # --trace
 
     # ------------------------------------------------------------------ asyncio API
 
@@ -107,12 +109,10 @@ class _Connection(asyncio.Protocol):
         # client has read most of it (resume_writing), which wakes them: so its mark
         # is below the limit, or a full queue would never be reported.
         transport.set_write_buffer_limits(high=tracker.limits.queue // 2)
-        faults = tracker.faults
-        self.out = (
-            TcpFaultWriter(faults, transport)
-            if faults is not None and faults.config.tcp_active
-            else PlainWriter(transport)
-        )
+        tracer = tracker.config.trace
+        if tracer is not None:
+            self.trace = tracer.connection(peer_name(transport.get_extra_info("peername")), False)
+        self.out = answer_writer(tracker.faults, transport, self.trace)
         if self._unsent:  # answered at accept time: the rest of that answer, then EOF
             self.rules.closed = True
             self.out.write_answers([self._unsent])
@@ -122,6 +122,8 @@ class _Connection(asyncio.Protocol):
             self.data_received(first)
 
     def data_received(self, data: bytes) -> None:
+        if self.trace is not None:
+            self.trace.received(data)
         if self.tracker.observer is not None:
             self._bytes_in += len(data)
             # (a fine clock: uvloop's loop.time() only moves once per loop iteration)
@@ -142,6 +144,8 @@ class _Connection(asyncio.Protocol):
             self._turn.cancel()
         if self.out is not None:
             self.out.cancel()
+        if self.trace is not None:
+            self.trace.closed()
         tracker = self.tracker
         tracker.queued_total -= self.queued
         self.queued = 0
@@ -275,10 +279,14 @@ class _Datagrams(asyncio.DatagramProtocol):
     def _send(self, data: bytes, addr: Address) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.sendto(data, addr)
+            if self.tracker.config.trace is not None:
+                self.tracker.config.trace.datagram(peer_name(addr), data, True, False)
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         tracker = self.tracker
         tracker.datagrams += 1
+        if tracker.config.trace is not None:
+            tracker.config.trace.datagram(peer_name(addr), data, False, True)
         observer = tracker.observer
         started = time.monotonic() if observer is not None else 0.0
         faults = tracker.faults
@@ -318,11 +326,15 @@ class Tracker:
         self.ring = Ring(db, cfg.max_peers) if not cfg.ring_off else None
         self.responder = Responder(db, self.ring, cfg.ring_off)
         self.ring_keeper = (
-            RingKeeper(self.ring, cfg.ping_interval, cfg.ping_timeout)
+            RingKeeper(self.ring, cfg.ping_interval, cfg.ping_timeout, trace=cfg.trace)
             if self.ring is not None and cfg.transport != "udp"
             else None
         )
         self.faults = Faults(self.config.faults) if self.config.faults.active else None
+        #: connections may be answered at accept time (not with TCP faults or --trace)
+        self._lane = cfg.trace is None and (
+            self.faults is None or not self.faults.config.tcp_active
+        )
         self.admission = Admission(self.config.max_connections, self.config.max_per_address)
         self._connections: set[_Connection] = set()
         self._listeners: list[socket.socket] = []
@@ -440,7 +452,7 @@ class Tracker:
             conn.close()
             return
         first = b""
-        if self.observer is None and (self.faults is None or not self.faults.config.tcp_active):
+        if self.observer is None and self._lane:
             try:
                 # (MSG_DONTWAIT: no syscall to make the socket non-blocking first)
                 first = conn.recv(_FIRST_READ, socket.MSG_DONTWAIT)

@@ -14,20 +14,25 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core.faults import CHUNK_PAUSE, REORDER_HOLD, Faults
+from ..core.trace import ConnectionTrace
 
-__all__ = ["PlainWriter", "TcpFaultWriter", "UdpFaultSender"]
+__all__ = ["PlainWriter", "TcpFaultWriter", "UdpFaultSender", "answer_writer"]
 
 
 class PlainWriter:
-    """Output without faults: straight to the transport."""
+    """Output without faults: straight to the transport (and to ``trace``, if any)."""
 
-    __slots__ = ("transport",)
+    __slots__ = ("trace", "transport")
 
-    def __init__(self, transport: asyncio.Transport) -> None:
+    def __init__(self, transport: asyncio.Transport, trace: ConnectionTrace | None = None) -> None:
         self.transport = transport
+        self.trace = trace
 
     def write_answers(self, answers: list[bytes | memoryview]) -> None:
-        self.transport.write(answers[0] if len(answers) == 1 else b"".join(answers))
+        data = answers[0] if len(answers) == 1 else b"".join(answers)
+        self.transport.write(data)
+        if self.trace is not None:
+            self.trace.sent(data)
 
     def queued(self) -> int:
         """Bytes written but not yet taken by the client."""
@@ -44,6 +49,15 @@ class PlainWriter:
         pass
 
 
+def answer_writer(
+    faults: Faults | None, transport: asyncio.Transport, trace: ConnectionTrace | None
+) -> PlainWriter | TcpFaultWriter:
+    """How a TCP connection's answers are written: with faults when TCP faults are on."""
+    if faults is not None and faults.config.tcp_active:
+        return TcpFaultWriter(faults, transport, trace)
+    return PlainWriter(transport, trace)
+
+
 def _reset(transport: asyncio.Transport) -> None:
     """Abort with a TCP RST (linger 0), not an orderly FIN."""
     sock = transport.get_extra_info("socket")
@@ -56,12 +70,16 @@ def _reset(transport: asyncio.Transport) -> None:
 class TcpFaultWriter:
     """One connection's output with delay, chunking and resets; answers stay in order.
 
-    ``close()`` closes once everything queued before it is written.
+    ``close()`` closes once everything queued before it is written. ``trace`` hears
+    the pieces as they are written.
     """
 
-    def __init__(self, faults: Faults, transport: asyncio.Transport) -> None:
+    def __init__(
+        self, faults: Faults, transport: asyncio.Transport, trace: ConnectionTrace | None = None
+    ) -> None:
         self.faults = faults
         self.transport = transport
+        self.trace = trace
         self.loop = asyncio.get_running_loop()
         # (time ready, bytes) or (time ready, None) for "close here"
         self.queue: list[tuple[float, bytes | memoryview | None]] = []
@@ -118,14 +136,19 @@ class TcpFaultWriter:
                 _reset(t)
                 return
             if chunk and len(data) > chunk:
-                t.write(data[:chunk])
+                self._write(data[:chunk])
                 self.queue[0] = (self.loop.time() + CHUNK_PAUSE, data[chunk:])
                 continue
             self.queue.pop(0)
-            t.write(data)
+            self._write(data)
             if chunk and self.queue:
                 ready2, data2 = self.queue[0]
                 self.queue[0] = (max(ready2, self.loop.time() + CHUNK_PAUSE), data2)
+
+    def _write(self, data: bytes | memoryview) -> None:
+        self.transport.write(data)
+        if self.trace is not None:
+            self.trace.sent(data)
 
     def _resume(self) -> None:
         self.timer = None
