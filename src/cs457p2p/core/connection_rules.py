@@ -153,7 +153,7 @@ class Responder:
         if isinstance(request, Register):
             return self.count_answer
         if isinstance(request, RingMessage):
-            return request.answer or self.ring_answer(request)
+            return self.ring_answer(request) if request.answer is None else request.answer
         return BAD_REQUEST
 
     def ring_answer(self, message: RingMessage) -> bytes:

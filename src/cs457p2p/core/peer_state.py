@@ -438,7 +438,7 @@ class PeerResponder(Responder):
 
     def answer(self, request: Request) -> bytes | memoryview:
         if isinstance(request, RingMessage):
-            return request.answer or self.ring_answer(request)
+            return self.ring_answer(request) if request.answer is None else request.answer
         return self._refusal
 
     def ring_answer(self, message: RingMessage) -> bytes:

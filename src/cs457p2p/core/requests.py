@@ -89,13 +89,14 @@ class RingMessage:
     """A Part 2 message (a pickled tuple or list whose first item is text, its tag), for
     the ring to read. The connection that read it sets ``peer`` (the address it came
     from) and ``at`` (when), and has the ring answer it at once, in the order messages
-    come (``answer``): the ring acts on a message exactly once, however its answer is
+    come (``answer``: None until then; ``b""`` when there is nothing to send back, as
+    for an UPDATE_NBR): the ring acts on a message exactly once, however its answer is
     later queued."""
 
     value: Value
     peer: str = ""
     at: float = 0.0
-    answer: bytes = b""
+    answer: bytes | None = None
 
 
 Request = Register | Position | PositionRun | BadRequest | RingMessage
