@@ -103,9 +103,10 @@ class ProgressReporter:
             self.last = now
             width = 30
             filled = width * done // total if total else width
+            # (shown first: a Ctrl-C right after the write must still end the line)
+            self.shown = True
             self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} items")
             self.stream.flush()
-            self.shown = True
         elif now - self.last >= 2.0:
             self.last = now
             self.stream.write(f"fetched {done}/{total} items\n")
