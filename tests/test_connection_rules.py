@@ -338,7 +338,7 @@ _FIRST = st.one_of(
 )
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(first=_FIRST)
 def test_the_accept_time_lane_agrees_with_the_rules(first: bytes) -> None:
     """The tracker answers a connection at accept time when ``lone_request`` reads one

@@ -757,7 +757,7 @@ def test_decode_error_hierarchy() -> None:
 # ------------------------------------------------------------------------ (d) fuzz
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(data=st.binary(max_size=120))
 def test_fuzz_arbitrary_bytes(data: bytes) -> None:
     try:

@@ -389,7 +389,7 @@ _FRAMED_INT = st.tuples(
     data=st.data(),
     max_size=st.integers(1, 40),
 )
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=600, deadline=None)
 def test_single_position_agrees_with_the_restricted_decoder(
     request: bytes, prefix: bytes, data: st.DataObject, max_size: int
 ) -> None:
@@ -451,7 +451,7 @@ def _parsed_alone(data: bytes, run_limit: int) -> Request | None:
     ),
     run_limit=st.sampled_from([0, 1000]),
 )
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=500, deadline=None)
 def test_lone_request_reads_what_the_parser_reads(parts: list[bytes], run_limit: int) -> None:
     data = b"".join(parts)
     got, expected = lone_request(data, MAX_REQUEST, run_limit), _parsed_alone(data, run_limit)

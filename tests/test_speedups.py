@@ -48,7 +48,7 @@ _ANSWER = st.one_of(
     count=st.integers(-2, 30),
     n=st.integers(-1, 4000),
 )
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=500, deadline=None)
 def test_decode_items_in_c_matches_python(
     answers: list[bytes], cut: int, pos: int, count: int, n: int
 ) -> None:
@@ -84,7 +84,7 @@ _SLOT = st.one_of(st.none(), st.sampled_from([b"a", b"b", b"", "é".encode()]))
     slots=st.lists(_SLOT, min_size=1, max_size=12),
     data=st.data(),
 )
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=400, deadline=None)
 def test_fill_values_in_c_matches_python(slots: list[bytes | None], data: st.DataObject) -> None:
     m = data.draw(st.integers(0, 15))
     seqs = data.draw(st.lists(st.integers(0, len(slots) - 1), min_size=m, max_size=m))
