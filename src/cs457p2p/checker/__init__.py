@@ -10,10 +10,29 @@
 
 from __future__ import annotations
 
-from .client_checks import ClientCommandError, check_client, run_client_checks
-from .report import CheckResult, Report
-from .scenarios import CLIENT_SCENARIOS, Scenario
-from .tracker_checks import check_tracker, run_tracker_checks
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Imported on first use (PEP 562): the command line reads the tables of
+# :mod:`.scenarios` and :mod:`.profiles` to build its options, and must not pay for the
+# whole checker (the tracker, asyncio...) to print a help text.
+_HOMES = {
+    "CLIENT_SCENARIOS": "scenarios",
+    "CheckResult": "report",
+    "ClientCommandError": "client_checks",
+    "Report": "report",
+    "Scenario": "scenarios",
+    "check_client": "client_checks",
+    "check_tracker": "tracker_checks",
+    "run_client_checks": "client_checks",
+    "run_tracker_checks": "tracker_checks",
+}
+
+if TYPE_CHECKING:
+    from .client_checks import ClientCommandError, check_client, run_client_checks
+    from .report import CheckResult, Report
+    from .scenarios import CLIENT_SCENARIOS, Scenario
+    from .tracker_checks import check_tracker, run_tracker_checks
 
 __all__ = [
     "CLIENT_SCENARIOS",
@@ -26,3 +45,12 @@ __all__ = [
     "run_client_checks",
     "run_tracker_checks",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
