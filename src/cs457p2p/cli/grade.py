@@ -257,7 +257,7 @@ class _Table:
         if g.hint:
             line = line.rstrip() + f"\n{pad}hint: {g.hint}"
         for warning in g.warnings:
-            line += f"\n{pad}warning: {warning}"
+            line = line.rstrip() + f"\n{pad}warning: {warning}"
         if self.live:
             sys.stdout.write("\r\x1b[K")  # (the count line goes; the row takes its place)
         print(line.rstrip(), flush=True)
