@@ -5,8 +5,9 @@ The package root re-exports the public API; the layout is in docs/ARCHITECTURE.m
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .core.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -91,18 +92,7 @@ if TYPE_CHECKING:
     from .tracker import Tracker, TrackerConfig
 
 
-def __getattr__(name: str) -> Any:
-    module = _HOME_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_HOME_OF))
-
+__getattr__, __dir__ = lazy_exports(__name__, _HOME_OF, globals())
 
 __all__ = [
     "BAD_REQUEST",

@@ -280,6 +280,13 @@ def _nothing(student: str, opts: GradeOptions, outcome: str, detail: str, hint: 
     return Grade(student, outcome, 0, count, [], hint, detail, log)
 
 
+def _cannot_start(student: str, opts: GradeOptions, error: CommandError) -> Grade:
+    """A program whose command could not be started: not found, not executable..."""
+    return _nothing(
+        student, opts, "cannot-start", str(error), "check the command and the file's permissions"
+    )
+
+
 def log_of(opts: GradeOptions, student: str) -> Path:
     return opts.report_dir / "logs" / f"{student}.log"
 
@@ -326,9 +333,7 @@ async def _grade_client(folder: Path, opts: GradeOptions, slot: int) -> Grade:
                 slot=slot,
             )
     except CommandError as e:
-        return _nothing(
-            student, opts, "cannot-start", str(e), "check the command and the file's permissions"
-        )
+        return _cannot_start(student, opts, e)
     runs = [c.data for c in report.checks]
     crashed = [
         c
@@ -383,9 +388,7 @@ async def _grade_peer(folder: Path, opts: GradeOptions, slot: int) -> Grade:
             assignment=opts.assignment,
         )
     except CommandError as e:
-        return _nothing(
-            student, opts, "cannot-start", str(e), "check the command and the file's permissions"
-        )
+        return _cannot_start(student, opts, e)
     return _from_report(student, report, log, _outcome(report))
 
 
@@ -452,9 +455,7 @@ async def _run_tracker(folder: Path, opts: GradeOptions, port: int, jail: Jail |
     try:
         await program.start()
     except CommandError as e:
-        return _nothing(
-            student, opts, "cannot-start", str(e), "check the command and the file's permissions"
-        )
+        return _cannot_start(student, opts, e)
     report: Report | None = None
     try:
         why = await _listens(program, port, opts.startup, opts.part)

@@ -195,15 +195,26 @@ class CourseTracker:
         elif answer.note and "run" in answer.note:
             self._say(f"{ex.ip}: {answer.note}")
 
-    async def _send(self, peer: Peer, message: bytes) -> bool:
-        """One UPDATE_NBR, as the course's: 2 s to connect, sent, closed; errors ignored."""
+    @staticmethod
+    async def _connect(
+        peer: Peer, timeout: float
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, tuple[str, int]] | None:
+        """A connection to ``peer``'s address within ``timeout`` s, or None (as the course's)."""
         where = address_of(peer)
         if where is None:
-            return False
+            return None
         try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(*where), UPDATE_TIMEOUT)
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(*where), timeout)
         except (OSError, asyncio.TimeoutError):
+            return None
+        return reader, writer, where
+
+    async def _send(self, peer: Peer, message: bytes) -> bool:
+        """One UPDATE_NBR, as the course's: 2 s to connect, sent, closed; errors ignored."""
+        connected = await self._connect(peer, UPDATE_TIMEOUT)
+        if connected is None:
             return False
+        _, writer, where = connected
         with contextlib.suppress(OSError, asyncio.TimeoutError):
             writer.write(message)
             trace = self._traced(where, True)
@@ -215,13 +226,10 @@ class CourseTracker:
 
     async def _ping(self, peer: Peer) -> bool:
         """Whether ``peer`` answers a PING anything, or closes, within 5 s."""
-        where = address_of(peer)
-        if where is None:
+        connected = await self._connect(peer, PING_TIMEOUT)
+        if connected is None:
             return False
-        try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(*where), PING_TIMEOUT)
-        except (OSError, asyncio.TimeoutError):
-            return False
+        reader, writer, where = connected
         trace = self._traced(where, True)
         try:
             ping = dumps_py2(("PING", time.asctime()))
