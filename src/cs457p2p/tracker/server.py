@@ -230,9 +230,8 @@ class _Connection(asyncio.Protocol):
         if step.answers:
             out.write_answers(step.answers)
             self._track_queued()
-            keeper = self.tracker.ring_keeper
-            if keeper is not None and keeper.ring.outbox:
-                keeper.flush()  # (what a Part 2 message made the ring send)
+            if self.tracker.ring_keeper is not None:
+                self.tracker.ring_keeper.flush()  # (what a Part 2 message made the ring send)
             if self.tracker.observer is not None:
                 self._observe(step.requests, step.answers)
         if step.then == CLOSE:
@@ -263,13 +262,16 @@ class _Connection(asyncio.Protocol):
 class Tracker:
     """Serves one database over TCP and/or UDP. Use :meth:`start`, then :meth:`close`."""
 
-    def __init__(self, db: Database, config: TrackerConfig | None = None) -> None:
+    def __init__(
+        self, db: Database, config: TrackerConfig | None = None, ring_db: Database | None = None
+    ) -> None:
         self.db = db
-        self.config = config or TrackerConfig()
-        self.limits = self.config.limits
-        cfg = self.config
-        #: Part 2: the ring (None when the config turns it off) and what drives it
-        self.ring = Ring(db, cfg.max_peers) if not cfg.ring_off else None
+        self.config = cfg = config or TrackerConfig()
+        self.limits = cfg.limits
+        #: Part 2: the ring over ``ring_db`` (else ``db``; None when the config turns it
+        #: off) and what drives it
+        ring = Ring(db if ring_db is None else ring_db, cfg.max_peers, cfg.max_peers_per_address)
+        self.ring = None if cfg.ring_off else ring
         self.responder = Responder(db, self.ring, cfg.ring_off)
         self.ring_keeper = (
             RingKeeper(self.ring, cfg.ping_interval, cfg.ping_timeout, trace=cfg.trace)
