@@ -103,10 +103,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-message",
         type=positive_int,
-        default=64,
+        default=16,
         metavar="MIB",
         help="hold at most MIB mebi-characters of VALUEs: a neighbour's items beyond it"
-        " are ignored, the tracker's end the run (default: 64)",
+        " are ignored, the tracker's end the run (default: 16)",
     )
     trace_arg(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")

@@ -99,7 +99,7 @@ PATIENCE = 5.0
 #: stall too.
 STRETCH = 8
 #: Characters of VALUEs a peer holds, at most (``cs457p2p peer --max-message``).
-MAX_BYTES = 64 << 20
+MAX_BYTES = 16 << 20
 
 #: Whom an :class:`Ask` is for (and where an item came from: those, or ``HOSTED``).
 NEIGHBOUR, TRACKER, HOSTED = "neighbour", "tracker", "hosted"
