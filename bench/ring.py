@@ -201,14 +201,34 @@ def query_batch(items: int = 1000, rounds: int = 20) -> list[float]:
     return times
 
 
+def peer_to_peer(runs: int) -> None:
+    """P peers joining 1 s apart around P items: the share of items from neighbours."""
+    for count in (5, 8):
+        got = [completion(count, count, gap=1.0) for _ in range(runs)]
+        shares = [g[2] / max(g[2] + g[3], 1) for g in got]
+        print(
+            f"peer-to-peer: {count} peers joining 1 s apart around {count} items (every item"
+            f" hosted), the peers' defaults: {min(shares):.1%} - {max(shares):.1%} of the"
+            f" items from neighbours ({got[-1][2]} / {got[-1][3]} in the last run); all done"
+            f" {statistics.median(g[0] for g in got):.3f} s after the last REGISTER",
+            flush=True,
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="P = 8 and 32 only, one run")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument(
+        "--p2p", action="store_true", help="the peer-to-peer rows only (joins a second apart)"
+    )
     a = ap.parse_args()
     runs = 1 if a.quick else a.runs
     sizes = (8, 32) if a.quick else (8, 32, 128)
     print(f"cs457p2p ring benchmark: {os.cpu_count()} cores, {runs} run(s) each")
+    if a.p2p:
+        peer_to_peer(runs)
+        return
     print(
         "peers  items  done after last REGISTER (s), median (min - max)  UPDATE_NBR/join"
         "  from neighbours / tracker (last run)"
@@ -223,16 +243,7 @@ def main() -> None:
                 f"{'':>13}{got[-1][2]:,} / {got[-1][3]:,}",
                 flush=True,
             )
-    for count in (5, 8):
-        got = [completion(count, count, gap=1.0) for _ in range(runs)]
-        shares = [g[2] / max(g[2] + g[3], 1) for g in got]
-        print(
-            f"peer-to-peer: {count} peers joining 1 s apart around {count} items (every item"
-            f" hosted), the peers' defaults: {min(shares):.0%} - {max(shares):.0%} of the"
-            f" items from neighbours ({got[-1][2]} / {got[-1][3]} in the last run); all done"
-            f" {statistics.median(g[0] for g in got):.3f} s after the last REGISTER",
-            flush=True,
-        )
+    peer_to_peer(runs)
     ms = query_batch()
     print(
         f"tracker: 1,000 QUERYs on one connection answered in {statistics.median(ms):.1f} ms"

@@ -76,6 +76,8 @@ def test_re_registering_with_other_ports_opens_a_bounded_number_of_connections(
         while time.monotonic() - start < 2.0:
             say(t.port, Join("mallory", 40000 + sent % 2000), "127.0.0.9")
             sent += 1
+            if sent == 100:  # (a student joins in the middle of it)
+                assert say(t.port, Join("student", 9401), "127.0.0.3")[0] == "REG_INIT"
         took = time.monotonic() - start
         time.sleep(0.5)  # (what was under way arrives)
         assert sent >= 200, sent  # (the flood was a flood)
