@@ -148,7 +148,8 @@ def add_arguments(t: argparse.ArgumentParser) -> None:
         type=positive_float,
         default=20.0,
         metavar="SECONDS",
-        help="PING every peer this often, all at once (default: 20, as the course's)",
+        help="PING every peer this often, all at once (at most 128 open, 500 started a"
+        " second) (default: 20, as the course's)",
     )
     ring.add_argument(
         "--ping-timeout",
