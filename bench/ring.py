@@ -2,7 +2,10 @@
 127.0.0.2, 127.0.0.3... (distinct hosts to the tracker).
 
 * ring completion: time from the last peer's REGISTER (its "registered" line) until
-  every peer has printed the message, for P peers and N items;
+  every peer has printed the message, for P peers and N items, and where the items
+  came from (neighbours, the tracker: what no peer hosts comes from the tracker);
+* peer-to-peer: P peers joining one a second around P items (every item hosted), with
+  the peers' defaults: the share of items from neighbours (target: at least 90%);
 * UPDATE_NBR per join (the tracker's counters, from ``/api/ring``);
 * pruning: K peers SIGKILLed at once; time until the tracker's ring has lost them all;
 * the tracker's QUERY answering: 1,000 QUERYs written at once on one connection, time
@@ -11,8 +14,9 @@
     python bench/ring.py [--quick] [--runs R]
 
 Targets (docs/BENCHMARKS.md): 32 peers x 1,000 items all done within 5 s of the last
-REGISTER; at most 2 UPDATE_NBR per join; 10 dead peers pruned within one PING interval
-plus one timeout.
+REGISTER plus the peers' patience (5 s: 968 items are hosted by no peer); at most 2
+UPDATE_NBR per join; 8 peers joining a second apart take at least 90% of their items
+from neighbours; 10 dead peers pruned within one PING interval plus one timeout.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import argparse
 import json
 import os
 import pickle
+import re
 import signal
 import socket
 import statistics
@@ -83,7 +88,25 @@ def ring_status(http: int) -> dict[str, object]:
     return status
 
 
-def peers(port: int, count: int, first: int = 0) -> list[Proc]:
+def sources(procs: list[Proc]) -> tuple[int, int]:
+    """Items the peers took from neighbours and from the tracker (their last lines)."""
+    neighbours = tracker = 0
+    for proc in procs:
+
+        def said(proc: Proc = proc) -> bool:
+            return any("from neighbours" in line for _, line in proc.err)
+
+        if not wait(said, 10):
+            raise SystemExit("a peer did not say where its items came from")
+        line = next(line for _, line in proc.err if "from neighbours" in line)
+        m = re.search(r"\((\d+) from neighbours, (\d+) from the tracker", line)
+        assert m, line
+        neighbours += int(m[1])
+        tracker += int(m[2])
+    return neighbours, tracker
+
+
+def peers(port: int, count: int, first: int = 0, gap: float = 0.0) -> list[Proc]:
     procs = []
     for k in range(first, first + count):
         host = f"127.0.{(k + 2) // 256}.{(k + 2) % 256}"
@@ -95,6 +118,8 @@ def peers(port: int, count: int, first: int = 0) -> list[Proc]:
         proc = Proc(p)
         proc.follow()
         procs.append(proc)
+        if gap and k < first + count - 1:
+            time.sleep(gap)
     return procs
 
 
@@ -115,10 +140,11 @@ def stop(procs: list[Proc]) -> None:
         proc.p.wait(10)
 
 
-def completion(count: int, items: int) -> tuple[float, float]:
-    """Seconds from the last REGISTER until every peer printed; UPDATE_NBR per join."""
+def completion(count: int, items: int, gap: float = 0.0) -> tuple[float, float, int, int]:
+    """Seconds from the last REGISTER until every peer printed; UPDATE_NBR per join;
+    items from neighbours and from the tracker. ``gap``: seconds between two joins."""
     with tracker(items) as (port, http):
-        procs = peers(port, count)
+        procs = peers(port, count, gap=gap)
         try:
             ok = wait(lambda: all(p.out for p in procs), 120)
             if not ok:
@@ -131,7 +157,7 @@ def completion(count: int, items: int) -> tuple[float, float]:
             counters = status["counters"]
             assert isinstance(counters, dict)
             per_join = counters["neighbour_updates"] / max(counters["joins"], 1)
-            return done - max(registered), per_join
+            return done - max(registered), per_join, *sources(procs)
         finally:
             stop(procs)
 
@@ -175,24 +201,49 @@ def query_batch(items: int = 1000, rounds: int = 20) -> list[float]:
     return times
 
 
+def peer_to_peer(runs: int) -> None:
+    """P peers joining 1 s apart around P items: the share of items from neighbours."""
+    for count in (5, 8):
+        got = [completion(count, count, gap=1.0) for _ in range(runs)]
+        shares = [g[2] / max(g[2] + g[3], 1) for g in got]
+        print(
+            f"peer-to-peer: {count} peers joining 1 s apart around {count} items (every item"
+            f" hosted), the peers' defaults: {min(shares):.1%} - {max(shares):.1%} of the"
+            f" items from neighbours ({got[-1][2]} / {got[-1][3]} in the last run); all done"
+            f" {statistics.median(g[0] for g in got):.3f} s after the last REGISTER",
+            flush=True,
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="P = 8 and 32 only, one run")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument(
+        "--p2p", action="store_true", help="the peer-to-peer rows only (joins a second apart)"
+    )
     a = ap.parse_args()
     runs = 1 if a.quick else a.runs
     sizes = (8, 32) if a.quick else (8, 32, 128)
     print(f"cs457p2p ring benchmark: {os.cpu_count()} cores, {runs} run(s) each")
-    print("peers  items  done after last REGISTER (s), median (min - max)  UPDATE_NBR/join")
+    if a.p2p:
+        peer_to_peer(runs)
+        return
+    print(
+        "peers  items  done after last REGISTER (s), median (min - max)  UPDATE_NBR/join"
+        "  from neighbours / tracker (last run)"
+    )
     for count in sizes:
         for items in (16, 1000):
             got = [completion(count, items) for _ in range(runs)]
             secs = [g[0] for g in got]
             print(
                 f"{count:>5}  {items:>5}  {statistics.median(secs):>8.3f}"
-                f" ({min(secs):.3f} - {max(secs):.3f}){'':>17}{max(g[1] for g in got):.2f}",
+                f" ({min(secs):.3f} - {max(secs):.3f}){'':>17}{max(g[1] for g in got):.2f}"
+                f"{'':>13}{got[-1][2]:,} / {got[-1][3]:,}",
                 flush=True,
             )
+    peer_to_peer(runs)
     ms = query_batch()
     print(
         f"tracker: 1,000 QUERYs on one connection answered in {statistics.median(ms):.1f} ms"

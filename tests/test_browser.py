@@ -269,7 +269,8 @@ def test_a_lab_on_a_projector(browser: Any, start_tracker: TrackerFactory, tmp_p
         )
         assert sorted(order) == [f"student{k}" for k in range(2, 8)]
         assert neighbours == [order[-1], *order[:-1]]  # each asks its predecessor
-        assert page.locator("#peers .count").first.text_content() == "16 / 16"
+        # (the ring serves the course's five items: all hosted, all from neighbours)
+        assert page.locator("#peers .count").first.text_content() == "5 / 5"
         assert page.text_content("#stat-peers") == "6"
         page.evaluate("() => { window.notReloaded = true; }")
         send_from(tp.port, "127.100.200.253", b"hello\n")

@@ -366,6 +366,9 @@ def test_demo_counts_its_peers_in_words(
 ) -> None:
     r = run_cli("demo", "--peers", peers, timeout=60)
     assert (r.returncode, r.stdout) == (0, REFERENCE_MESSAGE + "\n"), r.stderr
-    first, second = r.stderr.splitlines()
+    first, second, third = r.stderr.splitlines()
     assert first.endswith(f" (16 items); {joining}"), first
     assert second.startswith(f"demo: {hold} the message "), second
+    assert " items from neighbours " in second and ", from the tracker " in second
+    # (what no peer hosts comes from the tracker, and the demo says so)
+    assert third.startswith(f"demo: {16 - int(peers)} of the 16 items are hosted by no peer"), third

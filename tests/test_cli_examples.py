@@ -217,7 +217,7 @@ def test_every_example_runs(example: str, tmp_path: Path, start_tracker: Tracker
     argv = _argv(example, port)
     if words[1] == "peer":
         # (serves the others until stopped: up once the message is printed)
-        _serve_then_stop(argv, "stdout", r"^Now is the time", cwd)
+        _serve_then_stop(argv, "stdout", r"^blue skies and snowy peaks", cwd)  # (Part 2)
         return
     if words[1] == "grade":
         cwd = tmp_path

@@ -718,18 +718,18 @@ def test_the_ring_in_the_api_and_the_metrics(dash: tuple[TrackerProcess, int]) -
             c.shutdown(socket.SHUT_WR)
             assert decode(c.recv(4096))[0] == "REG_INIT"
     with socket.create_connection(("127.0.0.1", tp.port), source_address=("127.0.0.3", 0)) as c:
-        c.sendall(encode_message(Held("bob", 7)))
+        c.sendall(encode_message(Held("bob", 4)))
         c.shutdown(socket.SHUT_WR)
         assert decode(c.recv(4096)) == ("[Tracker]", "OK")
     code, headers, body = get(port, "/api/ring")
     assert code == 200 and headers["Content-Type"].startswith("application/json")
     ring = json.loads(body)
-    assert ring["size"] == 2 and ring["n"] == 16
+    assert ring["size"] == 2 and ring["n"] == 5  # (Part 2: the course's five items)
     assert [(p["handle"], p["neighbour"], p["held"]) for p in ring["peers"]] == [
         ("alice", "bob", None),
-        ("bob", "alice", 7),
+        ("bob", "alice", 4),
     ]
-    assert ring["peers"][0]["hosted"] == [12, "of"]
+    assert ring["peers"][0]["hosted"] == [4, "peaks"]
     assert ring["counters"]["neighbour_updates"] == 1
     wait_for(lambda: status(port).get("ring", {}).get("size") == 2, "the ring in the status")
     assert status(port)["client_list"] == []  # peers are not Part 1 clients
@@ -804,7 +804,7 @@ def test_part_2_joins_refreshes_prunes_and_refusals_are_logged_and_in_the_feed(
     by_kind = {e["kind"]: e for e in lines}
     assert by_kind["join"]["who"] == "alice"
     assert by_kind["join"]["text"] == (
-        f"joined the ring from {where}; hosts item 12 ('of'); asks itself (alone in the ring)"
+        f"joined the ring from {where}; hosts item 4 ('peaks'); asks itself (alone in the ring)"
     )
     assert by_kind["refresh"]["text"] == f"registered again from {where} (a refresh); asks alice"
     assert re.fullmatch(
@@ -824,7 +824,7 @@ def test_part_2_joins_refreshes_prunes_and_refusals_are_logged_and_in_the_feed(
         "join", "refresh", "refused", "refused", "summary",
     ], logged  # fmt: skip
     text = "\n".join(logged) + "\n"
-    assert f" info join handle=alice address={where} neighbour=alice hosts=12 peers=1\n" in text
+    assert f" info join handle=alice address={where} neighbour=alice hosts=4 peers=1\n" in text
     assert f" info refresh handle=alice address={where} neighbour=alice peers=1\n" in text
     assert (
         ' info refused client=127.0.0.3 transport=tcp handle=alice why="asked to join as'

@@ -24,7 +24,6 @@ from cs457p2p.core.wire2 import Echo, Join, Pong, Query, encode_message
 from standins import MEMO_BOMB, error_line, evil_pickle, free_port, touch_command, wait_for
 
 PY2_DIR = Path(__file__).parent / "py2"
-MESSAGE = "Now is the time for all good coders to review the use of threads in python."
 FIVE = "blue skies and snowy peaks"
 RUN = 30.0  # seconds a ring may take, at most (it takes about one)
 
@@ -132,11 +131,12 @@ def five_item_db(tmp_path: Path) -> str:
 
 
 def test_a_ring_of_our_peers_completes(start_tracker: TrackerFactory, peers: Peers) -> None:
+    """With its defaults, the tracker's ring serves the course's five items."""
     t = start_tracker()
     for k in range(2, 8):
         peers.ours(t.address, f"p{k}", f"127.0.0.{k}")
     for k in range(2, 8):
-        assert peers.first_line(f"p{k}") == MESSAGE
+        assert peers.first_line(f"p{k}") == FIVE
 
 
 def test_a_ring_as_large_as_the_database_needs_no_tracker_items(
@@ -197,23 +197,24 @@ def test_churn_the_rest_complete_and_the_ring_shrinks(
 ) -> None:
     """A peer SIGKILLed in the middle of the ring is pruned within a PING round (1 s
     here) and the peer after it (the test's own, which serves no QUERY: the peers after
-    it fall back on the tracker) is told its new neighbour; the others complete."""
+    it fall back on the tracker after their patience, 1 s here) is told its new
+    neighbour; the others complete."""
     t = start_tracker("--ping-interval", "1", "--ping-timeout", "0.5")
     watch = Watcher("127.0.0.30")
     try:
         for k in (2, 3):
-            peers.ours(t.address, f"p{k}", f"127.0.0.{k}")
+            peers.ours(t.address, f"p{k}", f"127.0.0.{k}", "--patience", "1")
             wait_registered(peers, f"p{k}")
         reply = exchange(t.port, encode_message(Join("watch", watch.port)), src=watch.host)
         assert reply[:2] == ("REG_INIT", "p3")
         for k in range(4, 8):
-            peers.ours(t.address, f"p{k}", f"127.0.0.{k}")
+            peers.ours(t.address, f"p{k}", f"127.0.0.{k}", "--patience", "1")
         peers.procs["p3"].send_signal(signal.SIGKILL)
         told = ("UPDATE_NBR", "p2")
         assert wait_for(lambda: any(m[:2] == told for m in watch.got), 10), watch.got
         assert any(m[0] == "PING" for m in watch.got)
         for k in (2, 4, 5, 6, 7):
-            assert peers.first_line(f"p{k}") == MESSAGE
+            assert peers.first_line(f"p{k}") == FIVE
     finally:
         watch.close()
 
@@ -227,7 +228,7 @@ def test_the_tracker_refuses_a_taken_handle_and_bad_registrations(
         "Hi alice, Welcome to the network. Register to get started.",
     )
     first = exchange(t.port, encode_message(Join("alice", 9401)), src="127.0.0.2")
-    assert first == ("REG_INIT", "alice", "127.0.0.2", 9401, 16, (12, "of"))
+    assert first == ("REG_INIT", "alice", "127.0.0.2", 9401, 5, (4, "peaks"))
     bad = ("[Tracker]", "Bad request")
     assert exchange(t.port, encode_message(Join("alice", 9401)), src="127.0.0.3") == bad
     assert exchange(t.port, encode_message(Join("bob", 0)), src="127.0.0.3") == bad
@@ -235,8 +236,8 @@ def test_the_tracker_refuses_a_taken_handle_and_bad_registrations(
     # the same address again is a refresh, and Part 1 goes on on the same port
     again = exchange(t.port, encode_message(Join("alice", 9401)), src="127.0.0.2")
     assert again == first
-    assert exchange(t.port, b"REGISTER") == 16
-    assert exchange(t.port, encode_message(Query(13))) == ("QUERY_RESULT", (13, "threads"))
+    assert exchange(t.port, b"REGISTER") == 16  # (Part 1: its own 16 items)
+    assert exchange(t.port, encode_message(Query(3))) == ("QUERY_RESULT", (3, "snowy"))
 
 
 def test_peer_usage_and_run_errors(start_tracker: TrackerFactory, run_cli: Any) -> None:
@@ -255,8 +256,8 @@ def test_peer_usage_and_run_errors(start_tracker: TrackerFactory, run_cli: Any) 
 
 def test_sigterm_ends_a_peer_with_status_0(start_tracker: TrackerFactory, peers: Peers) -> None:
     t = start_tracker()
-    p = peers.ours(t.address, "solo", "127.0.0.2")
-    assert peers.first_line("solo") == MESSAGE  # (alone: all from the tracker)
+    p = peers.ours(t.address, "solo", "127.0.0.2", "--patience", "0.5")
+    assert peers.first_line("solo") == FIVE  # (alone: all from the tracker)
     p.send_signal(signal.SIGTERM)
     assert p.wait(10) == 0
 
@@ -324,8 +325,8 @@ def test_hostile_bytes_at_the_tracker_and_at_a_peer(
     start_tracker: TrackerFactory, peers: Peers, tmp_path: Path
 ) -> None:
     t: TrackerProcess = start_tracker()
-    p = peers.ours(t.address, "target", "127.0.0.2")
-    assert peers.first_line("target") == MESSAGE
+    p = peers.ours(t.address, "target", "127.0.0.2", "--patience", "0.5")
+    assert peers.first_line("target") == FIVE
     registered = exchange(t.port, encode_message(Join("probe", 9999)), src="127.0.0.3")
     peer_host, peer_port = registered[2], registered[3]  # its neighbour: the target
     assert (peer_host, registered[1]) == ("127.0.0.2", "target")
@@ -340,7 +341,10 @@ def test_hostile_bytes_at_the_tracker_and_at_a_peer(
     assert not marker.exists()
     assert t.alive() and p.poll() is None
     assert exchange(t.port, encode_message(Echo("x")))[0] == "[Tracker]"
-    assert exchange(peer_port, encode_message(Query(12)), peer_host) == ("QUERY_RESULT", (12, "of"))
+    assert exchange(peer_port, encode_message(Query(3)), peer_host) == (
+        "QUERY_RESULT",
+        (3, "snowy"),
+    )
     slow.close()
 
 

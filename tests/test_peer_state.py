@@ -29,7 +29,7 @@ BAD = Said("[Tracker]", "Bad request")
 def registered(
     handle: str = "alice", n: int = 5, item: tuple[int, str] = (4, "peaks")
 ) -> PeerState:
-    peer = PeerState(handle)
+    peer = PeerState(handle, patience=1.0)
     peer.registered_with(RegInit("bob", "127.0.0.3", 9402, n, item), 0.0)
     return peer
 
@@ -281,7 +281,7 @@ def run_ring(
     by_address: dict[tuple[str, int], PeerState] = {}
     for k in range(peers):
         handle = f"p{k}"
-        state = PeerState(handle)
+        state = PeerState(handle, patience=1.0)
         answer = ring.join(handle, f"127.0.0.{k + 2}", 9000, 0.0)
         assert isinstance(answer, RegInit)
         state.registered_with(answer, 0.0)

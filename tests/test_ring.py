@@ -88,7 +88,12 @@ def test_the_last_but_one_leaving_makes_the_last_its_own_neighbour() -> None:
     assert take(ring) == [] and len(ring) == 0
 
 
-def test_a_refresh_keeps_the_place_and_a_new_port_is_told() -> None:
+def test_a_refresh_keeps_the_place_and_another_port_waits_for_the_old_one_to_go() -> None:
+    """The same handle, address and port again is a refresh: nothing changes. Another
+    port from the same address is refused while the registered port may still answer
+    (a program on that host could otherwise take over a live peer's handle, or get it
+    pruned by naming a closed port): the ring asks for that port to be PINGed; if it
+    does not answer, the peer leaves, and the next REGISTER joins."""
     ring = Ring(DB)
     ring.join("alice", "127.0.0.2", 9401, 0.0)
     ring.join("bob", "127.0.0.3", 9402, 0.0)
@@ -96,12 +101,43 @@ def test_a_refresh_keeps_the_place_and_a_new_port_is_told() -> None:
     take(ring)
     again = ring.join("bob", "127.0.0.3", 9402, 1.0)
     assert again == RegInit("alice", "127.0.0.2", 9401, 5, (2, "and"))
-    assert take(ring) == []  # nothing changed
-    moved = ring.join("bob", "127.0.0.3", 9500, 2.0)
-    assert moved == again
-    assert take(ring) == [Notice(("127.0.0.4", 9403), "carol", UpdateNbr("bob", "127.0.0.3", 9500))]
-    assert [m.handle for m in ring.members] == ["alice", "bob", "carol"]
-    assert ring.counters.refreshes == 2
+    assert take(ring) == [] and ring.checks == []  # nothing changed
+    assert ring.join("bob", "127.0.0.3", 9500, 2.0) == BAD
+    assert ring.join("bob", "127.0.0.3", 9501, 2.0) == BAD
+    assert take(ring) == [] and ring.checks == ["bob", "bob"]  # (the driver merges them)
+    bob = ring.member("bob")
+    assert bob is not None and bob.address == ("127.0.0.3", 9402)
+    # its port answered the PING: it stays as it was
+    assert not ring.ping_result("bob", ok=True, now=2.1)
+    assert [m.address for m in ring.members][1] == ("127.0.0.3", 9402)
+    # it did not: it leaves, and the same REGISTER then joins
+    assert ring.ping_result("bob", ok=False, now=3.0, why="connection refused")
+    assert take(ring) == [
+        Notice(("127.0.0.4", 9403), "carol", UpdateNbr("alice", "127.0.0.2", 9401))
+    ]
+    moved = ring.join("bob", "127.0.0.3", 9500, 3.1)
+    assert moved == RegInit("carol", "127.0.0.4", 9403, 5, (2, "and"))  # its item again
+    assert [m.handle for m in ring.members] == ["alice", "carol", "bob"]
+    assert ring.counters.refreshes == 1
+
+
+def test_one_address_and_one_connection_cannot_fill_the_ring() -> None:
+    """1,100 REGISTERs on one connection took all 1,024 places: now one a connection,
+    and at most ``per_address`` peers from one address; another address still joins."""
+    ring = Ring(DB, max_peers=1024, per_address=64)
+    joined = sum(
+        isinstance(ring.answer(Join(f"h{k}", 9000 + k), "127.0.0.9", 0.0, registers=k), RegInit)
+        for k in range(1100)
+    )
+    assert joined == 1 and ring.counters.refused == 1099
+    for k in range(1, 100):  # one a connection, from one address
+        ring.answer(Join(f"h{k}", 9000 + k), "127.0.0.9", 0.0)
+    assert len(ring) == 64
+    assert isinstance(ring.answer(Join("student", 9401), "127.0.0.2", 0.0), RegInit)
+    # a peer that leaves gives its address's place back
+    ring.remove("h0")
+    assert isinstance(ring.answer(Join("h500", 9500), "127.0.0.9", 0.0), RegInit)
+    assert ring.status(0.0)["per_address"] == 64
 
 
 def test_refusals() -> None:
@@ -155,24 +191,36 @@ _ops = st.lists(
 def test_every_peer_always_knows_its_neighbour_and_only_changes_are_told(
     ops: list[tuple[str, int]],
 ) -> None:
-    """Whatever joins, leaves and moves: what each peer was told last (its REG_INIT,
-    then its UPDATE_NBRs) is its predecessor in the ring; a join costs at most one
-    UPDATE_NBR, a leave or a move at most one, and none tells a peer what it knew; an
-    item nobody hosts goes to the next peer to join."""
+    """Whatever joins, leaves and moves (another port: the old one found dead, then a
+    join): what each peer was told last (its REG_INIT, then its UPDATE_NBRs) is its
+    predecessor in the ring; a join costs at most one UPDATE_NBR, a leave at most one,
+    and none tells a peer what it knew; an item nobody hosts goes to the next peer to
+    join."""
     ring = Ring(DB)
     told: dict[str, tuple[str, str, int]] = {}
     ports = {}
     for op, k in ops:
         handle = f"p{k}"
         before = ring.counters.neighbour_updates
-        if op == "join" or (op == "move" and ring.member(handle) is not None):
+        if op == "move" and ring.member(handle) is not None:
+            # another port: refused until the old one stops answering; it did not
+            ports[handle] += 1
+            assert ring.join(handle, "127.0.0.1", ports[handle], 0.0) == BAD
+            assert ring.checks == [handle]
+            ring.checks.clear()
+            ring.ping_result(handle, ok=False, now=0.0)
+            told.pop(handle, None)
+            assert ring.counters.neighbour_updates - before <= 1  # (the leave's)
+            op = "join"
+            before = ring.counters.neighbour_updates
+        if op == "join":
             new = ring.member(handle) is None
             taken = {m.position for m in ring.members}
             size, n = len(ring.members), len(ITEMS)
             # the rule, spelled out: the lowest position nobody hosts (while fewer than
             # N are in, at most their number), else index % N
             expected = next((p for p in range(min(n, size + 1)) if p not in taken), size % n)
-            ports[handle] = ports.get(handle, 9000 + k) + (op == "move")
+            ports.setdefault(handle, 9000 + k)
             answer = ring.join(handle, "127.0.0.1", ports[handle], 0.0)
             assert isinstance(answer, RegInit)
             if new:
@@ -230,7 +278,7 @@ def test_joins_refreshes_prunes_and_a_full_peer_are_told_to_the_listener() -> No
     heard = listening(ring)
     ring.join("alice", "127.0.0.2", 9401, 0.0)
     ring.join("bob", "127.0.0.3", 9402, 0.0)
-    ring.join("bob", "127.0.0.3", 9500, 1.0)
+    ring.join("bob", "127.0.0.3", 9402, 1.0)
     ring.answer(Held("bob", 4), "127.0.0.3", 1.0)
     ring.answer(Held("bob", 5), "127.0.0.3", 1.0)
     ring.answer(Held("bob", 5), "127.0.0.3", 2.0)  # (said again: not finished again)
@@ -239,8 +287,8 @@ def test_joins_refreshes_prunes_and_a_full_peer_are_told_to_the_listener() -> No
     assert heard == [
         RingEvent("join", "alice", "127.0.0.2", 9401, "alice", (4, "peaks"), 1),
         RingEvent("join", "bob", "127.0.0.3", 9402, "alice", (2, "and"), 2),
-        RingEvent("refresh", "bob", "127.0.0.3", 9500, "alice", (2, "and"), 2),
-        RingEvent("peer_finished", "bob", "127.0.0.3", 9500, peers=2),
+        RingEvent("refresh", "bob", "127.0.0.3", 9402, "alice", (2, "and"), 2),
+        RingEvent("peer_finished", "bob", "127.0.0.3", 9402, peers=2),
         RingEvent(
             "prune", "alice", "127.0.0.2", 9401, peers=1, why="a PING got connection refused"
         ),
@@ -266,6 +314,12 @@ def test_each_refusal_is_told_with_why_in_words() -> None:
     ring.answer(BadMessage("REGISTER with 1 fields, not 2"), "127.0.0.5", 0.0)
     ring.answer(BadMessage("REGISTER: not (text, int)"), "127.0.0.5", 0.0)
     ring.answer(UpdateNbr("x", "127.0.0.1", 1), "127.0.0.5", 0.0)
+    ring.join("bob", "127.0.0.3", 9999, 1.0)
+    ring.answer(Join("dave", 9404), "127.0.0.5", 1.0, registers=1)
+    small = Ring(DB, per_address=1)
+    small.listener = heard.append
+    small.join("erin", "127.0.0.6", 9405, 0.0)
+    small.join("fred", "127.0.0.6", 9406, 0.0)
     refused = [(e.ip, e.handle, e.why) for e in heard if e.kind == "refused"]
     assert refused == [
         ("127.0.0.9", "alice", "asked to join as 'alice', a handle 127.0.0.2 holds"),
@@ -283,8 +337,25 @@ def test_each_refusal_is_told_with_why_in_words() -> None:
         ("127.0.0.5", "", "sent 'REGISTER' with 1 field: it takes 2"),
         ("127.0.0.5", "", "sent 'REGISTER' with fields that are not (text, int)"),
         ("127.0.0.5", "", "sent 'UPDATE_NBR', which the tracker does not take"),
+        (
+            "127.0.0.3",
+            "bob",
+            "asked to join as 'bob' with port 9999, but that handle listens on port 9402 of"
+            " this address: taken only once that port stops answering (it is PINGed now)",
+        ),
+        (
+            "127.0.0.5",
+            "dave",
+            "asked to join as 'dave' in REGISTER 2 of one connection: 1 a connection",
+        ),
+        (
+            "127.0.0.6",
+            "fred",
+            "asked to join as 'fred', but 127.0.0.6 has 1 peers in the ring, the most one"
+            " address may",
+        ),
     ]
-    assert ring.counters.refused == len(refused)
+    assert ring.counters.refused + small.counters.refused == len(refused)
 
 
 def test_a_handle_is_quoted_and_cut_in_the_words() -> None:

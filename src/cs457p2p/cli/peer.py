@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from .args import (
     EXIT_FAILURE,
@@ -13,10 +14,15 @@ from .args import (
     add_examples,
     address_arg,
     fail,
+    non_negative_float,
     positive_float,
+    positive_int,
     stderr_tracer,
     trace_arg,
 )
+
+if TYPE_CHECKING:
+    from ..peer import Peer
 
 __all__ = ["add_arguments", "run"]
 
@@ -68,15 +74,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=positive_float,
         default=5.0,
         metavar="SECONDS",
-        help="bound on every connection and answer (default: 5)",
+        help="bound on every connection and on every whole answer, however its bytes"
+        " trickle in (default: 5)",
     )
     p.add_argument(
         "--patience",
         type=positive_float,
-        default=1.0,
+        default=5.0,  # (core.peer_state.PATIENCE: not imported, start-up stays light)
         metavar="SECONDS",
-        help="ask the tracker when a period this long brought fewer items than are missing"
-        " (default: 1)",
+        help="ask the tracker for what is missing when a period this long brought no new"
+        " item, or too few to finish within 8 more (default: 5)",
+    )
+    p.add_argument(
+        "--pace",
+        type=non_negative_float,
+        default=0.0,
+        metavar="SECONDS",
+        help="pause this long between two item requests, one item each, as the course's"
+        " HW09 asks (2-3 s), for demonstrations (default: 0, no pause)",
+    )
+    p.add_argument(
+        "--max-items",
+        type=positive_int,
+        default=1_000_000,
+        metavar="N",
+        help="refuse a tracker whose N is larger (default: 1000000)",
+    )
+    p.add_argument(
+        "--max-message",
+        type=positive_int,
+        default=16,
+        metavar="MIB",
+        help="hold at most MIB mebi-characters of VALUEs: a neighbour's items beyond it"
+        " are ignored, the tracker's end the run (default: 16)",
     )
     trace_arg(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
@@ -90,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     import signal
 
     from ..core.wire2 import handle_problem
-    from ..peer import Peer, PeerConfig, PeerError
+    from ..peer import PeerConfig, PeerError
 
     prog = "cs457p2p peer"
     problem = handle_problem(args.handle)
@@ -104,6 +134,9 @@ def run(args: argparse.Namespace) -> int:
         listen_port=listen_port,
         timeout=args.timeout,
         patience=args.patience,
+        pace=args.pace,
+        max_message=args.max_message << 20,
+        max_items=args.max_items,
         trace=stderr_tracer() if args.trace else None,
     )
 
@@ -124,7 +157,10 @@ def run(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        from ..peer import Peer
+
         peer = Peer(config, on_event)
+        loop.set_exception_handler(peer.handle_loop_error)  # (counted, never printed)
         try:
             await peer.start()
         except PeerError as e:
@@ -134,6 +170,9 @@ def run(args: argparse.Namespace) -> int:
         stopping = loop.create_task(stop.wait())
         try:
             await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if fetch.done() and not fetch.cancelled() and fetch.exception() is not None:
+                error = fetch.exception()
+                return fail(prog, str(error) if isinstance(error, PeerError) else repr(error))
             if fetch.done() and not args.quiet:
                 c = peer.state.counters
                 hosted = ", 1 hosted" if peer.state.hosted else ""
@@ -153,6 +192,23 @@ def run(args: argparse.Namespace) -> int:
             fetch.cancel()
             stopping.cancel()
             await peer.close()
+            if not args.quiet and (peer.refused or peer.evicted or peer.errors):
+                sys.stderr.write(f"{args.handle}: {_turned_away(peer)}\n")
         return EXIT_OK
 
     return asyncio.run(main())
+
+
+def _turned_away(peer: Peer) -> str:
+    """What its port turned away and what went wrong, counted, in one line."""
+    cfg = peer.config
+    parts = []
+    if peer.refused:
+        parts.append(
+            f"{peer.refused:,} connections turned away (over {cfg.max_per_address} from one"
+            f" address or {cfg.max_connections} in all)"
+        )
+    if peer.evicted:
+        parts.append(f"{peer.evicted:,} given up to another address")
+    parts += [f"{n:,} {kind}" for kind, n in peer.errors.most_common(5)]
+    return "; ".join(parts)

@@ -52,7 +52,10 @@ def _delay(text: str) -> tuple[float, float]:
 
 
 EXAMPLES = (
-    ("the built-in 16 items on localhost:7777, TCP and UDP", "cs457p2p tracker --port 7777"),
+    (
+        "the built-in 16 items (Part 2: the course's 5) on localhost:7777, TCP and UDP",
+        "cs457p2p tracker --port 7777",
+    ),
     (
         "your own message (word k is SEQNUM k) on a free port",
         'cs457p2p tracker --port 0 --message "hello from the tracker"',
@@ -92,9 +95,12 @@ def add_arguments(t: argparse.ArgumentParser) -> None:
     src.add_argument(
         "--db",
         metavar="FILE",
-        help="database file: .txt, .json or .csv (default: the built-in 16 items)",
+        help="database file: .txt, .json or .csv, for both parts (default: the built-in 16"
+        " items for Part 1, the course's 5 for Part 2)",
     )
-    src.add_argument("--message", metavar="TEXT", help="serve TEXT, word k as SEQNUM k")
+    src.add_argument(
+        "--message", metavar="TEXT", help="serve TEXT, word k as SEQNUM k (both parts)"
+    )
     t.add_argument(
         "--shuffle-seed", type=int, metavar="INT", help="make the stored order reproducible"
     )
@@ -142,7 +148,8 @@ def add_arguments(t: argparse.ArgumentParser) -> None:
         type=positive_float,
         default=20.0,
         metavar="SECONDS",
-        help="PING every peer this often, all at once (default: 20, as the course's)",
+        help="PING every peer this often, all at once (at most 128 open, 500 started a"
+        " second) (default: 20, as the course's)",
     )
     ring.add_argument(
         "--ping-timeout",
@@ -157,6 +164,14 @@ def add_arguments(t: argparse.ArgumentParser) -> None:
         default=1024,
         metavar="N",
         help="peers in the ring, at most; more are refused (default: 1024)",
+    )
+    ring.add_argument(
+        "--max-peers-per-address",
+        type=positive_int,
+        default=64,  # (core.ring.PEERS_PER_ADDRESS: not imported, start-up stays light)
+        metavar="N",
+        help="peers in the ring from one address, at most; raise it for a class behind"
+        " one NAT address (default: 64)",
     )
     faults = t.add_argument_group("fault injection (all off by default)")
     faults.add_argument(
@@ -460,6 +475,18 @@ def _serve_workers(db: Database, config: TrackerConfig, args: argparse.Namespace
     return EXIT_OK
 
 
+def _ring_db(args: argparse.Namespace) -> Database | None:
+    """Part 2's database: the course's 5 items (``blue skies and snowy peaks``, in its
+    stored order, so that the ring hosts what the course's tracker hosts) unless
+    ``--db`` or ``--message`` names one for both parts (None: the same as Part 1's)."""
+    from ..core.course_model import COURSE_P2_DB
+    from ..core.database import Database
+
+    if args.db is not None or args.message is not None:
+        return None
+    return Database(COURSE_P2_DB, "the course's Part 2 database")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..core.database import DatabaseError
     from ..core.faults import FaultConfig
@@ -514,12 +541,13 @@ def run(args: argparse.Namespace) -> int:
         ping_interval=args.ping_interval,
         ping_timeout=args.ping_timeout,
         max_peers=args.max_peers,
+        max_peers_per_address=args.max_peers_per_address,
         ring_off=RING_OFF if args.workers > 1 else "",
         trace=stderr_tracer() if args.trace else None,
     )
     if args.workers > 1:
         return _serve_workers(db, config, args)
-    tracker = Tracker(db, config)
+    tracker = Tracker(db, config, _ring_db(args))
     try:
         run_loop(_serve(tracker, args), args.loop)
     except LoopUnavailable as e:

@@ -48,7 +48,8 @@ class OneShotFetcher:
         self._error: BaseException | None = None
 
     def run(self) -> None:
-        count = max(1, self.fetch.config.reference_connections)
+        config = self.fetch.config
+        count = 1 if config.pace > 0 else max(1, config.reference_connections)
         threads = [
             threading.Thread(target=self._worker, name=f"cs457p2p-oneshot-{k}", daemon=True)
             for k in range(count)
@@ -107,6 +108,8 @@ class OneShotFetcher:
                     fetch.place_one(position, value)
                     if coll.complete:
                         shared.notify_all()
+                    elif fetch.config.pace > 0:  # (the course's pause between requests)
+                        shared.wait(fetch.config.pace)
                     continue
                 coll.give_back(positions)
                 shared.notify_all()

@@ -162,7 +162,8 @@ class Responder:
         only), it is refused."""
         if self.ring is None or not message.peer:
             return encode_message(Said(TRACKER_NAME, self.ring_off or BAD_REQUEST_TEXT))
-        return encode_message(self.ring.answer(parse(message.value), message.peer, message.at))
+        reply = self.ring.answer(parse(message.value), message.peer, message.at, message.registers)
+        return encode_message(reply)
 
     def answers(self, requests: Sequence[Request]) -> list[bytes | memoryview]:
         return [self.answer(r) for r in requests]
@@ -243,6 +244,7 @@ class ConnectionRules:
         "peer",
         "pending",
         "persistent",
+        "registers",
         "requests",
         "responder",
         "ring_seen",
@@ -255,6 +257,8 @@ class ConnectionRules:
         self.peer = peer
         #: Part 2 messages of the parser already answered by the ring
         self.ring_seen = 0
+        #: Part 2 REGISTERs received (the ring takes one a connection)
+        self.registers = 0
         self.parser = RequestParser(limits.max_request, responder.n)
         #: bytes received, not yet parsed
         self.backlog = bytearray()
@@ -440,7 +444,9 @@ class ConnectionRules:
         """A Part 2 message, stamped with who sent it and when, and answered by the ring
         now, in the order messages come."""
         assert isinstance(message, RingMessage)
-        stamped = RingMessage(message.value, self.peer, self.last)
+        stamped = RingMessage(message.value, self.peer, self.last, registers=self.registers)
+        if message.is_register:
+            self.registers += 1
         answer = self.responder.ring_answer(stamped)
         return RingMessage(stamped.value, stamped.peer, stamped.at, answer)
 

@@ -106,6 +106,9 @@ class ClientConfig:
     max_message: int = Collection.MAX_BYTES
     #: consecutive connections that answer nothing before giving up
     max_retries: int = 5
+    #: seconds between two item requests (0: none): with a pause, one request a
+    #: connection, one connection at a time, as the course's clients do
+    pace: float = 0.0
     #: UDP: sockets with a request in flight at once
     udp_lanes: int = 16
     #: UDP: aim for answer datagrams of about this many bytes
@@ -345,8 +348,11 @@ class Fetch:
         return Registration(self.config.max_items)
 
     def registered(self, n: int) -> Collection:
-        """REGISTER answered N: the collection of N slots."""
+        """REGISTER answered N: the collection of N slots (with a pace: no probe, one
+        request a connection)."""
         self.coll = Collection(n, self.config.max_message)
+        if self.config.pace > 0:
+            self.mode = REFERENCE
         return self.coll
 
     def _collection(self) -> Collection:

@@ -9,13 +9,24 @@ backoff (doubling from ``backoff[0]`` to ``backoff[1]`` seconds), and only ``win
 of the SEQNUMs it lacks a time, in turn (a poll costs a QUERY per SEQNUM asked).
 
 Stalled: when a period of ``patience`` seconds (the first from the REG_INIT or a new
-neighbour) ends with fewer new items than are still missing, the neighbour cannot finish
-within another period at that pace (a ring smaller than the database hosts some items
-nowhere; a neighbour may be dead; items trickle in one hop a poll): it asks the tracker,
-which ours answers (``('QUERY', seq)``), again at once while it gives; a tracker that
-refuses is not asked again, and the SEQNUMs nobody has are :attr:`PeerState.missing`.
-No new item in a period is the plainest stall; one item a second out of a thousand
-missing is one too.
+neighbour) ends with no new item, or so few that at that pace what is missing would
+take more than :data:`STRETCH` more periods, the ring has nothing more to give soon
+(what is missing is hosted by no peer in the ring, or a neighbour is dead or stuck): it
+asks the tracker, which ours answers (``('QUERY', seq)``), again at once while it
+gives; a tracker that refuses is not asked again, and the SEQNUMs nobody has are
+:attr:`PeerState.missing`. The default patience, :data:`PATIENCE`, is longer than a
+working ring ever makes a peer wait between two new items (docs/PROTOCOL.md has the
+figures: a hop of our peers takes milliseconds, the course's peers pause 2-3 s between
+QUERYs) and than the gaps between students joining one after another, so that a ring
+whose every item is hosted is peer-to-peer.
+
+With ``pace`` (the course's 2-3 s between item requests, for demonstrations), one
+SEQNUM is asked at a time, ``pace`` seconds after the last answer.
+
+Bounds on what it holds: N comes from the tracker (the driver refuses one too large);
+the VALUEs held add up to at most ``max_bytes`` characters (:attr:`PeerState.too_large`
+says when an answer would go over); a neighbour or a REG_INIT naming a port out of
+1..65535 or an address that is not one is ignored and counted.
 
 Answering: PING with ``('PING', handle)``, QUERY from what it holds (``(None, None)``
 otherwise), UPDATE_NBR taken at once. An UPDATE_NBR can arrive before the REG_INIT that
@@ -44,13 +55,18 @@ from .wire2 import (
     RegInit,
     Said,
     UpdateNbr,
+    address_problem,
     bad_request,
     encode_message,
     parse,
+    port_problem,
 )
 
 __all__ = [
+    "MAX_BYTES",
     "NEIGHBOUR",
+    "PATIENCE",
+    "STRETCH",
     "TRACKER",
     "Ask",
     "Neighbour",
@@ -76,6 +92,14 @@ def _result(seq: int, value: str) -> QueryResult:
             _SHARED[(seq, value)] = r
     return r
 
+
+#: Seconds of a period after which a peer that got nothing new asks the tracker.
+PATIENCE = 5.0
+#: A period whose pace would need more than this many periods for what is missing is a
+#: stall too.
+STRETCH = 8
+#: Characters of VALUEs a peer holds, at most (``cs457p2p peer --max-message``).
+MAX_BYTES = 16 << 20
 
 #: Whom an :class:`Ask` is for (and where an item came from: those, or ``HOSTED``).
 NEIGHBOUR, TRACKER, HOSTED = "neighbour", "tracker", "hosted"
@@ -118,6 +142,8 @@ class PeerCounters:
     failures: int = 0  # asks that failed (refused, timed out, cut short)
     updates: int = 0  # UPDATE_NBRs taken
     untrusted_updates: int = 0  # UPDATE_NBRs from elsewhere than the tracker, ignored
+    #: neighbours named with a port or an address that cannot be one, ignored
+    bad_neighbours: int = 0
 
 
 class PeerState:
@@ -129,6 +155,7 @@ class PeerState:
         "_next",
         "_period",
         "_period_items",
+        "_quiet",
         "_results",
         "_tracker_gave",
         "_updated",
@@ -141,11 +168,15 @@ class PeerState:
         "handle",
         "held",
         "hosted",
+        "max_bytes",
         "n",
         "neighbour",
+        "pace",
         "patience",
+        "too_large",
         "tracker_addresses",
         "tracker_answers_queries",
+        "value_bytes",
         "window",
     )
 
@@ -155,12 +186,20 @@ class PeerState:
         *,
         batch: int = 1024,
         window: int = 64,
-        patience: float = 1.0,
+        patience: float = PATIENCE,
         backoff: tuple[float, float] = (0.002, 0.05),
+        pace: float = 0.0,
+        max_bytes: int = MAX_BYTES,
     ) -> None:
         self.handle = handle
-        self.batch = batch
-        self.window = window
+        self.batch = 1 if pace > 0 else batch
+        self.window = 1 if pace > 0 else window
+        self.pace = pace
+        self.max_bytes = max_bytes
+        #: characters of the VALUEs held
+        self.value_bytes = 0
+        #: an answer would have taken the VALUEs held over ``max_bytes`` (ignored)
+        self.too_large = False
         self._flowing = True  # the neighbour's last answers held something new
         self._cursor = 0
         self.patience = patience
@@ -183,6 +222,7 @@ class PeerState:
         self._next = 0.0  # no ask before this time
         self._period = 0.0  # when the current patience period began
         self._period_items = 0  # items held then
+        self._quiet = 0.0  # the last new item, neighbour or REG_INIT
         self._tracker_gave = False  # the tracker's last answers held something new
         self._asking: str | None = None  # an ask is under way (to whom)
         self.done_at: float | None = None
@@ -242,7 +282,8 @@ class PeerState:
             self._take(_result(*m.item), HOSTED)
         if not self._updated and m.nbr_handle is not None:
             assert m.nbr_ip is not None and m.nbr_port is not None
-            self.neighbour = Neighbour(m.nbr_handle, m.nbr_ip, m.nbr_port)
+            if self._reachable(m.nbr_ip, m.nbr_port):
+                self.neighbour = Neighbour(m.nbr_handle, m.nbr_ip, m.nbr_port)
         self._new_period(now)
         self._next = now
         self._check_done(now)
@@ -287,7 +328,10 @@ class PeerState:
         return self.answer_queries(seqs)
 
     def update(self, m: UpdateNbr, now: float) -> None:
-        """A new neighbour (UPDATE_NBR): ask it at once."""
+        """A new neighbour (UPDATE_NBR): ask it at once (one whose port or address
+        cannot be one is ignored and counted)."""
+        if not self._reachable(m.ip, m.port):
+            return
         self.counters.updates += 1
         self._updated = True
         new = Neighbour(m.handle, m.ip, m.port)
@@ -297,6 +341,14 @@ class PeerState:
             self._next = now
             self._new_period(now)
 
+    def _reachable(self, ip: str, port: int) -> bool:
+        """Can a neighbour be at ``ip``, ``port``? (Counted when not.)"""
+        if port_problem(port) is None and address_problem(ip) is None:
+            return True
+        self.counters.bad_neighbours += 1
+        self.counters.ignored += 1
+        return False
+
     # ---------------------------------------------------------------------- asking
 
     def next_ask(self, now: float) -> Ask | None:
@@ -305,15 +357,13 @@ class PeerState:
         if self._asking is not None or now < self._next or self.n is None or self.held == self.n:
             return None
         missing = self._wanted
-        if self._tracker_gave or (
-            now >= self._period + self.patience and self._stalled(now, len(missing))
-        ):
+        if self._tracker_gave or self._stalled(now, len(missing)):
             self._asking = TRACKER
             seqs = missing[: self.batch]
             self.counters.queries_sent += len(seqs)
             return self._vouched(Ask(TRACKER, tuple(seqs)))
         if self.neighbour is None or self.neighbour.handle == self.handle:
-            self._next = max(now, self._period + self.patience)  # alone: the tracker
+            self._next = max(now, self._quiet + self.patience)  # alone: the tracker
             if not self.tracker_answers_queries:
                 self._next = now + self.backoff[1]
             return None
@@ -321,7 +371,9 @@ class PeerState:
             seqs = missing if len(missing) <= self.batch else missing[: self.batch]
         else:  # (a neighbour with nothing new: a few SEQNUMs a time, in turn)
             k = self._cursor % len(missing)
-            seqs = (missing[k:] + missing[:k])[: self.window]
+            seqs = missing[k : k + self.window]
+            if len(seqs) < self.window:  # (wrapped round: only the window is copied)
+                seqs = seqs + missing[: min(k, self.window - len(seqs))]
             self._cursor = k + self.window
         self._asking = NEIGHBOUR
         self.counters.queries_sent += len(seqs)
@@ -356,6 +408,10 @@ class PeerState:
             self._tracker_gave = new > 0 and self.tracker_answers_queries
             self._new_period(now)
         if new:
+            self._quiet = now
+        if self.pace > 0:
+            self._next = now + self.pace
+        elif new:
             self._wait = 0.0
             self._next = now
         else:
@@ -368,6 +424,8 @@ class PeerState:
         self._asking = None
         self.counters.failures += 1
         self._back_off(now)
+        if self.pace > 0:
+            self._next = max(self._next, now + self.pace)
 
     # ------------------------------------------------------------------ internals
 
@@ -387,8 +445,14 @@ class PeerState:
                 self.counters.conflicts += 1
                 self.counters.ignored += 1
             return 0
+        assert r.value is not None
+        size = len(r.value)
+        if self.value_bytes + size > self.max_bytes:
+            self.too_large = True
+            self.counters.ignored += 1
+            return 0
+        self.value_bytes += size
         if source != NEIGHBOUR:
-            assert r.value is not None
             r = _result(seq, r.value)
         results[seq] = r
         self.held += 1
@@ -401,17 +465,22 @@ class PeerState:
         return 1
 
     def _stalled(self, now: float, missing: int) -> bool:
-        """Has a patience period ended with fewer new items than are missing? (A period
-        that ended on pace starts the next one.)"""
-        if not self.tracker_answers_queries or now < self._period + self.patience:
+        """Nothing new for ``patience`` seconds, or a period that brought so few that
+        the rest would take more than STRETCH periods at that pace? (A period that
+        ended on pace starts the next one.)"""
+        if not self.tracker_answers_queries:
             return False
-        if self.held - self._period_items < missing:
+        if now >= self._quiet + self.patience:
+            return True
+        if now < self._period + self.patience:
+            return False
+        if (self.held - self._period_items) * STRETCH < missing:
             return True
         self._new_period(now)
         return False
 
     def _new_period(self, now: float) -> None:
-        self._period = now
+        self._period = self._quiet = now
         self._period_items = self.held
 
     def _back_off(self, now: float) -> None:

@@ -91,12 +91,20 @@ class RingMessage:
     from) and ``at`` (when), and has the ring answer it at once, in the order messages
     come (``answer``: None until then; ``b""`` when there is nothing to send back, as
     for an UPDATE_NBR): the ring acts on a message exactly once, however its answer is
-    later queued."""
+    later queued. ``registers``: the REGISTERs the same connection sent before it (one
+    connection cannot fill the ring)."""
 
     value: Value
     peer: str = ""
     at: float = 0.0
     answer: bytes | None = None
+    registers: int = 0
+
+    @property
+    def is_register(self) -> bool:
+        """Is it a REGISTER (whatever its fields)?"""
+        value = self.value
+        return isinstance(value, (tuple, list)) and value[0] in ("REGISTER", b"REGISTER")
 
 
 Request = Register | Position | PositionRun | BadRequest | RingMessage

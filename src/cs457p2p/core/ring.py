@@ -12,8 +12,13 @@ item at position ``index % N`` of the database. Unlike it:
   one per departure, where the course's tracker tells every peer every time;
 * a peer's position, once it leaves, goes to the next peer that joins (the course's
   tracker hands out ``len(peers) % N`` again, and an item goes unhosted);
-* the same handle from the same address is a refresh (its port may change); from
-  another address it is refused, as are bad handles and ports and a full ring;
+* the same handle from the same address and port is a refresh; from the same address
+  with another port it is refused until the port it registered stops answering (the
+  ring asks its driver to PING it at once: :attr:`Ring.checks`), so that a program on
+  the same host can neither take over a live peer's handle nor get it pruned by naming
+  a closed port; from another address it is refused, as are bad handles and ports, a
+  full ring, more than ``per_address`` peers from one address and more than one
+  REGISTER on one connection (one connection or one host cannot fill the ring);
 * ``QUERY`` to the tracker is answered from the database, so a peer can complete a ring
   smaller than the database; ``HELD`` (our peers say how many items they hold) is kept
   for the dashboard.
@@ -53,6 +58,8 @@ from .wire2 import (
 
 __all__ = [
     "MAX_PEERS",
+    "PEERS_PER_ADDRESS",
+    "REGISTERS_PER_CONNECTION",
     "Catalogue",
     "Member",
     "Notice",
@@ -64,6 +71,15 @@ __all__ = [
 
 #: Peers in a ring, at most (the tracker's ``--max-peers``).
 MAX_PEERS = 1024
+#: Peers registered from one address, at most (the tracker's
+#: ``--max-peers-per-address``): a host runs a few peers, not a thousand. 64 leaves room
+#: for a student's ring on one machine and for ``check tracker --part 2``, which plays
+#: up to 34 peers from one address against a remote tracker; one address then holds at
+#: most 1/16 of a full ring.
+PEERS_PER_ADDRESS = 64
+#: REGISTERs one connection may send (the course's peers send one message a
+#: connection; so do ours and the checker's).
+REGISTERS_PER_CONNECTION = 1
 
 Item = tuple[int, str]
 
@@ -151,10 +167,20 @@ class Ring:
     registration order, so a join, a departure and a neighbour cost the same however
     many peers there are (the simulator runs 100,000)."""
 
-    def __init__(self, db: Catalogue, max_peers: int = MAX_PEERS) -> None:
+    def __init__(
+        self,
+        db: Catalogue,
+        max_peers: int = MAX_PEERS,
+        per_address: int = PEERS_PER_ADDRESS,
+        per_connection: int = REGISTERS_PER_CONNECTION,
+    ) -> None:
         self.db = db
         self.n = len(db)
         self.max_peers = max_peers
+        self.per_address = per_address
+        self.per_connection = per_connection
+        #: peers in the ring from each address
+        self._from: dict[str, int] = {}
         self._first: Member | None = None
         self._last: Member | None = None
         self._size = 0
@@ -166,6 +192,9 @@ class Ring:
         self._by_handle: dict[str, Member] = {}
         #: what the driver must send, oldest first (it takes and clears it)
         self.outbox: list[Notice] = []
+        #: peers the driver must PING now (their handles; it takes and clears them): a
+        #: REGISTER of theirs came from their address with another port
+        self.checks: list[str] = []
         self.counters = RingCounters()
         #: told of every :class:`RingEvent` (None: nobody listens)
         self.listener: Callable[[RingEvent], None] | None = None
@@ -193,6 +222,11 @@ class Ring:
 
     def member(self, handle: str) -> Member | None:
         return self._by_handle.get(handle)
+
+    @property
+    def unhosted(self) -> int:
+        """Items of the database that no peer in the ring hosts."""
+        return self.n - sum(1 for count in self._hosts.values() if count)
 
     def hosted(self, member: Member) -> Item | None:
         return None if member.position is None else self.db.item(member.position)
@@ -223,6 +257,7 @@ class Ring:
             "n": self.n,
             "size": self._size,
             "max_peers": self.max_peers,
+            "per_address": self.per_address,
             "peers": peers,
             "counters": {
                 "joins": c.joins,
@@ -237,12 +272,22 @@ class Ring:
 
     # ------------------------------------------------------------------- messages
 
-    def answer(self, message: Message | BadMessage, ip: str, now: float) -> Message:
+    def answer(
+        self, message: Message | BadMessage, ip: str, now: float, registers: int = 0
+    ) -> Message:
         """The answer to one message from ``ip`` (what was sent on to others is in
-        :attr:`outbox`)."""
+        :attr:`outbox`); ``registers``: the REGISTERs its connection sent before it."""
         if isinstance(message, Echo):
             return welcome(message.handle)
         if isinstance(message, Join):
+            if registers >= self.per_connection:
+                why = (
+                    f"asked to join as {_quote(message.handle)} in REGISTER"
+                    f" {registers + 1:,} of one connection: {self.per_connection:,} a"
+                    " connection"
+                )
+                self._refuse(message.handle, ip, why)
+                return bad_request()
             return self.join(message.handle, ip, message.port, now)
         if isinstance(message, Held):
             return self._held(message, ip, now)
@@ -284,28 +329,39 @@ class Ring:
 
     def join(self, handle: str, ip: str, port: int, now: float) -> RegInit | Said:
         """``('REGISTER', handle, port)`` from ``ip``."""
+        asked = f"asked to join as {_quote(handle)}"
         problem = handle_problem(handle) or port_problem(port)
         if problem:
-            self._refuse(handle, ip, f"asked to join as {_quote(handle)}: {problem}")
+            self._refuse(handle, ip, f"{asked}: {problem}")
             return bad_request()
         known = self._by_handle.get(handle)
         if known is not None:
             if known.ip != ip:  # someone else's handle
-                self._refuse(
-                    handle, ip, f"asked to join as {_quote(handle)}, a handle {known.ip} holds"
+                self._refuse(handle, ip, f"{asked}, a handle {known.ip} holds")
+                return bad_request()
+            if known.port != port:
+                # Another program of that host, or the peer restarted on a new port: the
+                # old port is PINGed now; if it does not answer, it leaves the ring and
+                # the next REGISTER joins.
+                self.checks.append(handle)
+                why = (
+                    f"{asked} with port {port}, but that handle listens on port"
+                    f" {known.port} of this address: taken only once that port stops"
+                    " answering (it is PINGed now)"
                 )
+                self._refuse(handle, ip, why)
                 return bad_request()
             self.counters.refreshes += 1
             known.last_seen = now
-            if known.port != port:
-                known.port = port
-                if self._size > 1:  # (alone, its REG_INIT says it all)
-                    self._tell(self._successor(known))  # its successor's neighbour moved
             if self.listener is not None:
                 self.listener(self._event("refresh", known))
             return self._reg_init(known)
         if self._size >= self.max_peers:
-            why = f"asked to join as {_quote(handle)}, but the ring is full ({self.max_peers:,})"
+            self._refuse(handle, ip, f"{asked}, but the ring is full ({self.max_peers:,})")
+            return bad_request()
+        mine = self._from.get(ip, 0)
+        if mine >= self.per_address:
+            why = f"{asked}, but {ip} has {mine:,} peers in the ring, the most one address may"
             self._refuse(handle, ip, why)
             return bad_request()
         member = Member(handle, ip, port, self._take_position(), now, now)
@@ -316,6 +372,7 @@ class Ring:
             member.prev = self._last
         self._last = member
         self._size += 1
+        self._from[ip] = mine + 1
         self._by_handle[handle] = member
         self.counters.joins += 1
         if self._size > 1:
@@ -382,6 +439,11 @@ class Ring:
             member.next.prev = member.prev
         member.prev = member.next = None
         self._size -= 1
+        left = self._from[member.ip] - 1
+        if left:
+            self._from[member.ip] = left
+        else:
+            del self._from[member.ip]
         if member.position is not None:
             self._hosts[member.position] -= 1
             if not self._hosts[member.position]:

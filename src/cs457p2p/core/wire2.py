@@ -31,6 +31,7 @@ the message, or a :class:`BadMessage` saying what is wrong.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from .decoder import Value
@@ -51,6 +52,7 @@ __all__ = [
     "RegInit",
     "Said",
     "UpdateNbr",
+    "address_problem",
     "as_pong",
     "bad_request",
     "encode_message",
@@ -245,6 +247,18 @@ def handle_problem(handle: str) -> str | None:
 
 def port_problem(port: int) -> str | None:
     return None if 1 <= port <= 65535 else f"port {port} is not in 1..65535"
+
+
+def address_problem(ip: str) -> str | None:
+    """Why ``ip`` cannot be where a peer listens (None: it can): the trackers name a
+    peer by the address its REGISTER came from, an IPv4 or IPv6 address."""
+    try:
+        address = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return f"{ip[:40]!r} is not an IP address"
+    if address.is_unspecified or address.is_multicast:
+        return f"{ip} is not the address of a host"
+    return None
 
 
 def parse(value: Value) -> Message | BadMessage:

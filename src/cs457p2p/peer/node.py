@@ -4,29 +4,41 @@
 * The server answers what comes to the peer's port: each connection runs the tracker's
   :class:`~cs457p2p.core.connection_rules.ConnectionRules` (one message alone: its
   answer, then close, as the course's programs expect; several: every answer, in
-  order), so a peer has the tracker's limits against slow or flooding senders.
+  order), so a peer has the tracker's limits against slow or flooding senders; and
+  the tracker's admission (:class:`~cs457p2p.core.admission.Admission`): at most
+  ``max_connections`` open, ``max_per_address`` from one address, the busiest address
+  giving way to a newcomer when all are taken, the open-files limit raised to the hard
+  one. What goes wrong on a connection is counted (:attr:`Peer.errors`), never
+  printed.
 * The fetcher registers, then asks what the state says to ask, of whom it says. A
   neighbour that answers several QUERYs on one connection (ours) gets them all at once;
   one that answers one and closes (the course's sample peer) is asked one QUERY per
   connection, a few at a time.
 * Every outgoing connection leaves from the peer's listen address (peers on 127.0.0.2,
   127.0.0.3... are distinct hosts to the tracker) and carries whole messages, written
-  at once; every wait is bounded by ``timeout``.
+  at once; every exchange, connection and whole answers, is bounded by ``timeout``
+  however the bytes trickle in, and reads no more than the peer may still hold.
+* REGISTER goes once on a connection; it is sent again only when the tracker refused
+  the connection or closed it without an answer, never after a silent wait (a slow
+  tracker may have registered the first one).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import socket
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from ..core.admission import Admission
 from ..core.answers import AnswerParser
 from ..core.connection_rules import ABORT, CLOSE, ConnectionRules, Limits
 from ..core.decoder import DecodeError
-from ..core.fetch import MAX_ITEMS
-from ..core.peer_state import TRACKER, Ask, PeerResponder, PeerState
+from ..core.peer_state import MAX_BYTES, PATIENCE, TRACKER, Ask, PeerResponder, PeerState
 from ..core.trace import ConnectionTrace, Tracer, peer_name
 from ..core.wire2 import (
     BadMessage,
@@ -40,7 +52,7 @@ from ..core.wire2 import (
     encode_message,
     parse,
 )
-from ..net import describe_os_error, source_address
+from ..net import describe_os_error, raise_fd_limit, source_address
 
 __all__ = ["Peer", "PeerConfig", "PeerError"]
 
@@ -55,6 +67,12 @@ REGISTER_PAUSE = 0.2
 HELD_EVERY = 0.25
 #: Longest Part 2 message a peer reads (a QUERY_RESULT with a long VALUE).
 MAX_MESSAGE = 1 << 20
+#: Items a peer takes on, at most (N from the tracker: it holds a slot for each).
+MAX_PEER_ITEMS = 1_000_000
+#: Connections to the peer's port open at once, and from one address (its successor,
+#: the tracker and a checker need a few each).
+MAX_CONNECTIONS = 256
+MAX_PER_ADDRESS = 32
 
 Address = tuple[str, int]
 
@@ -70,10 +88,18 @@ class PeerConfig:
     #: the address to listen on (None: the one that reaches the tracker) and port (0: free)
     listen_host: str | None = None
     listen_port: int = 0
-    #: bound on every connection and wait, in seconds
+    #: bound on every connection and exchange (whole answers), in seconds
     timeout: float = 5.0
     #: seconds without a new item before the tracker is asked
-    patience: float = 1.0
+    patience: float = PATIENCE
+    #: seconds between two item requests (0: none; the course's peers pause 2-3 s)
+    pace: float = 0.0
+    #: characters of VALUEs held, at most, and items (N), at most
+    max_message: int = MAX_BYTES
+    max_items: int = MAX_PEER_ITEMS
+    #: connections to its port open at once, and from one address
+    max_connections: int = MAX_CONNECTIONS
+    max_per_address: int = MAX_PER_ADDRESS
     #: --trace: each message sent and received, as a line (None: off)
     trace: Tracer | None = field(default=None, compare=False, repr=False)
 
@@ -92,9 +118,22 @@ class Peer:
 
     def __init__(self, config: PeerConfig, on_event: Event = _quiet) -> None:
         self.config = config
-        self.state = PeerState(config.handle, patience=config.patience)
+        self.state = PeerState(
+            config.handle,
+            patience=config.patience,
+            pace=config.pace,
+            max_bytes=config.max_message,
+        )
         self.responder = PeerResponder(self.state)
         self.limits = Limits(request_timeout=config.timeout, idle_timeout=4 * config.timeout)
+        self.admission = Admission(config.max_connections, config.max_per_address)
+        self._open: dict[asyncio.StreamWriter, tuple[str, ConnectionRules]] = {}
+        #: connections to its port turned away (over a limit), and evicted
+        self.refused = 0
+        self.evicted = 0
+        #: what went wrong, by kind (a connection's error, the loop's): counted, not printed
+        self.errors: Counter[str] = Counter()
+        self._said_too_large = False
         self.on_event = on_event
         self.address: Address = ("", 0)
         self.tracker_is_ours = False
@@ -115,6 +154,7 @@ class Peer:
     async def start(self) -> None:
         """Listen, then register with the tracker; :class:`PeerError` if it cannot."""
         cfg = self.config
+        raise_fd_limit()
         host = cfg.listen_host
         if host is None:
             try:
@@ -141,23 +181,36 @@ class Peer:
             task.cancel()
 
     async def _register(self) -> None:
-        """REGISTER, tried again (REGISTER_TRIES in all) when the tracker does not answer
-        in time or cannot be reached: a busy tracker's answer can take longer than
-        ``--timeout``, and the same handle from the same address again is a refresh."""
+        """REGISTER, once a connection: sent again (REGISTER_TRIES in all) only when the
+        tracker refused the connection or closed it without an answer. A tracker that
+        is silent for ``--timeout`` is not asked again: it may be slow, and have
+        registered the first one (the course's would answer a second as a taken
+        handle)."""
         cfg = self.config
+        replies: list[Message | BadMessage] = []
         for tries in range(1, REGISTER_TRIES + 1):
+            why = ""
             try:
                 replies = await self._exchange(
                     cfg.tracker, [Join(cfg.handle, self.address[1])], want=1
                 )
-                break
             except DecodeError as e:
                 raise PeerError(f"cannot register with the tracker: {_why(e)}") from None
-            except (OSError, asyncio.TimeoutError) as e:
-                if tries == REGISTER_TRIES:
-                    raise PeerError(f"cannot register with the tracker: {_why(e)}") from None
-                self.on_event("error", f"REGISTER: {_why(e)}; trying again")
-                await asyncio.sleep(REGISTER_PAUSE)
+            except asyncio.TimeoutError:
+                raise PeerError(
+                    f"the tracker did not answer REGISTER within {cfg.timeout:g} s (--timeout)"
+                ) from None
+            except (ConnectionRefusedError, ConnectionResetError) as e:
+                why = _why(e)
+            except OSError as e:
+                raise PeerError(f"cannot register with the tracker: {_why(e)}") from None
+            if replies:
+                break
+            why = why or "closed the connection without an answer"
+            if tries == REGISTER_TRIES:
+                raise PeerError(f"cannot register with the tracker: {why}")
+            self.on_event("error", f"REGISTER: {why}; trying again")
+            await asyncio.sleep(REGISTER_PAUSE)
         reply = replies[0] if replies else BadMessage("no answer")
         if not isinstance(reply, RegInit):
             if isinstance(reply, Said):
@@ -167,13 +220,17 @@ class Peer:
             else:
                 said = f"not a REG_INIT ({type(reply).__name__})"
             raise PeerError(f"the tracker refused REGISTER: {said}")
-        if reply.n > MAX_ITEMS:  # (a list of N answers is made at once)
+        if reply.n > cfg.max_items:  # (a list of N answers is made at once)
             raise PeerError(
-                f"the tracker says N = {reply.n:,}, more than the limit of {MAX_ITEMS:,}"
+                f"the tracker says N = {reply.n:,}, more than the limit of"
+                f" {cfg.max_items:,} (--max-items)"
             )
+        bad = self.state.counters.bad_neighbours
         self.state.registered_with(reply, self.now())
         nbr = self.state.neighbour
         where = f"{nbr.handle} at {nbr.ip}:{nbr.port}" if nbr else "none given"
+        if self.state.counters.bad_neighbours > bad:
+            where = f"none ({reply.nbr_ip!r:.40} port {reply.nbr_port} cannot be one)"
         self.on_event(
             "registered",
             f"registered as {cfg.handle} on {self.address[0]}:{self.address[1]};"
@@ -227,13 +284,21 @@ class Peer:
             target = ask.neighbour.address
         try:
             results = await self._query(target, ask.seqs)
-        except (OSError, asyncio.TimeoutError, DecodeError) as e:
+        except (OSError, asyncio.TimeoutError, DecodeError, ValueError, OverflowError) as e:
             self.state.failed(ask, self.now())
             self.on_event("error", f"asking {_who(ask)}: {_why(e)}")
             return
         got = self.state.answered(ask, results, self.now())
         if got:
             self.on_event("items", f"{got} from {_who(ask)}")
+        if self.state.too_large:
+            self.state.too_large = False
+            limit = f"more than {self.config.max_message:,} characters (--max-message)"
+            if ask.target == TRACKER:
+                raise PeerError(f"the tracker's items add up to {limit}")
+            if not self._said_too_large:
+                self._said_too_large = True
+                self.on_event("error", f"{_who(ask)}'s items would add up to {limit}: ignored")
 
     async def _query(
         self, target: Address, seqs: Sequence[int]
@@ -278,13 +343,18 @@ class Peer:
         self, target: Address, messages: Sequence[Message], want: int
     ) -> list[Message | BadMessage]:
         """One connection to ``target`` from the listen address: every message written
-        at once, then up to ``want`` answers read (fewer if it closes first)."""
-        timeout = self.config.timeout
+        at once, then up to ``want`` answers read (fewer if it closes first, or once
+        more bytes came than the VALUEs it may still hold). The whole exchange must end
+        within ``timeout`` (asyncio.TimeoutError), however the bytes trickle in."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.timeout
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(target[0], target[1], local_addr=(self.address[0], 0)),
-            timeout,
+            self.config.timeout,
         )
         trace = self._traced(writer, initiated=True)
+        state = self.state
+        budget = max(0, state.max_bytes - state.value_bytes) + MAX_MESSAGE
         try:
             data = b"".join(encode_message(m) for m in messages)
             writer.write(data)
@@ -292,12 +362,17 @@ class Peer:
                 trace.sent(data)
             parser = AnswerParser(MAX_MESSAGE)
             values: list[Message | BadMessage] = []
-            while len(values) < want:
-                data = await asyncio.wait_for(reader.read(1 << 16), timeout)
+            got = 0
+            while len(values) < want and got <= budget:
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise asyncio.TimeoutError
+                data = await asyncio.wait_for(reader.read(1 << 16), left)
                 if trace is not None:
                     trace.received(data)
                 if not data:
                     break
+                got += len(data)
                 values.extend(parse(v) for v in parser.feed(data, want - len(values)))
             return values
         finally:
@@ -313,12 +388,41 @@ class Peer:
 
     # ---------------------------------------------------------------------- serving
 
+    def handle_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """An event loop's exception handler (the command installs it): what goes wrong
+        is counted by kind (``accept()`` out of open files, a reset...), never printed."""
+        self.errors[_kind(context)] += 1
+
+    def _admit(self, host: str) -> bool:
+        """Take a connection from ``host`` (True), or turn it away (False, counted): at
+        most ``max_per_address`` from one address, ``max_connections`` in all, the
+        busiest address giving up its longest silent one to a newcomer."""
+        verdict = self.admission.verdict(host)
+        if not verdict.accept:
+            self.refused += 1
+            return False
+        if verdict.evict is not None:
+            theirs = [(r.last, w) for w, (h, r) in self._open.items() if h == verdict.evict]
+            if theirs:
+                victim = min(theirs, key=lambda t: t[0])[1]
+                self.evicted += 1
+                del self._open[victim]
+                self.admission.closed(verdict.evict)
+                victim.transport.abort()
+        self.admission.opened(host)
+        return True
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        host = _host(writer)
+        if not self._admit(host):
+            writer.transport.abort()
+            return
         task = asyncio.current_task()
         if task is not None:
             self._handlers.add(task)
         loop = asyncio.get_running_loop()
-        rules = ConnectionRules(self.limits, self.responder, loop.time(), peer=_host(writer))
+        rules = ConnectionRules(self.limits, self.responder, loop.time(), peer=host)
+        self._open[writer] = (host, rules)
         neighbour = self.state.neighbour
         trace = self._traced(writer, initiated=False)
         try:
@@ -347,12 +451,16 @@ class Peer:
                         break
         except (OSError, asyncio.TimeoutError):
             pass
+        except Exception as e:  # (counted, never a traceback per connection)
+            self.errors[f"error serving a connection ({type(e).__name__})"] += 1
         finally:
             writer.close()
             if trace is not None:
                 trace.closed()
             if task is not None:
                 self._handlers.discard(task)
+            if self._open.pop(writer, None) is not None:
+                self.admission.closed(host)
         if self.state.neighbour != neighbour:
             self._poke.set()  # an UPDATE_NBR: ask the new neighbour now
 
@@ -392,7 +500,20 @@ def _answers(replies: Sequence[Message | BadMessage]) -> list[QueryResult | Said
 
 def _host(writer: asyncio.StreamWriter) -> str:
     peer = writer.get_extra_info("peername")
-    return str(peer[0]) if peer else ""
+    host = str(peer[0]) if peer else ""
+    return host[7:] if host.startswith("::ffff:") and "." in host else host
+
+
+def _kind(context: dict[str, Any]) -> str:
+    """What an event loop's error was, in a few words (for :attr:`Peer.errors`)."""
+    error = context.get("exception")
+    if isinstance(error, OSError) and error.errno in (errno.EMFILE, errno.ENFILE):
+        return "out of open files"
+    if isinstance(error, OSError):
+        return f"socket error ({error.strerror or type(error).__name__})"
+    if error is not None:
+        return f"error ({type(error).__name__})"
+    return str(context.get("message", "error"))[:80]
 
 
 def _who(ask: Ask) -> str:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from ..core.connection_rules import Limits
 from ..core.faults import FaultConfig
-from ..core.ring import MAX_PEERS
+from ..core.ring import MAX_PEERS, PEERS_PER_ADDRESS
 from ..core.trace import Tracer
 from ..core.wire import MAX_REQUEST
 
@@ -37,8 +37,9 @@ class TrackerConfig:
     #: Part 2: seconds between two rounds of PINGs, and the wait for each answer
     ping_interval: float = 20.0
     ping_timeout: float = 5.0
-    #: Part 2: peers in the ring, at most
+    #: Part 2: peers in the ring, at most, and from one address
     max_peers: int = MAX_PEERS
+    max_peers_per_address: int = PEERS_PER_ADDRESS
     #: Part 2 is off when this says why (one process of several cannot keep the ring)
     ring_off: str = ""
     #: --trace: each message received and sent, as a line (None: off)

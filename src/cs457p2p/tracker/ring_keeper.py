@@ -1,12 +1,15 @@
-"""The tracker's ring, driven (Part 2): sends what the ring's outbox holds (UPDATE_NBR,
-one connection per message) and PINGs every peer every ``ping_interval`` seconds, all at
-once, each bounded by ``ping_timeout``; a peer that does not answer leaves the ring, and
-the peer after it is told its new neighbour. The decisions are
-:class:`~cs457p2p.core.ring.Ring`'s.
+"""The tracker's ring, driven (Part 2): sends the UPDATE_NBRs the ring's outbox holds and
+PINGs every peer every ``ping_interval`` seconds, each connection bounded in time (a
+PING by ``ping_timeout``); a peer that does not answer leaves the ring, and the peer
+after it is told its new neighbour. The decisions are
+:class:`~cs457p2p.core.ring.Ring`'s; when each connection starts is
+:class:`~cs457p2p.core.outbound.Outbound`'s (one at a time per peer, UPDATE_NBRs
+coalesced, a cap on connections open at once and started per second).
 
 A connection to a peer always carries one whole message, written at once: the course's
 sample peer stops serving for good after an empty connection or bytes it cannot
-unpickle.
+unpickle. A PING is answered once one whole answer has come (or bytes that cannot be
+one), or the peer closed: the peer need not close after answering.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..core.ring import Member, Notice, Ring
+from ..core.answers import AnswerParser
+from ..core.decoder import DecodeError
+from ..core.outbound import NOTICE, Call, Outbound
+from ..core.ring import Ring
 from ..core.trace import Tracer, peer_name
 from ..core.wire2 import Ping, encode_message
 from ..net import describe_os_error
@@ -26,14 +32,14 @@ __all__ = ["RingKeeper"]
 
 #: Seconds an UPDATE_NBR may take to deliver (the course's tracker: 2 s to connect).
 NOTIFY_TIMEOUT = 2.0
-#: Bytes of a PING's answer read, at most (it is not needed: any answer will do).
+#: Bytes of a PING's answer read, at most (any whole answer will do).
 _ANSWER_READ = 1024
 
 
 class RingKeeper:
     """Drives ``ring``: :meth:`start` the pings, :meth:`flush` after the ring has
-    answered (its outbox), :meth:`close` at the end. ``clock`` is the time the ring is
-    given (the event loop's)."""
+    answered (its outbox and its checks), :meth:`close` at the end. ``clock`` is the
+    time the ring is given (the event loop's)."""
 
     def __init__(
         self,
@@ -43,31 +49,46 @@ class RingKeeper:
         notify_timeout: float = NOTIFY_TIMEOUT,
         clock: Callable[[], float] | None = None,
         trace: Tracer | None = None,
+        outbound: Outbound | None = None,
     ) -> None:
         self.ring = ring
         self.trace = trace
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.notify_timeout = notify_timeout
+        self.outbound = outbound if outbound is not None else Outbound()
         self._clock = clock
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pinger: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         #: UPDATE_NBRs that could not be delivered
         self.notices_failed = 0
         #: when the last round of PINGs started (the loop's clock), and how long it took
         self.last_round: float | None = None
         self.round_seconds = 0.0
+        self._round: set[str] = set()  # handles of the round's PINGs not yet answered
+        self._round_over: asyncio.Event | None = None
 
     def status(self) -> dict[str, Any]:
         """The ring's status, with the keeper's settings and its last round of PINGs."""
         now = self.now()
         status = self.ring.status(now)
+        out = self.outbound
         status["ping_interval"] = self.ping_interval
         status["ping_timeout"] = self.ping_timeout
         status["last_round_ago"] = (
             None if self.last_round is None else round(now - self.last_round, 3)
         )
         status["notices_failed"] = self.notices_failed
+        status["outbound"] = {
+            "open": out.open,
+            "waiting": out.waiting,
+            "started": out.started,
+            "coalesced": out.coalesced,
+            "max_open": out.max_open,
+            "rate": out.rate,
+        }
         return status
 
     def now(self) -> float:
@@ -77,6 +98,9 @@ class RingKeeper:
         self._pinger = asyncio.get_running_loop().create_task(self._ping_loop())
 
     async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         tasks = [*self._tasks, *([self._pinger] if self._pinger is not None else [])]
         for task in tasks:
             task.cancel()
@@ -85,28 +109,78 @@ class RingKeeper:
                 await task
         self._tasks.clear()
 
-    # ----------------------------------------------------------------- UPDATE_NBR
+    # ------------------------------------------------------------------ sending
 
     def flush(self) -> None:
-        """Send every message the ring has for its peers (each in a task of its own)."""
+        """Hand what the ring has for its peers (UPDATE_NBRs, PINGs it asks for) to the
+        outbound queue, and start what may start."""
         ring = self.ring
-        if not ring.outbox:
+        if not ring.outbox and not ring.checks:
             return
+        now = self.now()
         notices, ring.outbox = ring.outbox, []
-        loop = asyncio.get_running_loop()
+        checks, ring.checks = ring.checks, []
+        out = self.outbound
         for notice in notices:
-            task = loop.create_task(self._notify(notice))
+            out.notice(notice.handle, notice.to, notice.message, now)
+        for handle in checks:
+            member = ring.member(handle)
+            if member is not None:
+                out.ping(handle, member.address, now)
+        self._pump()
+
+    def _pump(self) -> None:
+        """Start every connection that is due; wake when the next one may be."""
+        out = self.outbound
+        now = self.now()
+        loop = asyncio.get_running_loop()
+        for call in out.due(now):
+            task = loop.create_task(self._run(call))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        wake = out.wake_at(now)
+        if wake is None:
+            return
+        if self._timer is not None:
+            if self._timer_at <= wake:
+                return
+            self._timer.cancel()
+        self._timer_at = wake
+        self._timer = loop.call_at(wake, self._woken)
 
-    async def _notify(self, notice: Notice) -> None:
-        data = encode_message(notice.message)
+    def _woken(self) -> None:
+        self._timer = None
+        self._pump()
+
+    async def _run(self, call: Call) -> None:
+        left = False
         try:
-            await asyncio.wait_for(_deliver(notice.to, data, trace=self.trace), self.notify_timeout)
-        except (OSError, asyncio.TimeoutError):
-            self.notices_failed += 1
+            if call.kind == NOTICE:
+                if not await self._notify(call):
+                    self.notices_failed += 1
+                return
+            why = await self._ping(call)
+            member = self.ring.member(call.handle)
+            if member is not None and member.address == call.to:  # (else it left, moved)
+                left = self.ring.ping_result(call.handle, not why, self.now(), why)
+        finally:
+            self.outbound.done(call, self.now())
+            if left:
+                self.outbound.forget(call.handle)
+            self._round_done(call)
+            self.flush()
+            self._pump()
 
-    # ---------------------------------------------------------------------- PINGs
+    async def _notify(self, call: Call) -> bool:
+        assert call.message is not None
+        data = encode_message(call.message)
+        try:
+            await asyncio.wait_for(_deliver(call.to, data, trace=self.trace), self.notify_timeout)
+        except (OSError, asyncio.TimeoutError):
+            return False
+        return True
+
+    # -------------------------------------------------------------------- PINGs
 
     async def _ping_loop(self) -> None:
         while True:
@@ -114,31 +188,39 @@ class RingKeeper:
             await self.ping_all()
 
     async def ping_all(self) -> None:
-        """PING every peer at once; those that do not answer within ``ping_timeout``
-        leave the ring (and the peers after them are told)."""
-        members = list(self.ring.members)
+        """PING every peer (under the outbound limits); those that do not answer
+        within ``ping_timeout`` leave the ring (and the peers after them are told).
+        Returns when every PING of the round has ended."""
+        members = self.ring.members
         if not members:
             return
         started = self.now()
         self.last_round = started
-        stamp = time.asctime()  # (as the course's tracker writes it: any text will do)
-        results = await asyncio.gather(*(self._ping(m, stamp) for m in members))
-        now = self.now()
-        self.round_seconds = now - started
-        for member, why in zip(members, results, strict=True):
-            current = self.ring.member(member.handle)
-            if current is not member:
-                continue  # it left, or registered again, while it was pinged
-            self.ring.ping_result(member.handle, not why, now, why)
-        self.flush()
+        over = self._round_over = asyncio.Event()
+        self._round = {m.handle for m in members}
+        for member in members:
+            self.outbound.ping(member.handle, member.address, started)
+        self._pump()
+        # (a round whose PINGs were merged with ones already under way ends with them;
+        # one that cannot end, because its peers left, ends at the next interval)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(over.wait(), self.ping_interval + self.ping_timeout)
+        self.round_seconds = self.now() - started
 
-    async def _ping(self, member: Member, stamp: str) -> str:
-        """``""`` if ``member`` took the PING and answered (or closed) in time; else
-        what happened, in words."""
-        data = encode_message(Ping(stamp))
+    def _round_done(self, call: Call) -> None:
+        if call.kind == NOTICE or call.handle not in self._round:
+            return
+        self._round.discard(call.handle)
+        if not self._round and self._round_over is not None:
+            self._round_over.set()
+
+    async def _ping(self, call: Call) -> str:
+        """``""`` if the peer took the PING and answered (or closed) in time; else what
+        happened, in words."""
+        data = encode_message(Ping(time.asctime()))  # (as the course's: any text will do)
         try:
             await asyncio.wait_for(
-                _deliver(member.address, data, answer=True, trace=self.trace), self.ping_timeout
+                _deliver(call.to, data, answer=True, trace=self.trace), self.ping_timeout
             )
         except asyncio.TimeoutError:
             return f"no answer to a PING within {self.ping_timeout:g} s"
@@ -149,9 +231,9 @@ class RingKeeper:
 
 async def _deliver(
     address: tuple[str, int], data: bytes, answer: bool = False, trace: Tracer | None = None
-) -> bytes:
-    """Connect to ``address``, write ``data`` at once, and (``answer``) read what comes
-    back until the peer closes (at most :data:`_ANSWER_READ` bytes)."""
+) -> None:
+    """Connect to ``address``, write ``data`` at once, and (``answer``) read until one
+    whole answer has come (or bytes that cannot be one), or the peer closes."""
     reader, writer = await asyncio.open_connection(address[0], address[1])
     traced = None if trace is None else trace.connection(peer_name(address), True)
     try:
@@ -160,16 +242,21 @@ async def _deliver(
             traced.sent(data)
         await writer.drain()
         if not answer:
-            return b""
-        got = b""
-        while len(got) < _ANSWER_READ:
-            chunk = await reader.read(_ANSWER_READ - len(got))
+            return
+        parser = AnswerParser(_ANSWER_READ)
+        while True:
+            chunk = await reader.read(_ANSWER_READ)
             if traced is not None:
                 traced.received(chunk)
             if not chunk:
-                break
-            got += chunk
-        return got
+                return  # closed: taken as an answer, as the course's tracker does
+            try:
+                if parser.feed(chunk, 1):
+                    return
+            except DecodeError:
+                return  # an answer, if not one we can read: the peer is there
+            if parser.buffered >= _ANSWER_READ:
+                return
     finally:
         writer.close()
         if traced is not None:

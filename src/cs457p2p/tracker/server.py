@@ -34,7 +34,6 @@ from ..core.connection_rules import (
     ConnectionRules,
     Responder,
     Step,
-    answer_datagram,
     request_count,
 )
 from ..core.database import Database
@@ -45,8 +44,9 @@ from ..core.ring import Ring
 from ..core.trace import ConnectionTrace, peer_name
 from ..net import SocketPair, bind_host, raise_fd_limit
 from .config import TrackerConfig
+from .datagrams import Datagrams
 from .ring_keeper import RingKeeper
-from .writers import PlainWriter, TcpFaultWriter, UdpFaultSender, answer_writer
+from .writers import PlainWriter, TcpFaultWriter, answer_writer
 
 __all__ = ["Observer", "Tracker", "TrackerConfig"]
 
@@ -230,9 +230,8 @@ class _Connection(asyncio.Protocol):
         if step.answers:
             out.write_answers(step.answers)
             self._track_queued()
-            keeper = self.tracker.ring_keeper
-            if keeper is not None and keeper.ring.outbox:
-                keeper.flush()  # (what a Part 2 message made the ring send)
+            if self.tracker.ring_keeper is not None:
+                self.tracker.ring_keeper.flush()  # (what a Part 2 message made the ring send)
             if self.tracker.observer is not None:
                 self._observe(step.requests, step.answers)
         if step.then == CLOSE:
@@ -260,70 +259,19 @@ class _Connection(asyncio.Protocol):
         observer.observe(peer, "tcp", requests, count, bytes_in, sum(map(len, answers)), latency)
 
 
-class _Datagrams(asyncio.DatagramProtocol):
-    """The UDP endpoint: each datagram is answered with one (see
-    :func:`~cs457p2p.core.connection_rules.answer_datagram`)."""
-
-    def __init__(self, tracker: Tracker) -> None:
-        self.tracker = tracker
-        self.transport: asyncio.DatagramTransport | None = None
-        self.sender: UdpFaultSender | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # (the selector loop's datagram transport does not subclass DatagramTransport)
-        self.transport = cast(asyncio.DatagramTransport, transport)
-        faults = self.tracker.faults
-        if faults is not None and faults.config.active:
-            self.sender = UdpFaultSender(faults, self._send)
-
-    def _send(self, data: bytes, addr: Address) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.sendto(data, addr)
-            if self.tracker.config.trace is not None:
-                self.tracker.config.trace.datagram(peer_name(addr), data, True, False)
-
-    def datagram_received(self, data: bytes, addr: Address) -> None:
-        tracker = self.tracker
-        tracker.datagrams += 1
-        if tracker.config.trace is not None:
-            tracker.config.trace.datagram(peer_name(addr), data, False, True)
-        observer = tracker.observer
-        started = time.monotonic() if observer is not None else 0.0
-        faults = tracker.faults
-        if faults is not None and faults.drop():
-            return  # the request is lost on the way in
-        answer = answer_datagram(data, tracker.responder, tracker.config.max_request)
-        if not answer.payload:
-            tracker.unanswered_datagrams += 1  # not even one answer in 3x its size
-            return
-        if self.sender is not None:
-            self.sender.sendto(answer.payload, addr)
-        else:
-            self._send(answer.payload, addr)
-        if observer is not None:
-            latency = time.monotonic() - started
-            observer.observe(
-                addr, "udp", answer.answered, answer.count, len(data), len(answer.payload), latency
-            )
-
-    def error_received(self, exc: Exception) -> None:
-        pass  # e.g. ICMP port unreachable from a client that left: nothing to do
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.sender is not None:
-            self.sender.close()
-
-
 class Tracker:
     """Serves one database over TCP and/or UDP. Use :meth:`start`, then :meth:`close`."""
 
-    def __init__(self, db: Database, config: TrackerConfig | None = None) -> None:
+    def __init__(
+        self, db: Database, config: TrackerConfig | None = None, ring_db: Database | None = None
+    ) -> None:
         self.db = db
-        self.config = config or TrackerConfig()
-        self.limits = self.config.limits
-        cfg = self.config
-        #: Part 2: the ring (None when the config turns it off) and what drives it
-        self.ring = Ring(db, cfg.max_peers) if not cfg.ring_off else None
+        self.config = cfg = config or TrackerConfig()
+        self.limits = cfg.limits
+        #: Part 2: the ring over ``ring_db`` (else ``db``; None when the config turns it
+        #: off) and what drives it
+        ring = Ring(db if ring_db is None else ring_db, cfg.max_peers, cfg.max_peers_per_address)
+        self.ring = None if cfg.ring_off else ring
         self.responder = Responder(db, self.ring, cfg.ring_off)
         self.ring_keeper = (
             RingKeeper(self.ring, cfg.ping_interval, cfg.ping_timeout, trace=cfg.trace)
@@ -421,7 +369,7 @@ class Tracker:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-        transport, _ = await loop.create_datagram_endpoint(lambda: _Datagrams(self), sock=sock)
+        transport, _ = await loop.create_datagram_endpoint(lambda: Datagrams(self), sock=sock)
         self._udp.append(transport)
 
     # ------------------------------------------------------------------- accepting
