@@ -419,6 +419,9 @@ def test_grading_ring_trackers_survives_a_hoarder(
     assert rows["mallory"]["outcome"] != "passed"
 
 
+_COMPILED = shutil.ignore_patterns("__pycache__", "*.so")
+
+
 def test_a_grader_that_is_not_root_sandboxes_too(tmp_path: Path, sandbox: str) -> None:
     """``check client`` run by an ordinary user (uid 65534 here): the sandbox is made in
     a user namespace of its own; the client passes, and reads nothing outside its
@@ -435,11 +438,16 @@ def test_a_grader_that_is_not_root_sandboxes_too(tmp_path: Path, sandbox: str) -
         hw = home / "hw"
         _hostile(hw, "snoop", read=[str(secret)])
         shutil.copy(STUDENTS / "clients" / "good_client.py", hw / "good.py")
+        # (the package copied where that user can read it: a checkout may sit under a
+        # folder only root can enter, as a CI clone in a mktemp -d does)
+        src = home / "src"
+        shutil.copytree(Path(SRC) / "cs457p2p", src / "cs457p2p", ignore=_COMPILED)
         subprocess.run(["chown", "-R", "65534:65534", str(home)], check=True)
-        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": SRC, "CS457P2P_PURE": "1", "HOME": str(home)}
+        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(src), "CS457P2P_PURE": "1",
+               "HOME": str(home)}  # fmt: skip
         base = [
             "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-            python, "-m", "cs457p2p", "check", "client", "--json", "--share", SRC,
+            python, "-m", "cs457p2p", "check", "client", "--json", "--share", str(src),
             "--scenario", "reference-db", "--timeout", "10", "--",
         ]  # fmt: skip
         good = subprocess.run(
