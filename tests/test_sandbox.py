@@ -307,6 +307,82 @@ def test_check_client_leaves_no_daemon(run_cli: CliRunner, tmp_path: Path, sandb
     assert _wait_gone(10) == []
 
 
+def _as_peer(folder: Path) -> None:
+    """A hostile submission's ``peer.py``: the hostile client, given the tracker's port
+    as its PORT (``peer.py TRACKER_PORT HANDLE PORT``, as the honest peers are run)."""
+    (folder / "peer.py").write_text(
+        "import os, runpy, sys\n"
+        "sys.argv = [sys.argv[0], '127.0.0.1', sys.argv[1]]\n"
+        "here = os.path.dirname(os.path.abspath(__file__))\n"
+        "runpy.run_path(os.path.join(here, 'client.py'), run_name='__main__')\n"
+    )
+
+
+def test_hostile_peers_are_contained_under_grade_peer_and_check_peer(
+    run_cli: CliRunner, tmp_path: Path, sandbox: str
+) -> None:
+    """Part 2's commands run students' programs through the same sandbox: a snoop and a
+    daemon submitted as peers read, write, reach and leave nothing, and the honest peer
+    beside them passes."""
+    course = tmp_path / "course"
+    subs = course / "class"
+    report = course / "report"
+    key = course / "answer_key.txt"
+    marker = course / "marker.txt"
+    course.mkdir()
+    key.write_text("the secret message\n")
+    honest = subs / "alice"
+    honest.mkdir(parents=True)
+    ring = STUDENTS / "ring" / "ring_peer.py"
+    shutil.copy(ring, honest / ring.name)
+    (honest / "peer.py").write_text(
+        "import os, runpy, sys\n"
+        "sys.argv = [sys.argv[0], *sys.argv[1:], 'good']\n"
+        "here = os.path.dirname(os.path.abspath(__file__))\n"
+        "runpy.run_path(os.path.join(here, 'ring_peer.py'), run_name='__main__')\n"
+    )
+    with _host_service() as (port, connections):
+        _hostile(
+            subs / "mallory",
+            "snoop",
+            read=[str(honest / "peer.py"), str(key)],
+            write=[str(honest / "peer.py"), str(course / "evil.txt")],
+            connect=[port],
+        )
+        _as_peer(subs / "mallory")
+        forged = [str(report / "grades.csv"), str(report / "grades.json")]
+        _hostile(subs / "dan", "daemon", forge=forged, marker=str(marker), linger=15)
+        _as_peer(subs / "dan")
+        before = _tree(subs)
+        r = run_cli(
+            "grade", "peer", str(subs), "--command",
+            f"{PYTHON} peer.py {{tracker_port}} {{handle}} {{port}}", "--timeout", "8",
+            "--jobs", "3", "--report-dir", str(report), "--require-sandbox",
+            "--uid-base", str(UID_BASE),
+            timeout=240,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        assert r.stderr == ""
+        # the student's own check: the daemon dies with its sandbox there too
+        checked = run_cli(
+            "check", "peer", "--json", "--timeout", "5", "--uid-base", str(UID_BASE), "--",
+            PYTHON, str(subs / "dan" / "peer.py"), "{tracker_port}", "{handle}", "{port}",
+            timeout=120,
+        )  # fmt: skip
+        assert checked.returncode == 1 and checked.stderr == ""
+        time.sleep(1.0)  # (a daemon that escaped would be writing by now)
+        assert connections == []
+    assert _wait_gone(10) == [], "processes of a sandboxed run outlived it"
+    assert not marker.exists() and not (course / "evil.txt").exists()
+    assert _tree(subs) == before
+    rows = _rows(report / "grades.csv")
+    assert sorted(rows) == ["alice", "dan", "mallory"]
+    assert rows["alice"]["outcome"] == "passed", rows["alice"]
+    assert rows["dan"]["outcome"] != "passed" and rows["mallory"]["outcome"] != "passed"
+    worked = _worked(report / "logs" / "mallory.log")
+    assert worked == ["listened on 0.0.0.0:7777 (in its own namespace, if sandboxed)"]
+
+
 def test_limits_hold_from_the_first_instruction(tmp_path: Path, sandbox: str) -> None:
     """The program's very first process, and a child it starts at once, already run
     under the limits, as an unprivileged uid, with nothing else in sight."""
