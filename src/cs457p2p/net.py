@@ -10,6 +10,7 @@ so that the sans-I/O core can name addresses too).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import resource
 import socket
@@ -28,6 +29,7 @@ __all__ = [
     "free_port",
     "host_addresses",
     "listening_ports",
+    "loop_error_kind",
     "loopback_hosts",
     "passive_addresses",
     "raise_fd_limit",
@@ -183,6 +185,20 @@ def raise_fd_limit() -> None:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft != hard:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def loop_error_kind(context: dict[str, Any], whose: str = "error") -> str:
+    """An event loop's error (its exception handler's ``context``) in a few words, for
+    counting instead of printing: "out of open files", "socket error (...)", or
+    ``whose`` with the exception's type for anything else (a bug)."""
+    error = context.get("exception")
+    if isinstance(error, OSError) and error.errno in (errno.EMFILE, errno.ENFILE):
+        return "out of open files"
+    if isinstance(error, OSError):
+        return f"socket error ({error.strerror or type(error).__name__})"
+    if error is not None:
+        return f"{whose} ({type(error).__name__})"
+    return str(context.get("message", "error"))[:80]
 
 
 _TCP_LISTEN = "0A"  # the state column of /proc/net/tcp for a listening socket

@@ -9,10 +9,10 @@ kind, never printed as tracebacks; a report then says what happened in one row."
 from __future__ import annotations
 
 import asyncio
-import errno
 from collections import Counter
 from typing import Any
 
+from ..net import loop_error_kind
 from .report import CheckResult
 
 __all__ = ["MAX_CONNECTIONS", "Guard"]
@@ -22,14 +22,7 @@ MAX_CONNECTIONS = 256
 
 
 def _kind(context: dict[str, Any]) -> str:
-    error = context.get("exception")
-    if isinstance(error, OSError) and error.errno in (errno.EMFILE, errno.ENFILE):
-        return "out of open files"
-    if isinstance(error, OSError):
-        return f"socket error ({error.strerror or type(error).__name__})"
-    if error is not None:
-        return f"error in the checker ({type(error).__name__})"
-    return str(context.get("message", "error"))[:80]
+    return loop_error_kind(context, "error in the checker")
 
 
 class Guard:

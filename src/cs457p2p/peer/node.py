@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import socket
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -52,7 +51,7 @@ from ..core.wire2 import (
     encode_message,
     parse,
 )
-from ..net import describe_os_error, raise_fd_limit, source_address
+from ..net import describe_os_error, loop_error_kind, raise_fd_limit, source_address
 
 __all__ = ["Peer", "PeerConfig", "PeerError"]
 
@@ -506,14 +505,7 @@ def _host(writer: asyncio.StreamWriter) -> str:
 
 def _kind(context: dict[str, Any]) -> str:
     """What an event loop's error was, in a few words (for :attr:`Peer.errors`)."""
-    error = context.get("exception")
-    if isinstance(error, OSError) and error.errno in (errno.EMFILE, errno.ENFILE):
-        return "out of open files"
-    if isinstance(error, OSError):
-        return f"socket error ({error.strerror or type(error).__name__})"
-    if error is not None:
-        return f"error ({type(error).__name__})"
-    return str(context.get("message", "error"))[:80]
+    return loop_error_kind(context)
 
 
 def _who(ask: Ask) -> str:
