@@ -89,6 +89,24 @@ def test_the_good_student_client_passes(run_cli: CliRunner) -> None:
         assert c["data"]["requests"] == c["data"]["items"] + 1
 
 
+def test_a_command_that_cannot_start_is_not_told_about_addresses(
+    run_cli: CliRunner, tmp_path: Path
+) -> None:
+    """A program whose interpreter is not there (exit 127 from the exec) is told to fix
+    its command, not that its address is hard-coded."""
+    program = tmp_path / "client.py"
+    program.write_text("#!/opt/no-such-interpreter/python\nprint(1)\n")
+    program.chmod(0o755)
+    report = check(
+        run_cli, "client", "--scenario=reference-db", "--", str(program), "{host}", "{port}"
+    )
+    result = checks(report)["reference-db"]
+    assert not result["passed"]
+    assert result["detail"].startswith("the command could not be started (exit 12"), result
+    assert "check the command after --" in result["hint"]
+    assert "hard-coded" not in result["detail"] + result["hint"]
+
+
 def test_one_recv_per_answer_fails_chunked_answers(run_cli: CliRunner) -> None:
     report = check_client(run_cli, "single_recv_client", "reference-db", "chunked-answers")
     assert failed(report) == ["chunked-answers"]

@@ -109,6 +109,16 @@ def test_a_client_that_never_connects() -> None:
     )
     register = judge_hw08([t])[0]
     assert not register.passed and "never connected to 127.0.0.1:7777" in register.detail
+    assert "address" in register.detail
+
+
+def test_a_command_that_could_not_start_is_told_so() -> None:
+    run = ProgramRun(127, False, 0.1, "", "prlimit: failed to execute ./c.py: No such file")
+    t = ClientTranscript("course-db", "127.0.0.1:7777", COURSE_P1_DB, (), run, 120)
+    register = judge_hw08([t])[0]
+    assert not register.passed
+    assert register.detail == "course-db: the command could not be started (exit 127)"
+    assert "check the command" in register.hint and "address" not in register.hint
 
 
 @pytest.mark.parametrize(

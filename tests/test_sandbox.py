@@ -28,6 +28,7 @@ from cs457p2p.checker.sandbox.view import (
     bwrap_command,
     copyable,
     named_outside,
+    resolve,
     system_folder,
 )
 
@@ -82,6 +83,21 @@ def test_folders_the_sandbox_takes(tmp_path: Path) -> None:
     assert copyable(tmp_path, LIMITS)
     (tmp_path / "big.bin").write_bytes(b"\0" * 1024)
     assert not copyable(tmp_path, SandboxLimits(disk=1000))
+
+
+def test_a_relative_command_that_leads_out_of_the_folder(tmp_path: Path) -> None:
+    """``.venv/bin/python`` in the folder is a link to an interpreter elsewhere: the
+    sandbox runs that interpreter, and shows its installation where it is not the
+    system's. A relative path that stays in the folder is left as it is."""
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "python").symlink_to(os.path.realpath(sys.executable))
+    (tmp_path / "run.sh").write_text("")
+    program, binds = resolve(".venv/bin/python", tmp_path)
+    assert program == os.path.realpath(sys.executable)
+    if not program.startswith("/usr/"):
+        assert any(program.startswith(b.rstrip("/") + "/") for b in binds)
+    assert resolve("./run.sh", tmp_path) == ("./run.sh", [])
+    assert resolve("./missing", tmp_path) == ("./missing", [])
 
 
 def test_files_named_outside_the_folder(tmp_path: Path) -> None:

@@ -177,7 +177,10 @@ async def run_scenario(
         if run.exit:
             detail += f" (exit {run.exit})"
         return CheckResult(scenario.name, True, True, detail, data)
-    if not connections:
+    if not connections and run.exit in (126, 127) and not run.timed_out:
+        # (the shell's and prlimit's word for a command not found or not executable)
+        detail = f"the command could not be started (exit {run.exit})"
+    elif not connections:
         reached = "sent a datagram to" if transport == "udp" else "connected to"
         detail = f"the client never {reached} 127.0.0.1:{port}: is the address hard-coded?"
         if run.timed_out:

@@ -111,6 +111,11 @@ CLIENT_HINTS = {
 def client_hint(scenario: str, detail: str, *, requests: int = 0, needed: int = 0) -> str:
     """The hint for a failed client scenario, from what went wrong (its detail) and how
     far it got (``requests`` of the ``needed`` ones: REGISTER and one per item)."""
+    if "could not be started" in detail:
+        return (
+            "check the command after --: the interpreter and the file must exist there"
+            " (run it yourself from the same folder first)"
+        )
     if "never connected" in detail or "never sent a datagram" in detail:
         return (
             "is the tracker's address written into the program? Take the host and port"

@@ -67,6 +67,13 @@ def _items(t: ClientTranscript) -> list[Connection]:
 
 
 def _register(t: ClientTranscript) -> CheckResult:
+    if not t.connections and t.run.exit in (126, 127) and not t.run.timed_out:
+        return _fail(
+            "register",
+            f"{t.scenario}: the command could not be started (exit {t.run.exit})",
+            "check the command: the interpreter and the file must exist there (run it"
+            " yourself from the same folder first)",
+        )
     if not t.connections:
         why = "never connected to " + t.address
         return _fail("register", f"{t.scenario}: {why}: is the address written in the program?")

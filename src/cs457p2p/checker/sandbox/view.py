@@ -92,8 +92,14 @@ def resolve(argv0: str, cwd: Path) -> tuple[str, list[str]]:
     it needs to see: a program found on PATH outside ``/usr`` brings its installation's
     folder (a Python: the real interpreter and its prefix)."""
     if "/" in argv0 and not os.path.isabs(argv0):
-        return argv0, []  # (in the student's folder)
-    found = argv0 if os.path.isabs(argv0) else shutil.which(argv0)
+        # (in the student's folder, unless it leads out of it: .venv/bin/python is a
+        # link to an interpreter elsewhere, which the sandbox must then show)
+        inside = os.path.join(cwd, argv0)
+        if not os.path.exists(inside) or _under(os.path.realpath(inside), [os.path.realpath(cwd)]):
+            return argv0, []
+        found: str | None = inside
+    else:
+        found = argv0 if os.path.isabs(argv0) else shutil.which(argv0)
     if found is None:
         return argv0, []
     real = os.path.realpath(found)
