@@ -87,6 +87,7 @@ def test_a_good_student_peer_passes(run_cli: CliRunner, interpreter: str) -> Non
         ("python3", "exits", ["keeps-serving", "wrong-tuple", "garbage"], "garbage",
          "then PING got cannot connect: connection refused"),
     ],
+    ids=["python2-unsafe", "python3-no-pong", "python3-exits"],
 )  # fmt: skip
 def test_a_misbehaving_peer_is_recorded_as_it_misbehaves(
     run_cli: CliRunner,
