@@ -31,13 +31,12 @@ from ..core.wire2 import (
     UpdateNbr,
     bad_request,
     encode_message,
-    message_tuple,
     parse,
     welcome,
 )
 from .guard import Guard
 from .links import ANSWER, Reply, TcpLink, decode_problem
-from .report import short
+from .report import shown
 
 __all__ = ["Heard", "PlayedPeer", "PlayedTracker", "send", "shown"]
 
@@ -269,13 +268,3 @@ class PlayedTracker(_Listener):
             fields = (nbr.handle, nbr.host, nbr.port) if nbr else (None, None, None)
             return dumps_py2(("REG_INIT", *fields, self.ring.n, self.ring.hosted))
         return CourseRing().receive(heard.raw, heard.sender)[0].reply or b""
-
-
-def shown(got: Message | BadMessage | str) -> str:
-    """What came back, for a report line: a message as its tuple, cut; a value that is
-    no message with why; or the words of what happened instead (a str)."""
-    if isinstance(got, str):
-        return got
-    if isinstance(got, BadMessage):
-        return f"a value that is no Part 2 message ({got.reason})"
-    return short(message_tuple(got), 80)

@@ -7,6 +7,9 @@ the judge that names it.
 * :mod:`.printed`: whether the items were printed in their logical order, and how;
 * :mod:`.pacing`: the pause between item requests the assignments ask for;
 * :mod:`.hw08`: the Part 1 client assignment (HW08), as the course's tracker sees it.
+
+* :mod:`.peer`: ``check peer``, a Part 2 peer's run (a :mod:`.peer_transcript`) against
+  the tracker and neighbours the checker played, by this project's rules or HW09.
 """
 
 from __future__ import annotations
