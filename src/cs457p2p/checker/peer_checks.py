@@ -44,8 +44,8 @@ from .course_client import COURSE_PORT
 from .guard import Guard
 from .judges.pacing import MAX_PAUSE, MIN_PAUSE, pauses
 from .judges.printed import printed_in_order
-from .played_peer import Heard, PlayedPeer, PlayedTracker, message_of, send, shown
-from .report import CheckResult, Report, short, short_text
+from .played_peer import Heard, PlayedPeer, PlayedTracker, message_of, send
+from .report import CheckResult, Report, short, short_text, shown
 from .runner import Program, substitute
 from .sandbox import Jail, SandboxPolicy, contained
 

@@ -1,7 +1,8 @@
 """Part 2 parts the checker plays: peers that listen, record every message that reaches
 them and answer as a well-behaved peer does (:class:`PlayedPeer`), and a tracker that
 answers a student's peer as the course's tracker does and records what it sent
-(:class:`PlayedTracker`); and :func:`send`, one whole message on one connection.
+(:class:`PlayedTracker`); and :func:`send`, one whole message on one connection. (What
+came back, worded for a report line: :func:`.report.shown`.)
 
 Everything that arrives is read by the restricted decoder only; every read and every
 connection is bounded in time. What the checker sends is a pickle of a plain tuple of
@@ -31,15 +32,13 @@ from ..core.wire2 import (
     UpdateNbr,
     bad_request,
     encode_message,
-    message_tuple,
     parse,
     welcome,
 )
 from .guard import Guard
 from .links import ANSWER, Reply, TcpLink, decode_problem
-from .report import short
 
-__all__ = ["Heard", "PlayedPeer", "PlayedTracker", "send", "shown"]
+__all__ = ["Heard", "PlayedPeer", "PlayedTracker", "send"]
 
 #: Longest message a played part reads (a QUERY_RESULT with a long VALUE fits).
 MAX_MESSAGE = 1 << 20
@@ -269,13 +268,3 @@ class PlayedTracker(_Listener):
             fields = (nbr.handle, nbr.host, nbr.port) if nbr else (None, None, None)
             return dumps_py2(("REG_INIT", *fields, self.ring.n, self.ring.hosted))
         return CourseRing().receive(heard.raw, heard.sender)[0].reply or b""
-
-
-def shown(got: Message | BadMessage | str) -> str:
-    """What came back, for a report line: a message as its tuple, cut; a value that is
-    no message with why; or the words of what happened instead (a str)."""
-    if isinstance(got, str):
-        return got
-    if isinstance(got, BadMessage):
-        return f"a value that is no Part 2 message ({got.reason})"
-    return short(message_tuple(got), 80)

@@ -8,8 +8,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.decoder import Value, describe
+from ..core.wire2 import BadMessage, Message, message_tuple
 
-__all__ = ["NOT_GRADED", "CheckResult", "Report", "one_line", "plural", "short", "short_text"]
+__all__ = [
+    "NOT_GRADED",
+    "CheckResult",
+    "Report",
+    "one_line",
+    "plural",
+    "short",
+    "short_text",
+    "shown",
+]
 
 
 @dataclass(frozen=True, repr=False)
@@ -190,3 +200,13 @@ def short_text(text: str, limit: int = 100) -> str:
 
 def plural(k: int, word: str) -> str:
     return f"{k:,} {word}" if k == 1 else f"{k:,} {word}s"
+
+
+def shown(got: Message | BadMessage | str) -> str:
+    """What came back, for a report line: a message as its tuple, cut; a value that is
+    no message with why; or the words of what happened instead (a str)."""
+    if isinstance(got, str):
+        return got
+    if isinstance(got, BadMessage):
+        return f"a value that is no Part 2 message ({got.reason})"
+    return short(message_tuple(got), 80)

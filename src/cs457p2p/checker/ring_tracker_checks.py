@@ -47,8 +47,8 @@ from ..core.wire2 import (
 from ..net import loopback_hosts, source_address
 from .guard import Guard
 from .links import ANSWER, UNREACHABLE
-from .played_peer import Heard, PlayedPeer, message_of, send, shown
-from .report import CheckResult, Report, plural, short
+from .played_peer import Heard, PlayedPeer, message_of, send
+from .report import CheckResult, Report, plural, short, shown
 
 __all__ = ["FILL_LIMIT", "P2_INFO", "REQUIRED", "run_ring_tracker_checks"]
 
