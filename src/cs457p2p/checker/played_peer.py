@@ -1,7 +1,8 @@
 """Part 2 parts the checker plays: peers that listen, record every message that reaches
 them and answer as a well-behaved peer does (:class:`PlayedPeer`), and a tracker that
 answers a student's peer as the course's tracker does and records what it sent
-(:class:`PlayedTracker`); and :func:`send`, one whole message on one connection.
+(:class:`PlayedTracker`); and :func:`send`, one whole message on one connection. (What
+came back, worded for a report line: :func:`.report.shown`.)
 
 Everything that arrives is read by the restricted decoder only; every read and every
 connection is bounded in time. What the checker sends is a pickle of a plain tuple of
@@ -36,9 +37,8 @@ from ..core.wire2 import (
 )
 from .guard import Guard
 from .links import ANSWER, Reply, TcpLink, decode_problem
-from .report import shown
 
-__all__ = ["Heard", "PlayedPeer", "PlayedTracker", "send", "shown"]
+__all__ = ["Heard", "PlayedPeer", "PlayedTracker", "send"]
 
 #: Longest message a played part reads (a QUERY_RESULT with a long VALUE fits).
 MAX_MESSAGE = 1 << 20

@@ -6,10 +6,11 @@ the judge that names it.
 
 * :mod:`.printed`: whether the items were printed in their logical order, and how;
 * :mod:`.pacing`: the pause between item requests the assignments ask for;
-* :mod:`.hw08`: the Part 1 client assignment (HW08), as the course's tracker sees it.
-
+* :mod:`.hw08`: the Part 1 client assignment (HW08), as the course's tracker sees it;
 * :mod:`.peer`: ``check peer``, a Part 2 peer's run (a :mod:`.peer_transcript`) against
-  the tracker and neighbours the checker played, by this project's rules or HW09.
+  the tracker and neighbours the checker played, by this project's rules or HW09;
+* :mod:`.ring_tracker`: a Part 2 tracker's ring (``check tracker --part 2``), as the
+  peers the checker played met it.
 """
 
 from __future__ import annotations
@@ -17,16 +18,32 @@ from __future__ import annotations
 from .hw08 import HW08_REQUIRED, judge_hw08
 from .pacing import MIN_PAUSE, pauses
 from .printed import Printed, printed_in_order
-from .transcript import ClientTranscript, Connection, ProgramRun
+from .ring_tracker import judge_ring_tracker
+from .transcript import (
+    Arrival,
+    ClientTranscript,
+    Connection,
+    Exchange,
+    PingWatch,
+    ProgramRun,
+    RingPeer,
+    RingTrackerTranscript,
+)
 
 __all__ = [
     "HW08_REQUIRED",
     "MIN_PAUSE",
+    "Arrival",
     "ClientTranscript",
     "Connection",
+    "Exchange",
+    "PingWatch",
     "Printed",
     "ProgramRun",
+    "RingPeer",
+    "RingTrackerTranscript",
     "judge_hw08",
+    "judge_ring_tracker",
     "pauses",
     "printed_in_order",
 ]
