@@ -271,6 +271,14 @@ class StandinServer:
     def wait_stopped(self, seconds: float) -> bool:
         return self._stop.wait(seconds)
 
+    def accepted(self, at_least: int, timeout: float = 10.0) -> int:
+        """The connections counted, once there are ``at_least`` or ``timeout`` passed: a
+        client that opens connections in parallel may finish before this server's accept
+        loop (polling every 50 ms, slower on a busy machine) has taken the last one from
+        the backlog."""
+        wait_for(lambda: self.connections >= at_least, timeout)
+        return self.connections
+
     def _accept_loop(self) -> None:
         while not self._stop.is_set():
             try:
