@@ -863,7 +863,7 @@ def test_a_request_the_deadline_cut_short() -> None:
 # ------------------------------------------------------------------- properties
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.lists(st.text(alphabet="abcdefghij", min_size=1, max_size=5), max_size=40), st.randoms())
 def test_any_permutation_passes_and_assembles_the_message(
     words: list[str], rnd: random.Random
