@@ -51,7 +51,7 @@ from .judges.tracker_transcript import (
 )
 from .links import Link, TcpLink, UdpLink
 from .report import CheckResult, Report
-from .tracker_client import ask, expected, fetch, register
+from .tracker_client import ask, expected, fetch, register, shared
 
 __all__ = [
     "CONCURRENT_CLIENTS",
@@ -162,12 +162,15 @@ async def _client(link: Link, run: _Run, positions: Sequence[int], parallel: int
     return ClientRun(reg, await fetch(link, positions, parallel, expect))
 
 
-async def _latency(link: Link, first: View) -> tuple[Asked, ...]:
-    positions = sorted(first.items)
+async def _latency(link: Link, run: _Run) -> tuple[Asked, ...]:
+    positions = sorted(run.view.items)
+    before = dict(run.first.positions)
     samples: list[Asked] = []
     for k in range(LATENCY_SAMPLES):
-        payload = encode_position(positions[k % len(positions)]) if positions else REGISTER
-        samples.append(await ask(link, payload, timeout=min(link.timeout, INFO_TIMEOUT)))
+        p = positions[k % len(positions)] if positions else None
+        payload = REGISTER if p is None else encode_position(p)
+        got = await ask(link, payload, timeout=min(link.timeout, INFO_TIMEOUT))
+        samples.append(shared(got, None if p is None else before.get(p)))
         if len(samples) >= 3 and not any(a.kind == ANSWER for a in samples):
             break  # (three unanswered, none answered: it does not answer these)
     return tuple(samples)
@@ -253,7 +256,7 @@ async def record_tracker(
     if run.over():
         run.late.append("latency")
     else:
-        run.latency = await _latency(link, run.view)
+        run.latency = await _latency(link, run)
     if run.over():
         run.late.append("udp" if transport == "tcp" else "tcp")
     else:

@@ -16,7 +16,7 @@ from .judges.tracker_answers import MAX_HELD, Item, item_of
 from .judges.tracker_transcript import NOT_KEPT, Asked, ClientRun
 from .links import Link, Reply
 
-__all__ = ["ask", "asked", "expected", "fetch", "register"]
+__all__ = ["ask", "asked", "expected", "fetch", "register", "shared"]
 
 
 def asked(sent: bytes, reply: Reply) -> Asked:
@@ -63,8 +63,7 @@ async def fetch(
                 before, want = expect[p]
                 if item != want:
                     stop = True
-                elif record.values == before.values:
-                    record = dataclasses.replace(record, values=before.values)
+                record = shared(record, before)
             else:
                 held += len(item[1])
                 if held > MAX_HELD:
@@ -74,6 +73,14 @@ async def fetch(
 
     await asyncio.gather(*(worker() for _ in range(min(parallel, len(queue)))))
     return tuple(records)
+
+
+def shared(record: Asked, before: Asked | None) -> Asked:
+    """``record``, its answer the very values ``before`` holds when they are equal (so
+    that a database asked for again is kept once)."""
+    if before is not None and record.values == before.values:
+        return dataclasses.replace(record, values=before.values)
+    return record
 
 
 def expected(first: ClientRun, items: Mapping[int, Item]) -> dict[int, tuple[Asked, Item]]:
