@@ -1,6 +1,16 @@
 """``check tracker``: talk to a running tracker as clients would, one request per
-connection (what the reference tracker serves), and report each property of the
-protocol as a named check.
+connection (what the reference tracker serves), record what each request got (a
+:class:`~.judges.tracker_transcript.TrackerTranscript`), and have
+:func:`~.judges.tracker.judge_tracker` report each property of the protocol as a named
+check (the checks: :mod:`.judges.tracker`).
+
+The steps, in order: the first client's REGISTER (nothing more when nothing listens)
+and every position, :data:`PARALLEL` at a time; a second client; 20 clients at once;
+latency samples; REGISTER over the other transport; then what a fragile tracker may die
+of, so that such a death costs only the check that caused it: positions out of range,
+garbage, two requests at once, b'0'. After a bad request, and after a check of those
+that failed, the driver looks whether the tracker still serves, and once it does not,
+asks nothing more. Past the overall deadline nothing is started.
 
 Everything the tracker sends is read by the restricted decoder only, and everything
 sent to it is harmless to a tracker that calls ``pickle.loads``: the raw ``REGISTER``,
@@ -11,34 +21,51 @@ pickle protocol knows, so a stock unpickler stops at once. Every wait is bounded
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from ..core.wire import BAD_REQUEST_TEXT, REGISTER, encode_position
-from .hints import hint_for
-from .links import ANSWER, CLOSED, TIMEOUT, UNDECODABLE, UNREACHABLE, Link, Reply, TcpLink, UdpLink
-from .report import CheckResult, Report, plural, short
-from .tracker_client import (
-    AnswerLog,
-    ClientView,
-    Item,
-    as_item,
-    count_of,
-    fetch,
-    got,
-    item_of,
-    register,
+from ..core.wire import REGISTER, encode_position
+from .judges.tracker import (
+    CONCURRENT_CLIENTS,
+    CONCURRENT_SAMPLE,
+    LATENCY_SAMPLES,
+    REQUIRED,
+    bad_request_ends,
+    concurrent_positions,
+    judge_ascii,
+    judge_bad_requests,
+    judge_pipelining,
+    judge_tracker,
+    message_of,
+    nothing_listens,
 )
+from .judges.tracker_answers import View, count_of, serves_problem, view_of
+from .judges.tracker_transcript import (
+    ANSWER,
+    UNREACHABLE,
+    Asked,
+    BadRequest,
+    ClientRun,
+    Serves,
+    TrackerTranscript,
+)
+from .links import Link, TcpLink, UdpLink
+from .report import CheckResult, Report
+from .tracker_client import ask, expected, fetch, register, shared
 
-__all__ = ["GARBAGE", "check_tracker", "run_tracker_checks"]
+__all__ = [
+    "CONCURRENT_CLIENTS",
+    "CONCURRENT_SAMPLE",
+    "GARBAGE",
+    "LATENCY_SAMPLES",
+    "REQUIRED",
+    "check_tracker",
+    "record_tracker",
+    "run_tracker_checks",
+]
 
-#: Clients that ``concurrent`` runs at once.
-CONCURRENT_CLIENTS = 20
-#: Positions each concurrent client asks for (all of them when N is at most this).
-CONCURRENT_SAMPLE = 256
 #: Connections the first and second client use in parallel.
 PARALLEL = 8
-#: Position requests timed by ``latency``.
-LATENCY_SAMPLES = 100
 #: Seconds the whole run may take, by default; what is left is reported as not run.
 DEADLINE = 600.0
 #: Longest wait of an informational check.
@@ -55,249 +82,188 @@ GARBAGE: tuple[tuple[str, bytes], ...] = (
 )
 
 
-def _sample(n: int, k: int) -> list[int]:
-    """All of ``0..n-1`` when ``n <= k``, else ``k`` positions spread evenly over them
-    (the first and the last included)."""
-    if n <= k:
-        return list(range(n))
-    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
+@dataclass
+class _Run:
+    """What one run asked so far (the transcript's fields, as they fill)."""
+
+    link: Link
+    first: ClientRun
+    view: View
+    second: ClientRun | None = None
+    concurrent: tuple[ClientRun, ...] = ()
+    latency: tuple[Asked, ...] = ()
+    other: Asked | None = None
+    out_of_range: tuple[BadRequest, ...] = ()
+    garbage: tuple[BadRequest, ...] = ()
+    pipelining: Asked | None = None
+    ascii: Asked | None = None
+    after: list[tuple[str, Serves]] = field(default_factory=list)
+    late: list[str] = field(default_factory=list)
+
+    def over(self) -> bool:
+        deadline = self.link.deadline
+        return deadline is not None and asyncio.get_running_loop().time() >= deadline
+
+    def transcript(self, deadline: float) -> TrackerTranscript:
+        link = self.link
+        return TrackerTranscript(
+            link.address,
+            link.transport,
+            link.timeout,
+            deadline,
+            self.first,
+            self.second,
+            self.concurrent,
+            self.latency,
+            self.other,
+            self.out_of_range,
+            self.garbage,
+            self.pipelining,
+            self.ascii,
+            tuple(self.after),
+            tuple(self.late),
+        )
 
 
-def _permutation_problem(items: dict[int, Item], n: int) -> str | None:
-    at: dict[int, list[int]] = {}
-    for p in range(n):
-        seq = items[p][0]
-        if not 0 <= seq < n:
-            return f"position {p} has SEQNUM {seq}, out of range 0..{n - 1}"
-        at.setdefault(seq, []).append(p)
-    twice = [(s, ps) for s, ps in sorted(at.items()) if len(ps) > 1]
-    if not twice:
-        return None
-    missing = [s for s in range(n) if s not in at]
-    s, ps = twice[0]
-    where = " and ".join(map(str, ps)) if len(ps) == 2 else ", ".join(map(str, ps[:4]))
-    where += ", ..." if len(ps) > 4 else ""
-    text = f"SEQNUM {s} is served at positions {where}"
-    if len(twice) > 1:
-        text += f" (and {plural(len(twice) - 1, 'more SEQNUM')} twice)"
-    shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
-    return f"{text}; missing: {shown}"
-
-
-def _assemble(items: dict[int, Item], n: int) -> str:
-    ordered = [""] * n
-    for seq, text in items.values():
-        ordered[seq] = text
-    return " ".join(ordered)
-
-
-def _not_run(name: str, why: str, required: bool = True) -> CheckResult:
-    return CheckResult(name, required, False, f"not run: {why}")
-
-
-async def _still_serves(link: Link, first: ClientView) -> str | None:
-    """None when REGISTER and position 0 still answer as they did for the first
-    client; else what went wrong."""
-    reply = await link.exchange(REGISTER)
-    count = count_of(reply)
-    if isinstance(count, str):
-        return f"then {count}"
-    if count != first.n:
-        return f"then REGISTER answered N = {count}, not {first.n}"
-    if 0 in first.items:
-        item = item_of("position 0", await link.exchange(encode_position(0)))
-        if isinstance(item, str):
-            return f"then {item}"
-        if item != first.items[0]:
-            return f"then position 0 answered {short(item)}, not {short(first.items[0])}"
-    return None
+async def _look(link: Link, first: View) -> Serves:
+    """Does the tracker still serve? REGISTER, then position 0 as the first client got it."""
+    reg = await register(link)
+    if count_of(reg) != first.n or 0 not in first.items:
+        return Serves(reg)
+    return Serves(reg, await ask(link, encode_position(0)))
 
 
 async def _bad_requests(
-    link: Link, first: ClientView, name: str, requests: Sequence[tuple[str, bytes]]
-) -> CheckResult:
-    """Each request must get an answer or a close (over UDP: an answer or nothing), and
-    the tracker must answer REGISTER and position 0 as before, afterwards."""
+    link: Link, first: View, requests: Sequence[tuple[str, bytes]]
+) -> tuple[BadRequest, ...]:
+    """Each request, then a look whether the tracker still serves; stop once not."""
     udp = link.transport == "udp"
-    notes: list[str] = []
-    warning = ""
+    done: list[BadRequest] = []
     for what, payload in requests:
-        reply = await link.exchange(
-            payload, timeout=min(link.timeout, UDP_BAD_REQUEST_WAIT) if udp else None
+        got = await ask(
+            link, payload, timeout=min(link.timeout, UDP_BAD_REQUEST_WAIT) if udp else None
         )
-        if (
-            reply.kind == ANSWER
-            and what == "position -1"
-            and not isinstance(as_item(reply.values[0]), str)
-        ):
-            warning = (
-                f"position -1 answered {short(reply.values[0])}: Python's negative indexing"
-                " (the course's reference does it too); check 0 <= i < N before indexing"
-            )
-        if reply.kind == ANSWER or reply.kind == UNDECODABLE:
-            notes.append(f"{what}: {reply.describe()}")
-        elif reply.kind == CLOSED:
-            notes.append(f"{what}: {reply.detail}")
-        elif reply.kind == TIMEOUT and udp:
-            notes.append(f"{what}: no answer (ignored)")
-        elif reply.kind == TIMEOUT:
-            return CheckResult(
-                name, True, False, f"{what}: no answer and no close within {link.timeout:g} s"
-            )
-        else:
-            why = f"{what}: {reply.detail}"
-            return CheckResult(name, True, False, f"{why} (the tracker stopped serving)")
-        problem = await _still_serves(link, first)
-        if problem is not None:
-            notes[-1] += f"; {problem} (the tracker no longer serves)"
-            return CheckResult(name, True, False, "; ".join(notes))
-    return CheckResult(name, True, True, "; ".join(notes) + "; still serves", warning=warning)
+        if bad_request_ends(got, link.transport):
+            done.append(BadRequest(what, got))
+            break
+        look = await _look(link, first)
+        done.append(BadRequest(what, got, look))
+        if serves_problem(first, look) is not None:
+            break
+    return tuple(done)
 
 
-async def _concurrent(link: Link, first: ClientView) -> CheckResult:
-    assert first.n is not None
-    n = first.n
-    positions = [p for p in _sample(n, CONCURRENT_SAMPLE) if p in first.items]
-
-    async def session(k: int) -> str | None:
-        client = ClientView()
-        await register(link, client)
-        if client.n is None:
-            return f"client {k}: {client.register_problem}"
-        if client.n != n:
-            return f"client {k}: REGISTER answered N = {client.n}, not {n}"
-        # (compared as they come, not kept: 20 copies of a large database would not fit)
-        await fetch(link, client, positions, parallel=1, expect=first.items)
-        if client.problem is not None:
-            return f"client {k}: {client.problem}"
-        return None
-
-    problems = await asyncio.gather(*(session(k) for k in range(1, CONCURRENT_CLIENTS + 1)))
-    failed = [p for p in problems if p is not None]
-    what = f"REGISTER + {plural(len(positions), 'position')} each"
-    if len(positions) < n:
-        what += f", a sample of the {n:,}"
-    if failed:
-        more = f" ({len(failed)} of {CONCURRENT_CLIENTS} clients failed)" if len(failed) > 1 else ""
-        return CheckResult("concurrent", True, False, failed[0] + more)
-    return CheckResult(
-        "concurrent",
-        True,
-        True,
-        f"{CONCURRENT_CLIENTS} clients at once ({what}) all got the same database",
-        {"clients": CONCURRENT_CLIENTS, "positions": len(positions)},
-    )
+async def _client(link: Link, run: _Run, positions: Sequence[int], parallel: int) -> ClientRun:
+    """Another client: REGISTER, and the positions when it gives the first client's N."""
+    reg = await register(link)
+    if count_of(reg) != run.view.n:
+        return ClientRun(reg)
+    expect = expected(run.first, run.view.items)
+    return ClientRun(reg, await fetch(link, positions, parallel, expect))
 
 
-async def _ascii(link: Link, first: ClientView) -> CheckResult:
-    if 0 not in first.items:
-        return _not_run("ascii-positions", "no item at position 0", required=False)
-    reply = await link.exchange(b"0", timeout=min(link.timeout, INFO_TIMEOUT))
-    what = "positions written as ASCII digits (as the assignment's text reads)"
-    if reply.kind == ANSWER and as_item(reply.values[0]) == first.items[0]:
-        detail = f"yes, it also takes {what}: b'0' is answered as position 0"
-        return CheckResult("ascii-positions", False, True, detail)
-    if reply.kind == ANSWER and reply.values[0] == BAD_REQUEST_TEXT:
-        detail = f"no, it does not take {what}: b'0' is answered 'Bad request', as the reference"
-    else:
-        detail = f"no, it does not take {what}: {got(repr(b'0'), reply)}"
-    return CheckResult("ascii-positions", False, False, detail)
+async def _latency(link: Link, run: _Run) -> tuple[Asked, ...]:
+    positions = sorted(run.view.items)
+    before = dict(run.first.positions)
+    samples: list[Asked] = []
+    for k in range(LATENCY_SAMPLES):
+        p = positions[k % len(positions)] if positions else None
+        payload = REGISTER if p is None else encode_position(p)
+        got = await ask(link, payload, timeout=min(link.timeout, INFO_TIMEOUT))
+        samples.append(shared(got, None if p is None else before.get(p)))
+        if len(samples) >= 3 and not any(a.kind == ANSWER for a in samples):
+            break  # (three unanswered, none answered: it does not answer these)
+    return tuple(samples)
 
 
-async def _pipelining(link: Link, first: ClientView) -> CheckResult:
-    if first.n is not None and first.n >= 2:
-        what, payload = "positions 0 and 1", encode_position(0) + encode_position(1)
-    else:
-        what, payload = "two REGISTERs", REGISTER + REGISTER
-    how = "in one datagram" if link.transport == "udp" else "back to back on one connection"
-    reply = await link.exchange(payload, want=2, timeout=min(link.timeout, INFO_TIMEOUT))
-    if reply.kind == ANSWER:
-        detail = f"yes, it answers several requests at once: {what} sent {how}, both answered"
-        return CheckResult("pipelining", False, True, detail)
-    no = "no, one request at a time (as the reference)"
-    if len(reply.values) == 1 and reply.kind == CLOSED:
-        detail = f"{no}: {what} sent {how}: the first answered, then closed"
-    elif len(reply.values) == 1:
-        detail = f"{no}: {what} sent {how}: only the first answered"
-    else:
-        detail = f"{no}: {what} sent {how}: {reply.describe()}"
-    return CheckResult("pipelining", False, False, detail)
-
-
-async def _other_transport(link: Link) -> CheckResult:
+async def _other_transport(link: Link) -> Asked:
     other: Link
     if link.transport == "tcp":
         other = UdpLink(link.host, link.port, min(link.timeout, INFO_TIMEOUT))
     else:
         other = TcpLink(link.host, link.port, min(link.timeout, INFO_TIMEOUT))
-    name = other.transport
-    reply = await other.exchange(REGISTER)
-    count = count_of(reply)
-    if isinstance(count, int):
-        detail = f"yes, it also serves over {name.upper()}: REGISTER gives N = {count}"
-        return CheckResult(name, False, True, detail)
-    return CheckResult(name, False, False, f"no, it does not serve over {name.upper()}: {count}")
+    return await register(other)
 
 
-def _percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    k = max(0, min(len(ordered) - 1, -(-len(ordered) * q // 100) - 1))
-    return ordered[int(k)]
-
-
-async def _latency(link: Link, first: ClientView) -> CheckResult:
-    n = first.n or 0
-    positions = sorted(first.items)
-    what = "position requests" if positions else "REGISTER requests"
-    samples: list[float] = []
-    failures = 0
-    for k in range(LATENCY_SAMPLES):
-        payload = encode_position(positions[k % len(positions)]) if positions else REGISTER
-        reply = await link.exchange(payload, timeout=min(link.timeout, INFO_TIMEOUT))
-        if reply.kind == ANSWER:
-            samples.append(reply.seconds * 1000)
+async def _risky(run: _Run) -> None:
+    """What a fragile tracker may die of, in order; after one that failed, a look whether
+    the tracker still serves, and nothing more once it does not."""
+    link, first = run.link, run.view
+    assert first.n is not None
+    n = first.n
+    info = min(link.timeout, INFO_TIMEOUT)
+    out_of_range = [(f"position {n}", encode_position(n)), ("position -1", encode_position(-1))]
+    for name in ("out-of-range", "garbage", "pipelining", "ascii-positions"):
+        if run.over():
+            run.late.append(name)
+            continue
+        result: CheckResult
+        if name == "out-of-range":
+            run.out_of_range = await _bad_requests(link, first, out_of_range)
+            result = judge_bad_requests(name, first, run.out_of_range, link.transport, link.timeout)
+        elif name == "garbage":
+            run.garbage = await _bad_requests(link, first, GARBAGE)
+            result = judge_bad_requests(name, first, run.garbage, link.transport, link.timeout)
+        elif name == "pipelining":
+            two = n >= 2
+            payload = encode_position(0) + encode_position(1) if two else REGISTER + REGISTER
+            run.pipelining = await ask(link, payload, want=2, timeout=info)
+            result = judge_pipelining(first, run.pipelining, link.transport)
         else:
-            failures += 1
-            if failures >= 3 and not samples:
-                break
-    if not samples:
-        return CheckResult("latency", False, False, f"not measured: no answer to {what}")
-    p50, p99 = _percentile(samples, 50), _percentile(samples, 99)
-    each = "its own UDP socket" if link.transport == "udp" else "its own connection"
-    detail = (
-        f"how long an answer takes: p50 {p50:.2f} ms, p99 {p99:.2f} ms"
-        f" ({len(samples)} {what}, each on {each})"
-    )
-    if failures:
-        detail += f"; {failures} unanswered"
-    data = {"p50_ms": round(p50, 3), "p99_ms": round(p99, 3), "samples": len(samples), "n": n}
-    return CheckResult("latency", False, True, detail, data)
+            if 0 in first.items:
+                run.ascii = await ask(link, b"0", timeout=info)
+            result = judge_ascii(first, run.ascii)
+        if not result.passed:
+            look = await _look(link, first)
+            run.after.append((name, look))
+            if serves_problem(first, look) is not None:
+                return
 
 
-def _protocol_check(observer: AnswerLog) -> CheckResult:
-    """The answers' pickle protocols: at most 2, which Python 2 (the course's reference
-    client) reads."""
-    protocols = sorted(observer.protocols)
-    if not protocols:
-        return _not_run("pickle-protocol", "no answer was a pickle")
-    data = {"protocols": protocols}
-    newest = protocols[-1]
-    if newest > 2:
-        what = observer.newer_than_2 or f"an answer in protocol {newest}"
-        return CheckResult(
-            "pickle-protocol",
-            True,
-            False,
-            f"{what}: Python 2 clients (the course's reference client) cannot read it",
-            data,
-        )
-    if protocols == [0]:
-        detail = "protocol 0 (text, as the reference sends): Python 2 and 3 read it"
-    elif len(protocols) == 1:
-        detail = f"protocol {newest}: Python 2 and 3 read it"
+async def record_tracker(
+    host: str,
+    port: int,
+    *,
+    transport: str = "tcp",
+    timeout: float = 5.0,
+    deadline: float = DEADLINE,
+) -> TrackerTranscript:
+    """Ask the tracker at ``host:port`` what the module docstring says, all within
+    ``deadline`` seconds, and say what each request got."""
+    if transport not in ("tcp", "udp"):
+        raise ValueError("transport must be tcp or udp")
+    link: Link = (UdpLink if transport == "udp" else TcpLink)(host, port, timeout)
+    link.deadline = asyncio.get_running_loop().time() + deadline
+    reg = await register(link)
+    first = ClientRun(reg)
+    if reg.kind == UNREACHABLE:
+        return TrackerTranscript(link.address, transport, timeout, deadline, first)
+    n = view_of(first).n
+    if n is not None:
+        first = ClientRun(reg, await fetch(link, range(n), PARALLEL))
+    run = _Run(link, first, view_of(first))
+    if n is not None:
+        if run.over():
+            run.late.append("second-client")
+        else:
+            run.second = await _client(link, run, sorted(run.view.items), PARALLEL)
+        if run.over():
+            run.late.append("concurrent")
+        else:
+            positions = concurrent_positions(run.view)
+            clients = (_client(link, run, positions, 1) for _ in range(CONCURRENT_CLIENTS))
+            run.concurrent = tuple(await asyncio.gather(*clients))
+    if run.over():
+        run.late.append("latency")
     else:
-        detail = f"protocols {', '.join(map(str, protocols))}: Python 2 and 3 read them"
-    return CheckResult("pickle-protocol", True, True, detail, data)
+        run.latency = await _latency(link, run)
+    if run.over():
+        run.late.append("udp" if transport == "tcp" else "tcp")
+    else:
+        run.other = await _other_transport(link)
+    if n is not None:
+        await _risky(run)
+    return run.transcript(deadline)
 
 
 async def run_tracker_checks(
@@ -308,197 +274,21 @@ async def run_tracker_checks(
     timeout: float = 5.0,
     deadline: float = DEADLINE,
 ) -> Report:
-    """Run every tracker check against ``host:port`` (see the module docstring), all
-    within ``deadline`` seconds: a check that would start later is reported as not run,
-    and one under way when it passes fails with no answer."""
-    if transport not in ("tcp", "udp"):
-        raise ValueError("transport must be tcp or udp")
-    link: Link = (UdpLink if transport == "udp" else TcpLink)(host, port, timeout)
-    loop = asyncio.get_running_loop()
-    link.deadline = loop.time() + deadline
-    late = f"the overall deadline of {deadline:g} s passed"
-
-    def over() -> bool:
-        return loop.time() >= link.deadline if link.deadline is not None else False
-
-    checks: list[CheckResult] = []
-    observer = AnswerLog()
-    first = ClientView()
-    await register(link, first, observer)
-    n = first.n
-    if first.register is not None and first.register.kind == UNREACHABLE:
-        return _nothing_listens(link, transport, first.register)
-
-    # -- register
-    if n is None:
-        assert first.register_problem is not None
-        checks.append(CheckResult("register", True, False, first.register_problem))
-    else:
-        checks.append(CheckResult("register", True, True, f"N = {n}", {"n": n}))
-
-    # -- items
-    if n is not None:
-        await fetch(link, first, range(n), PARALLEL, observer)
-        if first.problem is not None:
-            checks.append(CheckResult("items", True, False, first.problem))
-        elif n == 0:
-            checks.append(CheckResult("items", True, True, "N = 0: no positions to ask"))
-        else:
-            checks.append(
-                CheckResult(
-                    "items", True, True, f"all {n} positions answered a (SEQNUM, VALUE) pair"
-                )
-            )
-    else:
-        checks.append(_not_run("items", "REGISTER gave no N"))
-
-    # -- pickled
-    if observer.not_pickled is not None:
-        checks.append(CheckResult("pickled", True, False, observer.not_pickled))
-    elif not observer.answers:
-        checks.append(_not_run("pickled", "no answer to look at"))
-    else:
-        checks.append(
-            CheckResult(
-                "pickled",
-                True,
-                True,
-                f"{plural(observer.answers, 'answer')}, all pickles the restricted decoder reads",
-            )
-        )
-
-    # -- permutation and message
-    message: str | None = None
-    complete = n is not None and first.problem is None
-    if not complete:
-        checks.append(_not_run("permutation", "not every position answered a pair"))
-        checks.append(_not_run("message", "not every position answered a pair"))
-    else:
-        assert n is not None
-        problem = _permutation_problem(first.items, n)
-        if problem is not None:
-            checks.append(CheckResult("permutation", True, False, problem))
-            checks.append(
-                CheckResult("message", True, False, "not assembled: the SEQNUMs are wrong")
-            )
-        else:
-            message = _assemble(first.items, n)
-            what = "N = 0: nothing to check" if n == 0 else f"the SEQNUMs are exactly 0..{n - 1}"
-            checks.append(CheckResult("permutation", True, True, what))
-            checks.append(
-                CheckResult("message", True, True, f'"{message}" ({n} items)', {"message": message})
-            )
-
-    # The rest runs in an order of its own (the report keeps the order above): first
-    # what any working tracker survives, then the requests a fragile tracker may die
-    # of, so that such a death costs only the check that caused it.
-    later: dict[str, CheckResult] = {}
-    if n is None:
-        for name in ("second-client", "concurrent", "out-of-range", "garbage"):
-            later[name] = _not_run(name, "REGISTER gave no N")
-        for name in ("ascii-positions", "pipelining"):
-            later[name] = _not_run(name, "REGISTER gave no N", required=False)
-    else:
-        later["second-client"] = (
-            _not_run("second-client", late) if over() else await _second_client(link, first)
-        )
-        later["concurrent"] = (
-            _not_run("concurrent", late) if over() else await _concurrent(link, first)
-        )
-    latency = _not_run("latency", late, required=False) if over() else await _latency(link, first)
-    other_name = "udp" if transport == "tcp" else "tcp"
-    other = _not_run(other_name, late, required=False) if over() else await _other_transport(link)
-    if n is not None:
-        out_of_range = [
-            (f"position {n}", encode_position(n)),
-            ("position -1", encode_position(-1)),
-        ]
-        risky: tuple[tuple[str, Callable[[], Awaitable[CheckResult]]], ...] = (
-            ("out-of-range", lambda: _bad_requests(link, first, "out-of-range", out_of_range)),
-            ("garbage", lambda: _bad_requests(link, first, "garbage", GARBAGE)),
-            ("pipelining", lambda: _pipelining(link, first)),
-            ("ascii-positions", lambda: _ascii(link, first)),
-        )
-        dead_after: str | None = None
-        for name, run in risky:
-            if over():
-                required = name in ("out-of-range", "garbage")
-                later[name] = _not_run(name, late, required=required)
-            elif dead_after is None:
-                later[name] = await run()
-                if not later[name].passed and await _still_serves(link, first) is not None:
-                    dead_after = name
-            else:
-                why = f"the tracker stopped serving during {dead_after}"
-                later[name] = _not_run(name, why, required=name in ("out-of-range", "garbage"))
-    for name in ("second-client", "out-of-range", "garbage", "concurrent"):
-        checks.append(later[name])
-    checks.append(_protocol_check(observer))
-    checks += [later["ascii-positions"], later["pipelining"], other, latency]
-    hinted = tuple(
-        c if c.passed or c.hint or not c.required else c.with_hint(hint_for(c, link.timeout))
-        for c in checks
+    """Every tracker check against ``host:port`` (:mod:`.judges.tracker`), all within
+    ``deadline`` seconds: a check that would start later is reported as not run, and one
+    under way when it passes fails with no answer."""
+    transcript = await record_tracker(
+        host, port, transport=transport, timeout=timeout, deadline=deadline
     )
-    return Report("tracker", link.address, transport, hinted, message)
-
-
-#: The required checks, in the report's order.
-REQUIRED = (
-    "register",
-    "items",
-    "pickled",
-    "permutation",
-    "message",
-    "second-client",
-    "out-of-range",
-    "garbage",
-    "concurrent",
-    "pickle-protocol",
-)
-
-
-def _nothing_listens(link: Link, transport: str, reply: Reply) -> Report:
-    """The one line of a report when no connection is possible at all."""
-    why = f"nothing listens on {link.address} ({reply.detail}): is the tracker running?"
-    first = CheckResult(
-        "register",
-        True,
-        False,
-        why,
-        hint="start the tracker first, listening on this host and port",
+    checks = tuple(judge_tracker(transcript))
+    return Report(
+        "tracker",
+        transcript.address,
+        transport,
+        checks,
+        message_of(checks),
+        stopped=nothing_listens(transcript),
     )
-    others = tuple(_not_run(name, "nothing listens") for name in REQUIRED[1:])
-    return Report("tracker", link.address, transport, (first, *others), stopped=why)
-
-
-async def _second_client(link: Link, first: ClientView) -> CheckResult:
-    """Another client, after the first: the same N, the same item at every position."""
-    assert first.n is not None
-    again = ClientView()
-    await register(link, again)
-    hint = ""
-    if again.register is not None and again.register.kind == UNREACHABLE:
-        hint = " (the tracker stopped serving after the first client)"
-    if again.n is None:
-        return CheckResult("second-client", True, False, f"{again.register_problem}{hint}")
-    if again.n != first.n:
-        return CheckResult(
-            "second-client", True, False, f"REGISTER answered N = {again.n}, then {first.n}"
-        )
-    positions = sorted(first.items)
-    await fetch(link, again, positions, PARALLEL, expect=first.items)
-    if again.problem is not None:
-        return CheckResult("second-client", True, False, f"{again.problem} (to the first client)")
-    if not positions:
-        detail = f"the same N = {first.n} again"
-    else:
-        detail = f"the same N and the same item at all {len(positions)} positions"
-        if len(positions) < first.n:
-            detail = (
-                f"the same N and the same item at the {len(positions)} positions"
-                f" (of {first.n}) the first client got"
-            )
-    return CheckResult("second-client", True, True, detail)
 
 
 def check_tracker(host: str, port: int, *, transport: str = "tcp", timeout: float = 5.0) -> Report:

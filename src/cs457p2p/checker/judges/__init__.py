@@ -10,7 +10,9 @@ the judge that names it.
 * :mod:`.peer`: ``check peer``, a Part 2 peer's run (a :mod:`.peer_transcript`) against
   the tracker and neighbours the checker played, by this project's rules or HW09;
 * :mod:`.ring_tracker`: a Part 2 tracker's ring (``check tracker --part 2``), as the
-  peers the checker played met it.
+  peers the checker played met it;
+* :mod:`.tracker`: a Part 1 tracker (``check tracker``), from what each request the
+  checker sent it got (a :mod:`.tracker_transcript`, read by :mod:`.tracker_answers`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from .hw08 import HW08_REQUIRED, judge_hw08
 from .pacing import MIN_PAUSE, pauses
 from .printed import Printed, printed_in_order
 from .ring_tracker import judge_ring_tracker
+from .tracker import judge_tracker
+from .tracker_transcript import Asked, BadRequest, ClientRun, Serves, TrackerTranscript
 from .transcript import (
     Arrival,
     ClientTranscript,
@@ -34,6 +38,9 @@ __all__ = [
     "HW08_REQUIRED",
     "MIN_PAUSE",
     "Arrival",
+    "Asked",
+    "BadRequest",
+    "ClientRun",
     "ClientTranscript",
     "Connection",
     "Exchange",
@@ -42,8 +49,11 @@ __all__ = [
     "ProgramRun",
     "RingPeer",
     "RingTrackerTranscript",
+    "Serves",
+    "TrackerTranscript",
     "judge_hw08",
     "judge_ring_tracker",
+    "judge_tracker",
     "pauses",
     "printed_in_order",
 ]
