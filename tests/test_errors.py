@@ -30,8 +30,16 @@ def test_one_base_and_whose_fault_beneath_it() -> None:
 
 @pytest.mark.parametrize(
     "cls",
-    [DecodeError, RefusedCode, RefusedType, TooDeep, TooLarge, SharedReference, Malformed]
-    + [CollectionError],
+    [
+        DecodeError,
+        RefusedCode,
+        RefusedType,
+        TooDeep,
+        TooLarge,
+        SharedReference,
+        Malformed,
+        CollectionError,
+    ],
 )
 def test_what_the_other_side_sent_is_a_remote_protocol_error(cls: type[Exception]) -> None:
     assert issubclass(cls, RemoteProtocolError)

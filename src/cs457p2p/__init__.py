@@ -23,7 +23,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
     "core.database": ("Database", "DatabaseError"),
     "core.decoder": (
         "DecodeError",
-        "Incomplete",
+        "NeedData",
         "Malformed",
         "RefusedCode",
         "RefusedType",
@@ -63,8 +63,8 @@ if TYPE_CHECKING:
     from .core.database import Database, DatabaseError
     from .core.decoder import (
         DecodeError,
-        Incomplete,
         Malformed,
+        NeedData,
         RefusedCode,
         RefusedType,
         SharedReference,
@@ -111,9 +111,9 @@ __all__ = [
     "DatabaseError",
     "DecodeError",
     "FetchResult",
-    "Incomplete",
     "Limits",
     "Malformed",
+    "NeedData",
     "Peer",
     "PeerConfig",
     "PeerError",

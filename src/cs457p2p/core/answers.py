@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 
-from .decoder import Incomplete, Value, decode_prefix, describe, py2_text
+from .decoder import NeedData, Value, decode_prefix, describe, py2_text
 from .errors import RemoteProtocolError
 from .pickle_memo import PICKLES
 from .speedups import DecodeItems, c_decode_items
@@ -54,11 +54,11 @@ class AnswerParser:
         out: list[Value] = []
         self._needed = 0
         while pos < n and (want is None or len(out) < want):
-            try:
-                value, end = PICKLES.decode_prefix(buf, pos, max_size=self.max_answer)
-            except Incomplete as e:
-                self._needed = e.needed
+            got = PICKLES.decode_prefix(buf, pos, max_size=self.max_answer)
+            if isinstance(got, NeedData):
+                self._needed = got.needed
                 break
+            value, end = got
             out.append(value)
             pos = end
         self._buf = buf[pos:]
@@ -142,10 +142,10 @@ def decode_item_answers(buf: bytes, n: int) -> tuple[list[int], list[bytes]]:
     seqs, texts, pos = decode_items_fast(buf, 0, len(buf), n)
     end = len(buf)
     while pos < end:
-        try:
-            value, pos = decode_prefix(buf, pos, max_size=end - pos + 1)
-        except Incomplete:
-            raise RemoteProtocolError("an answer datagram ends in the middle of a pickle") from None
+        got = decode_prefix(buf, pos, max_size=end - pos + 1)
+        if isinstance(got, NeedData):
+            raise RemoteProtocolError("an answer datagram ends in the middle of a pickle")
+        value, pos = got
         seq, text = interpret_item(value, n)
         seqs.append(seq)
         texts.append(text.encode("utf-8", "surrogatepass"))

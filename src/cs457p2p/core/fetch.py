@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from .addresses import format_address
 from .answers import AnswerParser, decode_items_fast, interpret_count, interpret_item
 from .collection import Collection
-from .decoder import DecodeError, Incomplete, Value, decode_prefix, describe
+from .decoder import DecodeError, NeedData, Value, decode_prefix, describe
 from .errors import LocalProtocolError, RemoteProtocolError
 from .wire import (
     BAD_REQUEST_TEXT,
@@ -284,10 +284,10 @@ class PipelineReader:
                 coll.place_run(head[0], seqs, texts, end - pos - ANSWER_FRAME * got)
                 pos = end
             else:  # not our shape, or not all here: the restricted decoder decides
-                try:
-                    value, end = decode_prefix(buf, pos, max_size=MAX_ANSWER)
-                except Incomplete:
+                decoded = decode_prefix(buf, pos, max_size=MAX_ANSWER)
+                if isinstance(decoded, NeedData):
                     break
+                value, end = decoded
                 seq, text = interpret_item(value, n)
                 coll.place(head[0], seq, text)
                 pos, got = end, 1
