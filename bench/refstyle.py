@@ -25,7 +25,7 @@ import random
 import socket
 import sys
 
-from cs457p2p.core.decoder import DecodeError, Incomplete, decode, decode_prefix
+from cs457p2p.core.decoder import DecodeError, NeedData, decode, decode_prefix
 
 
 def serve(port: int, items: int) -> None:
@@ -48,9 +48,10 @@ def serve(port: int, items: int) -> None:
                     conn.sendall(count)
                     continue
                 try:  # like pickle.loads: the first pickle, whatever follows it
-                    value = decode_prefix(data, 0, max_size=1024)[0]
-                except (DecodeError, Incomplete):
-                    value = None
+                    got = decode_prefix(data, 0, max_size=1024)
+                except DecodeError:
+                    got = NeedData(0)
+                value = None if isinstance(got, NeedData) else got[0]
                 if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < items:
                     conn.sendall(answers[value])
                 else:

@@ -18,7 +18,7 @@ from cs457p2p.core.answers import (
     interpret_item,
 )
 from cs457p2p.core.decoder import DecodeError, RefusedCode, TooLarge, decode, decode_prefix
-from cs457p2p.core.errors import ProtocolError
+from cs457p2p.core.errors import RemoteProtocolError
 from cs457p2p.core.wire import (
     BAD_REQUEST,
     BAD_REQUEST_TEXT,
@@ -96,12 +96,12 @@ def test_interpret_count_valid(n: int) -> None:
     "value", ["Bad request", -1, True, False, 1.0, "16", b"16", None, (16,), [16]]
 )
 def test_interpret_count_invalid(value: Any) -> None:
-    with pytest.raises(ProtocolError):
+    with pytest.raises(RemoteProtocolError):
         interpret_count(value)
 
 
 def test_interpret_count_bad_request_message() -> None:
-    with pytest.raises(ProtocolError, match="Bad request"):
+    with pytest.raises(RemoteProtocolError, match="Bad request"):
         interpret_count(decode(BAD_REQUEST))
 
 
@@ -149,12 +149,12 @@ def test_interpret_item_bytes_value_decoded_as_text(raw: bytes, text: str) -> No
     ids=repr,
 )
 def test_interpret_item_invalid(value: Any) -> None:
-    with pytest.raises(ProtocolError):
+    with pytest.raises(RemoteProtocolError):
         interpret_item(value, 16)
 
 
 def test_interpret_item_n_zero_has_no_valid_seqnum() -> None:
-    with pytest.raises(ProtocolError):
+    with pytest.raises(RemoteProtocolError):
         interpret_item((0, "x"), 0)
 
 
@@ -212,7 +212,7 @@ def test_decode_item_answers_reads_a_whole_datagram_of_any_shape(
             value, pos = decode_prefix(buf, pos, max_size=MAX_ANSWER)
             seq, text = interpret_item(value, n)
             expected.append((seq, text.encode("utf-8", "surrogatepass")))
-    except (DecodeError, ProtocolError) as e:
+    except (DecodeError, RemoteProtocolError) as e:
         with pytest.raises(type(e)):
             decode_item_answers(buf, n)
         return
@@ -221,5 +221,5 @@ def test_decode_item_answers_reads_a_whole_datagram_of_any_shape(
 
 
 def test_decode_item_answers_refuses_a_cut_datagram() -> None:
-    with pytest.raises(ProtocolError):
+    with pytest.raises(RemoteProtocolError):
         decode_item_answers(encode_item(1, "abc")[:-1], 5)

@@ -26,8 +26,8 @@ from cs457p2p.core.decoder import (
     MAX_DIGITS,
     MAX_LONG_BYTES,
     DecodeError,
-    Incomplete,
     Malformed,
+    NeedData,
     RefusedCode,
     RefusedType,
     SharedReference,
@@ -550,8 +550,7 @@ def test_declared_length_past_the_bytes_is_too_large(name: str, data: bytes) -> 
         assert ei.value.kind == "size"
         if name.startswith(("SHORT_", "LONG1")):
             # at most 255 declared bytes: within a 1024-byte limit, merely incomplete
-            with pytest.raises(Incomplete):
-                decode_prefix(data, 0, max_size=1024)
+            assert isinstance(decode_prefix(data, 0, max_size=1024), NeedData)
         else:
             with pytest.raises(TooLarge):
                 decode_prefix(data, 0, max_size=1024)
@@ -564,12 +563,12 @@ def test_declared_length_past_the_bytes_is_too_large(name: str, data: bytes) -> 
 
 def test_huge_declared_length_incomplete_with_big_limit_does_not_allocate() -> None:
     data = b"\x80\x02X\xff\xff\xff\xffabc"
-    box: list[Incomplete] = []
+    box: list[NeedData] = []
 
     def run() -> None:
-        with pytest.raises(Incomplete) as ei:
-            decode_prefix(data, 0, max_size=1 << 40)
-        box.append(ei.value)
+        got = decode_prefix(data, 0, max_size=1 << 40)
+        assert isinstance(got, NeedData)
+        box.append(got)
 
     assert peak_alloc(run) < 256 * 1024
     assert box[0].needed == 2 + 1 + 4 + 0xFFFFFFFF
@@ -729,7 +728,7 @@ def test_malformed(data: bytes) -> None:
 )
 def test_truncated_pickle_is_malformed(data: bytes) -> None:
     """A pickle that simply ends early is malformed (truncation), not "too large":
-    ``decode`` has an ``except Incomplete: raise Malformed("truncated pickle ...")``
+    ``decode`` turns ``NeedData`` into ``Malformed("truncated pickle ...")``
     branch for exactly this, and the Malformed docstring lists truncation."""
     with pytest.raises(Malformed):
         decode(data)
@@ -749,7 +748,7 @@ def test_decode_error_hierarchy() -> None:
     for cls in (RefusedCode, RefusedType, TooDeep, TooLarge, SharedReference, Malformed):
         assert issubclass(cls, DecodeError)
         assert issubclass(cls, ValueError)
-    assert not issubclass(Incomplete, DecodeError)
+    assert not issubclass(NeedData, BaseException)  # a return value, not an error
     e = Malformed("detail", 7)
     assert e.offset == 7 and e.detail == "detail" and "byte 7" in str(e)
 
@@ -772,9 +771,12 @@ def test_fuzz_arbitrary_bytes(data: bytes) -> None:
 def test_fuzz_arbitrary_bytes_prefix(data: bytes, start: int, size: int) -> None:
     start = min(start, len(data))
     try:
-        v, end = decode_prefix(data, start, max_size=size)
-    except (DecodeError, Incomplete):
+        got = decode_prefix(data, start, max_size=size)
+    except DecodeError:
         return
+    if isinstance(got, NeedData):
+        return
+    v, end = got
     assert allowed(v)
     assert start < end <= min(len(data), start + size)
 
@@ -815,12 +817,14 @@ def test_fuzz_mutated_valid_pickles(
     else:
         assert allowed(v)
     try:
-        v2, end = decode_prefix(raw, 0, max_size=max(1, len(raw) // 2))
-    except (DecodeError, Incomplete):
+        got = decode_prefix(raw, 0, max_size=max(1, len(raw) // 2))
+    except DecodeError:
         pass
     else:
-        assert allowed(v2)
-        assert end <= len(raw)
+        if not isinstance(got, NeedData):
+            v2, end = got
+            assert allowed(v2)
+            assert end <= len(raw)
 
 
 # --------------------------------------------------------- (e) decode_prefix
@@ -847,9 +851,9 @@ _PREFIX_SAMPLES: list[Any] = [
 def test_every_proper_prefix_is_incomplete(value: Any, proto: int) -> None:
     full = pickle.dumps(value, protocol=proto)
     for k in range(len(full)):
-        with pytest.raises(Incomplete) as ei:
-            decode_prefix(full[:k], 0, max_size=len(full))
-        assert k < ei.value.needed <= len(full), (k, ei.value.needed)
+        short = decode_prefix(full[:k], 0, max_size=len(full))
+        assert isinstance(short, NeedData)
+        assert k < short.needed <= len(full), (k, short.needed)
     got, end = decode_prefix(full, 0, max_size=len(full))
     assert same(got, value) and end == len(full)
 
@@ -859,9 +863,9 @@ def test_every_proper_prefix_is_incomplete(value: Any, proto: int) -> None:
 )
 def test_py2_prefixes_incomplete(full: bytes) -> None:
     for k in range(len(full)):
-        with pytest.raises(Incomplete) as ei:
-            decode_prefix(full[:k], 0, max_size=1024)
-        assert k < ei.value.needed <= len(full)
+        short = decode_prefix(full[:k], 0, max_size=1024)
+        assert isinstance(short, NeedData)
+        assert k < short.needed <= len(full)
 
 
 @pytest.mark.parametrize("proto", PROTOCOLS)
@@ -872,10 +876,10 @@ def test_prefix_with_offset_and_trailing_bytes(proto: int) -> None:
     got, end = decode_prefix(buf, len(junk), max_size=len(full))
     assert same(got, (12, "of")) and end == len(junk) + len(full)
     for k in range(len(full)):
-        with pytest.raises(Incomplete) as ei:
-            decode_prefix(junk + full[:k], len(junk), max_size=1024)
+        short = decode_prefix(junk + full[:k], len(junk), max_size=1024)
+        assert isinstance(short, NeedData)
         # ``needed`` counts from ``start``: a lower bound on the pickle's own length
-        assert k < ei.value.needed <= len(full)
+        assert k < short.needed <= len(full)
 
 
 @pytest.mark.parametrize("proto", PROTOCOLS)
@@ -885,8 +889,11 @@ def test_prefix_oversize_is_too_large(proto: int) -> None:
     with pytest.raises(TooLarge):
         decode_prefix(full, 0, max_size=limit)
     for k in range(len(full)):
-        with pytest.raises((Incomplete, TooLarge)):
-            decode_prefix(full[:k], 0, max_size=limit)
+        try:
+            short = decode_prefix(full[:k], 0, max_size=limit)
+        except TooLarge:
+            continue
+        assert isinstance(short, NeedData)
 
 
 @FAST
@@ -895,9 +902,9 @@ def test_hypothesis_prefix_incomplete(value: Any, proto: int, cut: float) -> Non
     full = pickle.dumps(unshare(value), protocol=proto)
     k = int(cut * len(full))
     room = 1 << 20  # (what memo references stand for is not the point here)
-    with pytest.raises(Incomplete) as ei:
-        decode_prefix(full[:k], 0, max_size=len(full), max_expanded=room)
-    assert k < ei.value.needed <= len(full)
+    short = decode_prefix(full[:k], 0, max_size=len(full), max_expanded=room)
+    assert isinstance(short, NeedData)
+    assert k < short.needed <= len(full)
     got, end = decode_prefix(full + b"\x00rest", 0, max_size=len(full), max_expanded=room)
     assert same(got, value) and end == len(full)
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from cs457p2p.core.collection import Collection, CollectionError
 from cs457p2p.core.decoder import DecodeError
-from cs457p2p.core.errors import ProtocolError, RemoteProtocolError
+from cs457p2p.core.errors import RemoteProtocolError
 from cs457p2p.core.fetch import (
     DONE,
     ONESHOT,
@@ -197,7 +197,7 @@ def test_a_dropped_pipeline_gives_back_what_it_did_not_get() -> None:
 @pytest.mark.parametrize(
     ("data", "error"),
     [
-        (answers(0, 1) + answers(2), ProtocolError),  # three answers to two requests
+        (answers(0, 1) + answers(2), RemoteProtocolError),  # three answers to two requests
         (b"\xff", DecodeError),
         (answers(0) + encode_item(2, "z"), CollectionError),  # SEQNUM 2 is "c", not "z"
     ],
@@ -266,7 +266,7 @@ def test_the_one_line_says_where_the_tracker_broke_the_protocol() -> None:
     assert str(fetch.client_error(refused)) == (
         "refused an answer from the tracker: refused opcode GLOBAL at byte 2"
     )
-    assert str(fetch.client_error(ProtocolError("SEQNUM 9 is out of range"))) == (
+    assert str(fetch.client_error(RemoteProtocolError("SEQNUM 9 is out of range"))) == (
         "SEQNUM 9 is out of range"
     )
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import cs457p2p
 from conftest import TrackerProcess
@@ -17,6 +19,46 @@ def test_every_public_name_resolves_to_its_home_module() -> None:
         if isinstance(value, (type, types.FunctionType)):
             assert value.__module__.startswith("cs457p2p."), name
     assert set(dir(cs457p2p)) >= set(cs457p2p.__all__)
+
+
+def _static_listing() -> dict[str, set[str]]:
+    """What the root's ``if TYPE_CHECKING:`` block imports, module by module (what
+    mypy reads), each name checked to be an explicit re-export (``X as X``)."""
+    tree = ast.parse(Path(cs457p2p.__file__).read_text())
+    blocks = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.If)
+        and isinstance(node.test, ast.Name)
+        and node.test.id == "TYPE_CHECKING"
+    ]
+    assert len(blocks) == 1
+    listing: dict[str, set[str]] = {}
+    for node in blocks[0].body:
+        assert isinstance(node, ast.ImportFrom) and node.level == 1, ast.dump(node)
+        for alias in node.names:
+            assert alias.asname == alias.name, f"{alias.name}: import it as {alias.name}"
+            listing.setdefault(node.module or "", set()).add(alias.name)
+    return listing
+
+
+def test_the_two_listings_of_the_public_api_agree() -> None:
+    """mypy reads the TYPE_CHECKING imports, the interpreter ``_HOMES``: the same names
+    from the same modules, and ``__all__`` is exactly those (and ``__version__``)."""
+    homes = {module: set(names) for module, names in cs457p2p._HOMES.items()}
+    assert _static_listing() == homes
+    names = [name for group in homes.values() for name in group]
+    assert len(names) == len(set(names)), "a name listed under two modules"
+    assert sorted(cs457p2p.__all__) == sorted([*names, "__version__"])
+
+
+def test_the_public_api_stays_small() -> None:
+    """What a user imports: a tracker, a peer, a client, the checks, the codec and the
+    errors' bases (h11 exports 23 names). The rest is imported from its module."""
+    assert len(cs457p2p.__all__) <= 25
+    for internal in ("Ring", "PeerState", "ConnectionRules", "RequestParser", "Incomplete"):
+        assert internal not in cs457p2p.__all__
+        assert not hasattr(cs457p2p, internal), internal
 
 
 def test_an_unknown_name_is_an_attribute_error() -> None:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cs457p2p.core.decoder import DecodeError, Incomplete, TooLarge, decode_prefix
+from cs457p2p.core.decoder import DecodeError, NeedData, TooLarge, decode_prefix
 from cs457p2p.core.pickle_memo import PickleMemo
 from pickles import PROTOCOLS
 
@@ -25,11 +25,12 @@ values = st.recursive(scalars, lambda inner: st.tuples(inner, inner) | st.lists(
 
 def outcome(fn: Any, buf: bytes, start: int, max_size: int) -> tuple[str, Any]:
     try:
-        value, end = fn(buf, start, max_size=max_size)
-    except Incomplete as e:
-        return ("incomplete", e.needed)
+        got = fn(buf, start, max_size=max_size)
     except DecodeError as e:
         return (type(e).__name__, None)
+    if isinstance(got, NeedData):
+        return ("incomplete", got.needed)
+    value, end = got
     return ("ok", (repr(value), end))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cs457p2p.core.collection import Collection, CollectionError
-from cs457p2p.core.errors import ProtocolError
+from cs457p2p.core.errors import RemoteProtocolError
 from cs457p2p.core.reliability import Channel, RttEstimator
 
 # A database of 6 items: position p holds SEQNUM STORED[p].
@@ -93,7 +93,7 @@ def test_more_answers_than_requests_is_a_protocol_error() -> None:
     coll = Collection(6)
     ch = Channel()
     ch.start(coll.take(1), now=0.0)
-    with pytest.raises(ProtocolError):
+    with pytest.raises(RemoteProtocolError):
         ch.on_reply(coll, *reply(0, 1))
 
 

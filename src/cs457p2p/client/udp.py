@@ -16,7 +16,7 @@ from ..core.addresses import format_address
 from ..core.answers import AnswerParser, decode_item_answers, interpret_count
 from ..core.collection import Collection
 from ..core.decoder import Value
-from ..core.errors import ProtocolError, RemoteProtocolError
+from ..core.errors import RemoteProtocolError
 from ..core.fetch import (
     ClientConfig,
     ClientError,
@@ -72,7 +72,7 @@ def _decode_datagram(data: bytes) -> list[Value]:
     parser = AnswerParser(MAX_DATAGRAM)
     values = parser.feed(data)
     if parser.buffered:
-        raise ProtocolError("an answer datagram ends in the middle of a pickle")
+        raise RemoteProtocolError("an answer datagram ends in the middle of a pickle")
     return values
 
 

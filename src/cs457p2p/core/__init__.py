@@ -6,8 +6,8 @@ the transports in :mod:`cs457p2p.tracker` and :mod:`cs457p2p.client` only move b
 * :mod:`.decoder`: the restricted pickle decoder, the only reader of network bytes;
 * :mod:`.wire`: every Part 1 message's bytes; :mod:`.requests` and :mod:`.answers`:
   the two sides' stream parsers;
-* :mod:`.errors`: ``RemoteProtocolError``, the base of every "the other side broke the
-  protocol";
+* :mod:`.errors`: ``ProtocolError``, and beneath it ``RemoteProtocolError`` (the other
+  side broke the protocol) and ``LocalProtocolError`` (a core object driven wrongly);
 * :mod:`.database`: the items, stored shuffled, answers pre-encoded;
 * :mod:`.connection_rules`: the tracker's rules per connection and per datagram;
 * :mod:`.collection` and :mod:`.fetch`: the client's N slots and its session's

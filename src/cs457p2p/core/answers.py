@@ -1,15 +1,15 @@
 """The client's side of Part 1, sans I/O: the answer stream parser, the fast reader of
 our own tracker's item answers, and the checks that turn decoded answers into facts
 (:func:`interpret_count`, :func:`interpret_item`), raising
-:class:`~cs457p2p.core.errors.ProtocolError` for anything the protocol does not allow.
+:class:`~cs457p2p.core.errors.RemoteProtocolError` for anything the protocol does not allow.
 """
 
 from __future__ import annotations
 
 import struct
 
-from .decoder import Incomplete, Value, decode_prefix, describe, py2_text
-from .errors import ProtocolError
+from .decoder import NeedData, Value, decode_prefix, describe, py2_text
+from .errors import RemoteProtocolError
 from .pickle_memo import PICKLES
 from .speedups import DecodeItems, c_decode_items
 from .wire import BAD_REQUEST_TEXT, ITEM_HEAD, ITEM_HEAD_SIZE, ITEM_PREFIX, ITEM_TAIL, MAX_ANSWER
@@ -54,11 +54,11 @@ class AnswerParser:
         out: list[Value] = []
         self._needed = 0
         while pos < n and (want is None or len(out) < want):
-            try:
-                value, end = PICKLES.decode_prefix(buf, pos, max_size=self.max_answer)
-            except Incomplete as e:
-                self._needed = e.needed
+            got = PICKLES.decode_prefix(buf, pos, max_size=self.max_answer)
+            if isinstance(got, NeedData):
+                self._needed = got.needed
                 break
+            value, end = got
             out.append(value)
             pos = end
         self._buf = buf[pos:]
@@ -136,16 +136,16 @@ def decode_item_answers(buf: bytes, n: int) -> tuple[list[int], list[bytes]]:
 
     Answers of our own shape are read by :func:`decode_items_fast`, any other through
     the restricted decoder and :func:`interpret_item`. Raises
-    :class:`~cs457p2p.core.decoder.DecodeError` or :class:`ProtocolError`, also when ``buf``
+    :class:`~cs457p2p.core.decoder.DecodeError` or :class:`RemoteProtocolError`, also when ``buf``
     ends inside an answer.
     """
     seqs, texts, pos = decode_items_fast(buf, 0, len(buf), n)
     end = len(buf)
     while pos < end:
-        try:
-            value, pos = decode_prefix(buf, pos, max_size=end - pos + 1)
-        except Incomplete:
-            raise ProtocolError("an answer datagram ends in the middle of a pickle") from None
+        got = decode_prefix(buf, pos, max_size=end - pos + 1)
+        if isinstance(got, NeedData):
+            raise RemoteProtocolError("an answer datagram ends in the middle of a pickle")
+        value, pos = got
         seq, text = interpret_item(value, n)
         seqs.append(seq)
         texts.append(text.encode("utf-8", "surrogatepass"))
@@ -159,32 +159,32 @@ def decode_item_answers(buf: bytes, n: int) -> tuple[list[int], list[bytes]]:
 
 
 def interpret_count(value: Value) -> int:
-    """The N of a REGISTER answer, or :class:`ProtocolError`."""
+    """The N of a REGISTER answer, or :class:`RemoteProtocolError`."""
     if value == BAD_REQUEST_TEXT:
-        raise ProtocolError("tracker answered 'Bad request' to REGISTER")
+        raise RemoteProtocolError("tracker answered 'Bad request' to REGISTER")
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ProtocolError(f"REGISTER answer is not an integer: {describe(value)}")
+        raise RemoteProtocolError(f"REGISTER answer is not an integer: {describe(value)}")
     if value < 0:
-        raise ProtocolError(f"REGISTER answer is negative: {describe(value)}")
+        raise RemoteProtocolError(f"REGISTER answer is negative: {describe(value)}")
     return value
 
 
 def interpret_item(value: Value, n: int) -> tuple[int, str]:
-    """The ``(SEQNUM, VALUE)`` of an item answer, or :class:`ProtocolError`.
+    """The ``(SEQNUM, VALUE)`` of an item answer, or :class:`RemoteProtocolError`.
 
     VALUE must be text; Python 3 ``bytes`` are read as Python 2 strings are.
     """
     if value == BAD_REQUEST_TEXT:
-        raise ProtocolError("tracker answered 'Bad request' to an item request")
+        raise RemoteProtocolError("tracker answered 'Bad request' to an item request")
     if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise ProtocolError(f"item answer is not a (SEQNUM, VALUE) pair: {describe(value)}")
+        raise RemoteProtocolError(f"item answer is not a (SEQNUM, VALUE) pair: {describe(value)}")
     seq, text = value
     if isinstance(seq, bool) or not isinstance(seq, int):
-        raise ProtocolError(f"SEQNUM is not an integer: {describe(seq)}")
+        raise RemoteProtocolError(f"SEQNUM is not an integer: {describe(seq)}")
     if not 0 <= seq < n:
-        raise ProtocolError(f"SEQNUM {describe(seq)} is out of range 0..{n - 1}")
+        raise RemoteProtocolError(f"SEQNUM {describe(seq)} is out of range 0..{n - 1}")
     if isinstance(text, bytes):
         text = py2_text(text)
     if not isinstance(text, str):
-        raise ProtocolError(f"VALUE of SEQNUM {seq} is not text: {describe(text)}")
+        raise RemoteProtocolError(f"VALUE of SEQNUM {seq} is not text: {describe(text)}")
     return seq, text

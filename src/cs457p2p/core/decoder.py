@@ -12,7 +12,8 @@ nothing else escapes.
 Python 2 byte strings (``S``, ``T``, ``U``) decode to ``str``: UTF-8, else latin-1.
 
 Pure code: no I/O, no clock. :func:`decode_prefix` is the incremental entry point used by
-the stream parsers; it raises :class:`Incomplete` when the pickle runs past the buffer.
+the stream parsers; it returns :class:`NeedData` (as h11's ``NEED_DATA``) when the pickle
+runs past the buffer: needing more bytes is the normal state of a stream, not an error.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import struct
 import warnings
 from _codecs import escape_decode
 from collections.abc import Callable
-from typing import TypeAlias
+from typing import TypeAlias, final
 
 from .errors import RemoteProtocolError
 
@@ -31,8 +32,8 @@ __all__ = [
     "MAX_DIGITS",
     "MAX_LONG_BYTES",
     "DecodeError",
-    "Incomplete",
     "Malformed",
+    "NeedData",
     "RefusedCode",
     "RefusedType",
     "SharedReference",
@@ -108,12 +109,26 @@ class Malformed(DecodeError):
     kind = "malformed"
 
 
-class Incomplete(Exception):
-    """The pickle continues past the end of the buffer; ``needed`` is a lower bound on
-    the number of bytes, counted from the pickle's start, before retrying is useful."""
+@final
+class NeedData:
+    """What :func:`decode_prefix` returns when the pickle continues past the end of the
+    buffer; ``needed`` is a lower bound on the number of bytes, counted from the
+    pickle's start, before retrying is useful."""
+
+    __slots__ = ("needed",)
 
     def __init__(self, needed: int) -> None:
-        super().__init__(f"incomplete pickle: need at least {needed} bytes")
+        self.needed = needed
+
+    def __repr__(self) -> str:
+        return f"NeedData(needed={self.needed})"
+
+
+class _Short(Exception):
+    """Private to :func:`decode_prefix`: unwinds its helpers (a length or a line that
+    runs past the buffer) to the one place that turns it into :class:`NeedData`."""
+
+    def __init__(self, needed: int) -> None:
         self.needed = needed
 
 
@@ -227,17 +242,17 @@ def decode(data: bytes, *, max_size: int | None = None) -> Value:
     :data:`DEFAULT_MAX_EXPANDED`)."""
     if max_size is not None and len(data) > max_size:
         raise TooLarge(f"{len(data)} bytes is more than the limit of {max_size}")
-    try:
-        # One byte of slack: a pickle cut short (no STOP) is Incomplete -> Malformed,
-        # while a length that claims more than is present is still TooLarge.
-        value, end = decode_prefix(
-            data,
-            0,
-            max_size=len(data) + 1,
-            max_expanded=DEFAULT_MAX_EXPANDED if max_size is None else max_size,
-        )
-    except Incomplete:
-        raise Malformed("truncated pickle: a length or opcode runs past the end") from None
+    # One byte of slack: a pickle cut short (no STOP) needs data -> Malformed, while a
+    # length that claims more than is present is still TooLarge.
+    got = decode_prefix(
+        data,
+        0,
+        max_size=len(data) + 1,
+        max_expanded=DEFAULT_MAX_EXPANDED if max_size is None else max_size,
+    )
+    if isinstance(got, NeedData):
+        raise Malformed("truncated pickle: a length or opcode runs past the end")
+    value, end = got
     if end != len(data):
         raise Malformed("bytes after the end of the pickle", end)
     return value
@@ -250,12 +265,13 @@ def decode_prefix(
     max_size: int,
     max_expanded: int | None = None,
     unicode: Callable[[str], str] | None = None,
-) -> tuple[Value, int]:
-    """Decode the pickle starting at ``buf[start]``; return ``(value, end)``.
+) -> tuple[Value, int] | NeedData:
+    """Decode the pickle starting at ``buf[start]``; return ``(value, end)``, or
+    :class:`NeedData` when the pickle is not all in ``buf`` yet.
 
     ``max_size`` bounds the pickle's length: a pickle that would be longer is refused
-    with :class:`TooLarge`; one that is shorter but not all present raises
-    :class:`Incomplete`. ``max_expanded`` (default: ``max_size``) bounds what the value
+    with :class:`TooLarge`; one that is shorter but not all present returns
+    :class:`NeedData`. ``max_expanded`` (default: ``max_size``) bounds what the value
     stands for written out in full, each memo reference counted as the bytes it stands
     for (:class:`TooLarge` beyond). ``unicode`` (a ``str`` subclass) marks the text of
     unicode opcodes apart from Python 2 byte strings (:mod:`.py2` needs to tell them).
@@ -279,7 +295,7 @@ def decode_prefix(
         if end > limit:
             raise TooLarge(f"length {count} runs past the size limit of {max_size}", at)
         if end > n:
-            raise Incomplete(end - start)
+            raise _Short(end - start)
         return end
 
     def line(at: int, max_len: int = 0) -> tuple[bytes, int]:
@@ -291,7 +307,7 @@ def decode_prefix(
                 raise TooLarge(f"literal longer than {max_len} characters", at)
             if n >= limit:
                 raise TooLarge(f"text argument runs past the size limit of {max_size}", at)
-            raise Incomplete(n - start + 1)
+            raise _Short(n - start + 1)
         return buf[at:nl], nl + 1
 
     def depth_of(v: Value) -> int:
@@ -364,204 +380,207 @@ def decode_prefix(
         except ValueError:
             raise Malformed(f"bad integer literal {text[:40]!r}", at) from None
 
-    while True:
-        if pos >= limit:
-            raise TooLarge(f"pickle longer than the size limit of {max_size}", pos)
-        if pos >= n:
-            raise Incomplete(pos - start + 1)
-        op = buf[pos]
-        at = pos
-        pos += 1
-        if op == 0x2E:  # STOP '.'
-            if marks or len(stack) != 1:
-                raise Malformed("STOP with an unbalanced stack", at)
-            return stack[0], pos
-        if op in _CODE_OPCODES:
-            raise RefusedCode(f"refused opcode {_CODE_OPCODES[op]}", at)
-        if op in _TYPE_OPCODES:
-            raise RefusedType(f"refused opcode {_TYPE_OPCODES[op]}", at)
-        if op == 0x80:  # PROTO
-            end = need(1, pos)
-            if buf[pos] > 5:
-                raise Malformed(f"unsupported pickle protocol {buf[pos]}", at)
-            pos = end
-        elif op == 0x95:  # FRAME: framing is only a hint; its length is still bounded
-            end = need(8, pos)
-            (flen,) = _UNPACK_U8(buf, pos)
-            if end + flen > limit:
-                raise TooLarge(f"frame of {flen} bytes runs past the size limit", at)
-            pos = end
-        elif op == 0x28:  # MARK '('
-            marks.append(len(stack))
-        elif op == 0x4B:  # BININT1 'K'
-            end = need(1, pos)
-            stack.append(buf[pos])
-            pos = end
-        elif op == 0x4D:  # BININT2 'M'
-            end = need(2, pos)
-            stack.append(_UNPACK_U2(buf, pos)[0])
-            pos = end
-        elif op == 0x4A:  # BININT 'J'
-            end = need(4, pos)
-            stack.append(_UNPACK_I4(buf, pos)[0])
-            pos = end
-        elif op in (0x8A, 0x8B):  # LONG1, LONG4
-            width = 1 if op == 0x8A else 4
-            end = need(width, pos)
-            size = buf[pos] if width == 1 else _UNPACK_I4(buf, pos)[0]
-            if size < 0:
-                raise Malformed("negative LONG length", at)
-            if size > MAX_LONG_BYTES:
-                raise TooLarge(
-                    f"integer of {size} bytes is more than the limit of {MAX_LONG_BYTES}", at
-                )
-            end2 = need(size, end)
-            stack.append(int.from_bytes(buf[end:end2], "little", signed=True))
-            pos = end2
-        elif op == 0x49:  # INT 'I'
-            text, pos = line(pos, MAX_DIGITS)
-            if text == b"00":
-                stack.append(False)
-            elif text == b"01":
+    try:
+        while True:
+            if pos >= limit:
+                raise TooLarge(f"pickle longer than the size limit of {max_size}", pos)
+            if pos >= n:
+                return NeedData(pos - start + 1)
+            op = buf[pos]
+            at = pos
+            pos += 1
+            if op == 0x2E:  # STOP '.'
+                if marks or len(stack) != 1:
+                    raise Malformed("STOP with an unbalanced stack", at)
+                return stack[0], pos
+            if op in _CODE_OPCODES:
+                raise RefusedCode(f"refused opcode {_CODE_OPCODES[op]}", at)
+            if op in _TYPE_OPCODES:
+                raise RefusedType(f"refused opcode {_TYPE_OPCODES[op]}", at)
+            if op == 0x80:  # PROTO
+                end = need(1, pos)
+                if buf[pos] > 5:
+                    raise Malformed(f"unsupported pickle protocol {buf[pos]}", at)
+                pos = end
+            elif op == 0x95:  # FRAME: framing is only a hint; its length is still bounded
+                end = need(8, pos)
+                (flen,) = _UNPACK_U8(buf, pos)
+                if end + flen > limit:
+                    raise TooLarge(f"frame of {flen} bytes runs past the size limit", at)
+                pos = end
+            elif op == 0x28:  # MARK '('
+                marks.append(len(stack))
+            elif op == 0x4B:  # BININT1 'K'
+                end = need(1, pos)
+                stack.append(buf[pos])
+                pos = end
+            elif op == 0x4D:  # BININT2 'M'
+                end = need(2, pos)
+                stack.append(_UNPACK_U2(buf, pos)[0])
+                pos = end
+            elif op == 0x4A:  # BININT 'J'
+                end = need(4, pos)
+                stack.append(_UNPACK_I4(buf, pos)[0])
+                pos = end
+            elif op in (0x8A, 0x8B):  # LONG1, LONG4
+                width = 1 if op == 0x8A else 4
+                end = need(width, pos)
+                size = buf[pos] if width == 1 else _UNPACK_I4(buf, pos)[0]
+                if size < 0:
+                    raise Malformed("negative LONG length", at)
+                if size > MAX_LONG_BYTES:
+                    raise TooLarge(
+                        f"integer of {size} bytes is more than the limit of {MAX_LONG_BYTES}", at
+                    )
+                end2 = need(size, end)
+                stack.append(int.from_bytes(buf[end:end2], "little", signed=True))
+                pos = end2
+            elif op == 0x49:  # INT 'I'
+                text, pos = line(pos, MAX_DIGITS)
+                if text == b"00":
+                    stack.append(False)
+                elif text == b"01":
+                    stack.append(True)
+                else:
+                    stack.append(parse_int(text, at))
+            elif op == 0x4C:  # LONG 'L'
+                text, pos = line(pos, MAX_DIGITS + 1)
+                stack.append(parse_int(text[:-1] if text.endswith(b"L") else text, at))
+            elif op == 0x46:  # FLOAT 'F'
+                text, pos = line(pos, MAX_DIGITS)
+                if len(text) > MAX_DIGITS:
+                    raise TooLarge("float literal too long", at)
+                try:
+                    stack.append(float(text))
+                except ValueError:
+                    raise Malformed(f"bad float literal {text[:40]!r}", at) from None
+            elif op == 0x47:  # BINFLOAT 'G'
+                end = need(8, pos)
+                stack.append(_UNPACK_F8(buf, pos)[0])
+                pos = end
+            elif op == 0x4E:  # NONE 'N'
+                stack.append(None)
+            elif op == 0x88:  # NEWTRUE
                 stack.append(True)
+            elif op == 0x89:  # NEWFALSE
+                stack.append(False)
+            elif op == 0x53:  # STRING 'S' (Python 2 str, repr-quoted)
+                text, pos = line(pos)
+                if len(text) < 2 or text[0] != text[-1] or text[:1] not in (b"'", b'"'):
+                    raise Malformed("STRING argument is not quoted", at)
+                stack.append(py2_text(_unescape(text[1:-1], at)))
+            elif op in (0x54, 0x55):  # BINSTRING 'T', SHORT_BINSTRING 'U' (Python 2 str)
+                width = 4 if op == 0x54 else 1
+                end = need(width, pos)
+                size = _UNPACK_I4(buf, pos)[0] if width == 4 else buf[pos]
+                if size < 0:
+                    raise Malformed("negative string length", at)
+                end2 = need(size, end)
+                stack.append(py2_text(buf[end:end2]))
+                pos = end2
+            elif op == 0x56:  # UNICODE 'V'
+                text, pos = line(pos)
+                try:
+                    decoded = text.decode("raw-unicode-escape")
+                except UnicodeDecodeError:
+                    raise Malformed("bad escape in UNICODE", at) from None
+                stack.append(decoded if unicode is None else unicode(decoded))
+            elif op in (0x58, 0x8C, 0x8D):  # BINUNICODE, SHORT_BINUNICODE, BINUNICODE8
+                width = {0x58: 4, 0x8C: 1, 0x8D: 8}[op]
+                end = need(width, pos)
+                size = (
+                    _UNPACK_U4(buf, pos)[0]
+                    if width == 4
+                    else (buf[pos] if width == 1 else _UNPACK_U8(buf, pos)[0])
+                )
+                end2 = need(size, end)
+                try:
+                    decoded = buf[end:end2].decode("utf-8", "surrogatepass")
+                except UnicodeDecodeError:
+                    raise Malformed("string is not valid UTF-8", at) from None
+                stack.append(decoded if unicode is None else unicode(decoded))
+                pos = end2
+            elif op in (0x43, 0x42, 0x8E):  # SHORT_BINBYTES, BINBYTES, BINBYTES8
+                width = {0x43: 1, 0x42: 4, 0x8E: 8}[op]
+                end = need(width, pos)
+                size = (
+                    buf[pos]
+                    if width == 1
+                    else (_UNPACK_U4(buf, pos)[0] if width == 4 else _UNPACK_U8(buf, pos)[0])
+                )
+                end2 = need(size, end)
+                stack.append(bytes(buf[end:end2]))
+                pos = end2
+            elif op == 0x29:  # EMPTY_TUPLE ')'
+                stack.append(())
+            elif op == 0x74:  # TUPLE 't'
+                stack.append(make_tuple(pop_mark(at), at))
+            elif op in (0x85, 0x86, 0x87):  # TUPLE1..3
+                stack.append(make_tuple(pop(op - 0x84, at), at))
+            elif op == 0x5D:  # EMPTY_LIST ']'
+                new: list[Value] = []
+                depths[id(new)] = 1
+                stack.append(new)
+            elif op == 0x6C:  # LIST 'l'
+                items = pop_mark(at)
+                new = []
+                depths[id(new)] = 1
+                extend_list(new, items, at)
+                stack.append(new)
+            elif op == 0x61:  # APPEND 'a'
+                (item,) = pop(1, at)
+                if not stack or (marks and marks[-1] == len(stack)):
+                    raise Malformed("APPEND with no list below", at)
+                extend_list(stack[-1], [item], at)
+            elif op == 0x65:  # APPENDS 'e'
+                items = pop_mark(at)
+                if not stack or (marks and marks[-1] == len(stack)):
+                    raise Malformed("APPENDS with no list below", at)
+                extend_list(stack[-1], items, at)
+            elif op == 0x30:  # POP '0'
+                if marks and marks[-1] == len(stack):
+                    marks.pop()
+                else:
+                    pop(1, at)
+            elif op == 0x31:  # POP_MARK '1'
+                pop_mark(at)
+            elif op == 0x32:  # DUP '2'
+                (top,) = pop(1, at)
+                if isinstance(top, (tuple, list)) and top != ():
+                    raise SharedReference("DUP of a container", at)
+                again(top, at)
+                stack.extend((top, top))
+            elif op == 0x70:  # PUT 'p'
+                text, pos = line(pos, MAX_DIGITS)
+                put(parse_int(text, at), at)
+            elif op == 0x71:  # BINPUT 'q'
+                end = need(1, pos)
+                put(buf[pos], at)
+                pos = end
+            elif op == 0x72:  # LONG_BINPUT 'r'
+                end = need(4, pos)
+                put(_UNPACK_U4(buf, pos)[0], at)
+                pos = end
+            elif op == 0x94:  # MEMOIZE
+                put(len(memo), at)
+            elif op == 0x67:  # GET 'g'
+                if not memo:
+                    raise Malformed("memo GET before any PUT", at)
+                text, pos = line(pos, MAX_DIGITS)
+                get(parse_int(text, at), at)
+            elif op == 0x68:  # BINGET 'h'
+                if not memo:
+                    raise Malformed("memo GET before any PUT", at)
+                end = need(1, pos)
+                get(buf[pos], at)
+                pos = end
+            elif op == 0x6A:  # LONG_BINGET 'j'
+                if not memo:
+                    raise Malformed("memo GET before any PUT", at)
+                end = need(4, pos)
+                get(_UNPACK_U4(buf, pos)[0], at)
+                pos = end
             else:
-                stack.append(parse_int(text, at))
-        elif op == 0x4C:  # LONG 'L'
-            text, pos = line(pos, MAX_DIGITS + 1)
-            stack.append(parse_int(text[:-1] if text.endswith(b"L") else text, at))
-        elif op == 0x46:  # FLOAT 'F'
-            text, pos = line(pos, MAX_DIGITS)
-            if len(text) > MAX_DIGITS:
-                raise TooLarge("float literal too long", at)
-            try:
-                stack.append(float(text))
-            except ValueError:
-                raise Malformed(f"bad float literal {text[:40]!r}", at) from None
-        elif op == 0x47:  # BINFLOAT 'G'
-            end = need(8, pos)
-            stack.append(_UNPACK_F8(buf, pos)[0])
-            pos = end
-        elif op == 0x4E:  # NONE 'N'
-            stack.append(None)
-        elif op == 0x88:  # NEWTRUE
-            stack.append(True)
-        elif op == 0x89:  # NEWFALSE
-            stack.append(False)
-        elif op == 0x53:  # STRING 'S' (Python 2 str, repr-quoted)
-            text, pos = line(pos)
-            if len(text) < 2 or text[0] != text[-1] or text[:1] not in (b"'", b'"'):
-                raise Malformed("STRING argument is not quoted", at)
-            stack.append(py2_text(_unescape(text[1:-1], at)))
-        elif op in (0x54, 0x55):  # BINSTRING 'T', SHORT_BINSTRING 'U' (Python 2 str)
-            width = 4 if op == 0x54 else 1
-            end = need(width, pos)
-            size = _UNPACK_I4(buf, pos)[0] if width == 4 else buf[pos]
-            if size < 0:
-                raise Malformed("negative string length", at)
-            end2 = need(size, end)
-            stack.append(py2_text(buf[end:end2]))
-            pos = end2
-        elif op == 0x56:  # UNICODE 'V'
-            text, pos = line(pos)
-            try:
-                decoded = text.decode("raw-unicode-escape")
-            except UnicodeDecodeError:
-                raise Malformed("bad escape in UNICODE", at) from None
-            stack.append(decoded if unicode is None else unicode(decoded))
-        elif op in (0x58, 0x8C, 0x8D):  # BINUNICODE, SHORT_BINUNICODE, BINUNICODE8
-            width = {0x58: 4, 0x8C: 1, 0x8D: 8}[op]
-            end = need(width, pos)
-            size = (
-                _UNPACK_U4(buf, pos)[0]
-                if width == 4
-                else (buf[pos] if width == 1 else _UNPACK_U8(buf, pos)[0])
-            )
-            end2 = need(size, end)
-            try:
-                decoded = buf[end:end2].decode("utf-8", "surrogatepass")
-            except UnicodeDecodeError:
-                raise Malformed("string is not valid UTF-8", at) from None
-            stack.append(decoded if unicode is None else unicode(decoded))
-            pos = end2
-        elif op in (0x43, 0x42, 0x8E):  # SHORT_BINBYTES, BINBYTES, BINBYTES8
-            width = {0x43: 1, 0x42: 4, 0x8E: 8}[op]
-            end = need(width, pos)
-            size = (
-                buf[pos]
-                if width == 1
-                else (_UNPACK_U4(buf, pos)[0] if width == 4 else _UNPACK_U8(buf, pos)[0])
-            )
-            end2 = need(size, end)
-            stack.append(bytes(buf[end:end2]))
-            pos = end2
-        elif op == 0x29:  # EMPTY_TUPLE ')'
-            stack.append(())
-        elif op == 0x74:  # TUPLE 't'
-            stack.append(make_tuple(pop_mark(at), at))
-        elif op in (0x85, 0x86, 0x87):  # TUPLE1..3
-            stack.append(make_tuple(pop(op - 0x84, at), at))
-        elif op == 0x5D:  # EMPTY_LIST ']'
-            new: list[Value] = []
-            depths[id(new)] = 1
-            stack.append(new)
-        elif op == 0x6C:  # LIST 'l'
-            items = pop_mark(at)
-            new = []
-            depths[id(new)] = 1
-            extend_list(new, items, at)
-            stack.append(new)
-        elif op == 0x61:  # APPEND 'a'
-            (item,) = pop(1, at)
-            if not stack or (marks and marks[-1] == len(stack)):
-                raise Malformed("APPEND with no list below", at)
-            extend_list(stack[-1], [item], at)
-        elif op == 0x65:  # APPENDS 'e'
-            items = pop_mark(at)
-            if not stack or (marks and marks[-1] == len(stack)):
-                raise Malformed("APPENDS with no list below", at)
-            extend_list(stack[-1], items, at)
-        elif op == 0x30:  # POP '0'
-            if marks and marks[-1] == len(stack):
-                marks.pop()
-            else:
-                pop(1, at)
-        elif op == 0x31:  # POP_MARK '1'
-            pop_mark(at)
-        elif op == 0x32:  # DUP '2'
-            (top,) = pop(1, at)
-            if isinstance(top, (tuple, list)) and top != ():
-                raise SharedReference("DUP of a container", at)
-            again(top, at)
-            stack.extend((top, top))
-        elif op == 0x70:  # PUT 'p'
-            text, pos = line(pos, MAX_DIGITS)
-            put(parse_int(text, at), at)
-        elif op == 0x71:  # BINPUT 'q'
-            end = need(1, pos)
-            put(buf[pos], at)
-            pos = end
-        elif op == 0x72:  # LONG_BINPUT 'r'
-            end = need(4, pos)
-            put(_UNPACK_U4(buf, pos)[0], at)
-            pos = end
-        elif op == 0x94:  # MEMOIZE
-            put(len(memo), at)
-        elif op == 0x67:  # GET 'g'
-            if not memo:
-                raise Malformed("memo GET before any PUT", at)
-            text, pos = line(pos, MAX_DIGITS)
-            get(parse_int(text, at), at)
-        elif op == 0x68:  # BINGET 'h'
-            if not memo:
-                raise Malformed("memo GET before any PUT", at)
-            end = need(1, pos)
-            get(buf[pos], at)
-            pos = end
-        elif op == 0x6A:  # LONG_BINGET 'j'
-            if not memo:
-                raise Malformed("memo GET before any PUT", at)
-            end = need(4, pos)
-            get(_UNPACK_U4(buf, pos)[0], at)
-            pos = end
-        else:
-            raise Malformed(f"unknown opcode 0x{op:02x}", at)
+                raise Malformed(f"unknown opcode 0x{op:02x}", at)
+    except _Short as e:  # (a length or a line ran past the buffer)
+        return NeedData(e.needed)

@@ -1,23 +1,36 @@
-"""The one base of every "the other side broke the protocol" error.
+"""The core's errors, in h11's shape: one base, and beneath it whose fault it was.
 
-A misbehaving peer shows up in three places of the core: bytes the restricted decoder
-refuses (:class:`~cs457p2p.core.decoder.DecodeError`), a well-formed message that the
-protocol does not allow (:class:`ProtocolError`), and answers that contradict each other
-(:class:`~cs457p2p.core.collection.CollectionError`). All three derive from
-:class:`RemoteProtocolError`, as h11's ``RemoteProtocolError``: a driver catches the base
-once and turns it into its own error (the client's ``ClientError``, a refusal on the
-tracker, a failed check), never one type at a time.
+* :class:`RemoteProtocolError`: the other side broke the protocol. Bytes the restricted
+  decoder refuses (:class:`~cs457p2p.core.decoder.DecodeError` and its subclasses), a
+  well-formed message the protocol does not allow here (a REGISTER answer that is not a
+  count, more answers than requests...), answers that contradict each other
+  (:class:`~cs457p2p.core.collection.CollectionError`). A driver catches this base once
+  and turns it into its own outcome (the client's ``ClientError``, a refusal on the
+  tracker, a neighbour marked as failing on a peer, a failed check), never one subclass
+  at a time.
+* :class:`LocalProtocolError`: the code driving a core object used it wrongly (asked a
+  session for its collection before REGISTER was answered, a message before it is
+  whole...). It is a bug in the driver, so no driver catches it: it propagates.
+
+Both derive from :class:`ProtocolError`, for a caller that wants either. Bad *arguments*
+(a negative limit, an unknown option) stay ``ValueError``/``TypeError``, as in the
+standard library, and the tools' own errors (``ClientError``, ``PeerError``,
+``GradeError``...) live with the tools.
 """
 
 from __future__ import annotations
 
-__all__ = ["ProtocolError", "RemoteProtocolError"]
+__all__ = ["LocalProtocolError", "ProtocolError", "RemoteProtocolError"]
 
 
-class RemoteProtocolError(Exception):
+class ProtocolError(Exception):
+    """The base of the core's protocol errors: :class:`RemoteProtocolError` (the other
+    side's fault) or :class:`LocalProtocolError` (the driver's)."""
+
+
+class RemoteProtocolError(ProtocolError):
     """The other side of a connection broke the protocol; the text says how."""
 
 
-class ProtocolError(RemoteProtocolError):
-    """A well-formed message that the protocol does not allow here (a REGISTER answer
-    that is not a count, an item answer that is not a ``(SEQNUM, VALUE)`` pair...)."""
+class LocalProtocolError(ProtocolError):
+    """A core object was driven wrongly by the code that drives it (a bug there)."""

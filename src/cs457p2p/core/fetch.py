@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING
 from .addresses import format_address
 from .answers import AnswerParser, decode_items_fast, interpret_count, interpret_item
 from .collection import Collection
-from .decoder import DecodeError, Incomplete, Value, decode_prefix, describe
-from .errors import ProtocolError, RemoteProtocolError
+from .decoder import DecodeError, NeedData, Value, decode_prefix, describe
+from .errors import LocalProtocolError, RemoteProtocolError
 from .wire import (
     BAD_REQUEST_TEXT,
     ITEM_HEAD_SIZE,
@@ -146,7 +146,7 @@ def client_error(error: RemoteProtocolError, registering: bool = False) -> Clien
 def check_count(n: int, max_items: int) -> int:
     """``n`` from a REGISTER answer, unless it is more than the client accepts."""
     if n > max_items:
-        raise ProtocolError(
+        raise RemoteProtocolError(
             f"tracker says N = {describe(n)}, more than the limit of {max_items} (--max-items)"
         )
     return n
@@ -169,8 +169,8 @@ class Registration:
         return self.n
 
     @staticmethod
-    def closed() -> ProtocolError:
-        return ProtocolError("tracker closed the connection without answering REGISTER")
+    def closed() -> RemoteProtocolError:
+        return RemoteProtocolError("tracker closed the connection without answering REGISTER")
 
 
 class Probe:
@@ -204,7 +204,7 @@ class Probe:
         coll = self.coll
         for value in self.parser.feed(data):
             if not self.outstanding:
-                raise ProtocolError("tracker sent more answers than requests")
+                raise RemoteProtocolError("tracker sent more answers than requests")
             if not self.answered and value == BAD_REQUEST_TEXT:
                 # A tracker that reads one request per connection but refuses two back
                 # to back: ask one at a time (a real refusal of a position then shows up
@@ -284,10 +284,10 @@ class PipelineReader:
                 coll.place_run(head[0], seqs, texts, end - pos - ANSWER_FRAME * got)
                 pos = end
             else:  # not our shape, or not all here: the restricted decoder decides
-                try:
-                    value, end = decode_prefix(buf, pos, max_size=MAX_ANSWER)
-                except Incomplete:
+                decoded = decode_prefix(buf, pos, max_size=MAX_ANSWER)
+                if isinstance(decoded, NeedData):
                     break
+                value, end = decoded
                 seq, text = interpret_item(value, n)
                 coll.place(head[0], seq, text)
                 pos, got = end, 1
@@ -298,7 +298,7 @@ class PipelineReader:
             if not head[1]:
                 runs.popleft()
         if pos < size and not runs:
-            raise ProtocolError("tracker sent more answers than requests")
+            raise RemoteProtocolError("tracker sent more answers than requests")
         self.buf = buf[pos:]
 
     def give_back(self) -> int:
@@ -357,7 +357,7 @@ class Fetch:
 
     def _collection(self) -> Collection:
         if self.coll is None:
-            raise RuntimeError("the session has not registered yet")
+            raise LocalProtocolError("the session has not registered yet")
         return self.coll
 
     # -------------------------------------------------------------------- the probe

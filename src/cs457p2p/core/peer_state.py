@@ -44,6 +44,7 @@ from operator import itemgetter
 
 from .connection_rules import Responder
 from .database import Database
+from .errors import LocalProtocolError
 from .requests import Request, RingMessage
 from .wire2 import (
     BadMessage,
@@ -256,8 +257,10 @@ class PeerState:
         return self.wanted
 
     def message(self) -> str:
-        """The assembled message (only once :attr:`done`)."""
-        assert self.done and self.n is not None
+        """The assembled message; :class:`~cs457p2p.core.errors.LocalProtocolError`
+        before :attr:`done`."""
+        if not self.done:
+            raise LocalProtocolError("the message is not whole yet")
         return " ".join(r.value for r in self._results if r.value is not None)
 
     @property

@@ -15,7 +15,7 @@ clock.
 
 from __future__ import annotations
 
-from .decoder import Value, decode_prefix
+from .decoder import NeedData, Value, decode_prefix
 
 __all__ = ["PICKLES", "PickleMemo"]
 
@@ -36,7 +36,9 @@ class PickleMemo:
     def __len__(self) -> int:
         return len(self._seen)
 
-    def decode_prefix(self, buf: bytes, start: int = 0, *, max_size: int) -> tuple[Value, int]:
+    def decode_prefix(
+        self, buf: bytes, start: int = 0, *, max_size: int
+    ) -> tuple[Value, int] | NeedData:
         """As :func:`~cs457p2p.core.decoder.decode_prefix` (same answers, same errors)."""
         if max_size < 16 * self.longest:  # (a hit must not skip a size limit)
             return decode_prefix(buf, start, max_size=max_size)
@@ -45,7 +47,10 @@ class PickleMemo:
             hit = self._seen.get(bytes(buf[start : stop + 1]), _MISS)
             if hit is not _MISS:
                 return hit, stop + 1  # type: ignore[return-value]
-        value, end = decode_prefix(buf, start, max_size=max_size)
+        got = decode_prefix(buf, start, max_size=max_size)
+        if isinstance(got, NeedData):
+            return got
+        value, end = got
         if end - start <= self.longest:
             try:
                 hash(value)

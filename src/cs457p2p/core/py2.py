@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .decoder import DecodeError, Incomplete, RefusedCode, RefusedType, Value, decode_prefix
+from .decoder import DecodeError, NeedData, RefusedCode, RefusedType, Value, decode_prefix
 
 __all__ = [
     "PROTOCOL0_BAD_REQUEST",
@@ -153,13 +153,13 @@ def loads_py2(data: bytes, max_size: int = PY2_MAX) -> Py2Read:
     if data[0] == 0x80 and len(data) > 1 and data[1] > 2:
         return Py2Read(False, error=f"ValueError: unsupported pickle protocol: {data[1]}")
     try:
-        value, _ = decode_prefix(data, 0, max_size=max_size + 1, unicode=Py2Unicode)
+        got = decode_prefix(data, 0, max_size=max_size + 1, unicode=Py2Unicode)
     except RefusedCode as e:
         return Py2Read(False, error=f"a pickle that calls code ({e})", runs_code=True)
     except RefusedType as e:
         return Py2Read(False, error=f"a pickle of a type the checker does not build ({e})")
-    except Incomplete:
-        return Py2Read(False, error="EOFError: the pickle ends before its STOP")
     except DecodeError as e:
         return Py2Read(False, error=f"not a pickle Python 2 reads ({e})")
-    return Py2Read(True, value)
+    if isinstance(got, NeedData):
+        return Py2Read(False, error="EOFError: the pickle ends before its STOP")
+    return Py2Read(True, got[0])

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from .decoder import DecodeError, Incomplete, Value, decode_prefix, describe
+from .decoder import DecodeError, NeedData, Value, decode_prefix, describe
 from .requests import KEPT, got
 from .wire import MAX_REQUEST, REGISTER
 
@@ -175,13 +175,7 @@ def _explain(data: bytes, reason: str) -> str:
         return f"sent ASCII digits {shown}" + after
     text = _text(data)
     try:
-        value, _ = decode_prefix(data, 0, max_size=MAX_REQUEST)
-    except Incomplete:
-        if len(data) >= KEPT and not slow:
-            return _long(data, reason)
-        if text is not None:  # ('I5' as much as 'pizza': both are no whole pickle)
-            return f"sent {quote_text(text)}{after}: not a whole pickle"
-        return f"sent the start of a pickle ({_bytes(data)})" + after
+        got = decode_prefix(data, 0, max_size=MAX_REQUEST)
     except DecodeError as e:
         if e.kind == "code" and data[:1] == b"c":
             name = _global_name(data)
@@ -191,7 +185,13 @@ def _explain(data: bytes, reason: str) -> str:
         if text is not None and (e.offset in (None, 0) or not text.rstrip().endswith(".")):
             return f"sent the text {quote_text(text)}, not a pickle"
         return _refused_pickle(data, e)
-    return _value(value)
+    if isinstance(got, NeedData):
+        if len(data) >= KEPT and not slow:
+            return _long(data, reason)
+        if text is not None:  # ('I5' as much as 'pizza': both are no whole pickle)
+            return f"sent {quote_text(text)}{after}: not a whole pickle"
+        return f"sent the start of a pickle ({_bytes(data)})" + after
+    return _value(got[0])
 
 
 def _without_data(reason: str) -> str:

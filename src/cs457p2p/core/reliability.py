@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass
 
 from .collection import Collection
-from .errors import ProtocolError
+from .errors import LocalProtocolError, RemoteProtocolError
 from .wire import MAX_DATAGRAM
 
 __all__ = ["AMPLIFICATION", "Attempt", "Channel", "Padding", "RttEstimator"]
@@ -117,7 +117,10 @@ class Channel:
         return not self.retired and (self.attempt is None or self.attempt.answered)
 
     def start(self, positions: list[int], now: float) -> Attempt:
-        assert self.can_send and positions
+        if not positions:
+            raise LocalProtocolError("an attempt needs at least one position")
+        if not self.can_send:
+            raise LocalProtocolError("this socket is retired or still awaits an answer")
         self.attempt = Attempt(positions, now)
         return self.attempt
 
@@ -132,7 +135,7 @@ class Channel:
         positions it left unanswered (to ask again), or None when it is stale or has
         nothing new.
 
-        Raises :class:`~cs457p2p.core.errors.ProtocolError` for more answers than asked and
+        Raises :class:`~cs457p2p.core.errors.RemoteProtocolError` for more answers than asked and
         :class:`~cs457p2p.core.collection.CollectionError` for a contradiction.
         """
         a = self.attempt
@@ -142,7 +145,9 @@ class Channel:
             return None  # a late copy of a reply this socket already accepted
         k = len(seqs)
         if k > len(a.positions):
-            raise ProtocolError(f"a reply held {k} answers to a request for {len(a.positions)}")
+            raise RemoteProtocolError(
+                f"a reply held {k} answers to a request for {len(a.positions)}"
+            )
         a.answered = True
         self.firsts.add(seqs[0])
         first = a.positions[0]

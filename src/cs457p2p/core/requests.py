@@ -14,7 +14,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .decoder import DecodeError, Incomplete, Value
+from .decoder import DecodeError, NeedData, Value
 from .pickle_memo import PICKLES
 from .wire import (
     ARG_SIZE,
@@ -402,12 +402,13 @@ class RequestParser:
                     pos = hit[1]
                     continue
             try:
-                value, end = PICKLES.decode_prefix(buf, pos, max_size=self.max_request)
-            except Incomplete as e:
-                self._needed = e.needed
-                break
+                got = PICKLES.decode_prefix(buf, pos, max_size=self.max_request)
             except DecodeError as e:
                 return self._fail(f"refused pickle: {e}", out, buf, pos)
+            if isinstance(got, NeedData):
+                self._needed = got.needed
+                break
+            value, end = got
             request = _request_from_value(value, buf[pos:end])
             if type(request) is RingMessage:
                 self.ring_messages += 1

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .addresses import format_address
-from .decoder import DecodeError, Incomplete, Value, decode_prefix, describe
+from .decoder import DecodeError, NeedData, Value, decode_prefix, describe
 from .wire import BAD_REQUEST_TEXT, MAX_ANSWER, REGISTER
 
 __all__ = [
@@ -277,14 +277,15 @@ class MessageSplitter:
                 return _with_separators(buf, start, end, "digits", int(buf[pos:end]))
             return Piece(buf[start:], "bad", reason="an ASCII position of more than 20 digits"), n
         try:
-            value, end = decode_prefix(buf, pos, max_size=MAX_ANSWER)
-        except Incomplete:
-            if final:
-                return Piece(buf[start:], "cut"), n
-            return None, start
+            got = decode_prefix(buf, pos, max_size=MAX_ANSWER)
         except DecodeError as e:
             code = e.kind == "code" and e.offset is not None and buf[e.offset] in _IMPORTS
             return Piece(buf[start:], "bad", reason=str(e), code=code), n
+        if isinstance(got, NeedData):
+            if final:
+                return Piece(buf[start:], "cut"), n
+            return None, start
+        value, end = got
         protocol = buf[pos + 1] if first == 0x80 else None
         return _with_separators(buf, start, end, "pickle", value, protocol)
 

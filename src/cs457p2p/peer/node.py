@@ -36,7 +36,7 @@ from typing import Any
 from ..core.admission import Admission
 from ..core.answers import AnswerParser
 from ..core.connection_rules import ABORT, CLOSE, ConnectionRules, Limits
-from ..core.decoder import DecodeError
+from ..core.errors import RemoteProtocolError
 from ..core.peer_state import MAX_BYTES, PATIENCE, TRACKER, Ask, PeerResponder, PeerState
 from ..core.trace import ConnectionTrace, Tracer, peer_name
 from ..core.wire2 import (
@@ -193,7 +193,7 @@ class Peer:
                 replies = await self._exchange(
                     cfg.tracker, [Join(cfg.handle, self.address[1])], want=1
                 )
-            except DecodeError as e:
+            except RemoteProtocolError as e:
                 raise PeerError(f"cannot register with the tracker: {_why(e)}") from None
             except asyncio.TimeoutError:
                 raise PeerError(
@@ -242,7 +242,7 @@ class Peer:
         seq = self.state.hosted[0] if self.state.hosted else 0
         try:
             replies = await self._exchange(self.config.tracker, [Query(seq)], want=1)
-        except (OSError, asyncio.TimeoutError, DecodeError):
+        except (OSError, asyncio.TimeoutError, RemoteProtocolError):
             return
         self.tracker_is_ours = bool(replies) and isinstance(replies[0], QueryResult)
 
@@ -283,7 +283,7 @@ class Peer:
             target = ask.neighbour.address
         try:
             results = await self._query(target, ask.seqs)
-        except (OSError, asyncio.TimeoutError, DecodeError, ValueError, OverflowError) as e:
+        except (OSError, asyncio.TimeoutError, RemoteProtocolError, ValueError, OverflowError) as e:
             self.state.failed(ask, self.now())
             self.on_event("error", f"asking {_who(ask)}: {_why(e)}")
             return
@@ -335,7 +335,7 @@ class Peer:
         if not final and now - self._held_at < HELD_EVERY:
             return
         self._held_at, self._held_sent = now, count
-        with contextlib.suppress(OSError, asyncio.TimeoutError, DecodeError):
+        with contextlib.suppress(OSError, asyncio.TimeoutError, RemoteProtocolError):
             await self._exchange(self.config.tracker, [Held(self.config.handle, count)], want=1)
 
     async def _exchange(
@@ -344,7 +344,10 @@ class Peer:
         """One connection to ``target`` from the listen address: every message written
         at once, then up to ``want`` answers read (fewer if it closes first, or once
         more bytes came than the VALUEs it may still hold). The whole exchange must end
-        within ``timeout`` (asyncio.TimeoutError), however the bytes trickle in."""
+        within ``timeout`` (asyncio.TimeoutError), however the bytes trickle in; bytes
+        the restricted decoder refuses raise
+        :class:`~cs457p2p.core.errors.RemoteProtocolError`, the one base the fetcher
+        catches for what the other side got wrong."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.timeout
         reader, writer = await asyncio.wait_for(

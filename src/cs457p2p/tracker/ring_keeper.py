@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core.answers import AnswerParser
-from ..core.decoder import DecodeError
+from ..core.errors import RemoteProtocolError
 from ..core.outbound import NOTICE, Call, Outbound
 from ..core.ring import Ring
 from ..core.trace import Tracer, peer_name
@@ -253,7 +253,7 @@ async def _deliver(
             try:
                 if parser.feed(chunk, 1):
                     return
-            except DecodeError:
+            except RemoteProtocolError:
                 return  # an answer, if not one we can read: the peer is there
             if parser.buffered >= _ANSWER_READ:
                 return
