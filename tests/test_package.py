@@ -8,7 +8,10 @@ import sys
 import types
 from pathlib import Path
 
+import pytest
+
 import cs457p2p
+import cs457p2p.checker
 from conftest import TrackerProcess
 from standins import REFERENCE_MESSAGE, ReferenceTracker
 
@@ -21,10 +24,11 @@ def test_every_public_name_resolves_to_its_home_module() -> None:
     assert set(dir(cs457p2p)) >= set(cs457p2p.__all__)
 
 
-def _static_listing() -> dict[str, set[str]]:
-    """What the root's ``if TYPE_CHECKING:`` block imports, module by module (what
+def _static_listing(package: types.ModuleType) -> dict[str, set[str]]:
+    """What a package's ``if TYPE_CHECKING:`` block imports, module by module (what
     mypy reads), each name checked to be an explicit re-export (``X as X``)."""
-    tree = ast.parse(Path(cs457p2p.__file__).read_text())
+    assert package.__file__ is not None
+    tree = ast.parse(Path(package.__file__).read_text())
     blocks = [
         node
         for node in tree.body
@@ -42,14 +46,19 @@ def _static_listing() -> dict[str, set[str]]:
     return listing
 
 
-def test_the_two_listings_of_the_public_api_agree() -> None:
+@pytest.mark.parametrize("package", [cs457p2p, cs457p2p.checker], ids=lambda p: p.__name__)
+def test_the_two_listings_of_a_lazy_api_agree(package: types.ModuleType) -> None:
     """mypy reads the TYPE_CHECKING imports, the interpreter ``_HOMES``: the same names
-    from the same modules, and ``__all__`` is exactly those (and ``__version__``)."""
-    homes = {module: set(names) for module, names in cs457p2p._HOMES.items()}
-    assert _static_listing() == homes
+    from the same modules, and ``__all__`` is exactly those (the root adds
+    ``__version__``); each resolves."""
+    homes = {module: set(names) for module, names in package._HOMES.items()}
+    assert _static_listing(package) == homes
     names = [name for group in homes.values() for name in group]
     assert len(names) == len(set(names)), "a name listed under two modules"
-    assert sorted(cs457p2p.__all__) == sorted([*names, "__version__"])
+    extra = ["__version__"] if package is cs457p2p else []
+    assert sorted(package.__all__) == sorted([*names, *extra])
+    for name in names:
+        assert getattr(package, name) is not None
 
 
 def test_the_public_api_stays_small() -> None:
