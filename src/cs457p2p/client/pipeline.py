@@ -95,9 +95,10 @@ async def _connect_first(
     raise connect_error(error, config, address)
 
 
-def _in_thread(fn: Callable[[], None]) -> asyncio.Future[None]:
+def _in_thread(fn: Callable[[], None]) -> tuple[asyncio.Future[None], threading.Thread]:
     """Run ``fn`` in a thread of its own (not the loop's shared executor, which would
-    queue concurrent sessions behind each other); awaitable for its end."""
+    queue concurrent sessions behind each other); the future is awaitable for its end
+    (the thread ends just after it is settled)."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
 
@@ -118,8 +119,9 @@ def _in_thread(fn: Callable[[], None]) -> asyncio.Future[None]:
         with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
             loop.call_soon_threadsafe(settle, error)
 
-    threading.Thread(target=run, name="cs457p2p-reference-style", daemon=True).start()
-    return done
+    thread = threading.Thread(target=run, name="cs457p2p-reference-style", daemon=True)
+    thread.start()
+    return done, thread
 
 
 # ---------------------------------------------------------------------- the client
@@ -227,12 +229,15 @@ class AsyncClient:
         without blocking the loop, so that none outlives the fetch."""
         assert self.target is not None
         fetcher = OneShotFetcher(self.fetch, self.target)
-        done = _in_thread(fetcher.run)
+        done, thread = _in_thread(fetcher.run)
         try:
             await asyncio.shield(done)
         finally:
             fetcher.stop()
             await asyncio.wait([done])
+            # (settled from the thread's last line: it is returning; without the join
+            # it was sometimes still alive when the session returned)
+            thread.join(1.0)
             if not done.cancelled():
                 done.exception()  # (seen: cancelled meanwhile, nobody else will look)
 
