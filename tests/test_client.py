@@ -20,6 +20,7 @@ import pytest
 from conftest import CLI, ClientRunner, ClientSpawner, TrackerFactory, TrackerProcess
 from cs457p2p.client import ClientConfig, ClientError, FetchResult, fetch_message
 from cs457p2p.client.blocking import BlockingClient
+from cs457p2p.core.fetch import PROBE, Registration
 from standins import (
     BAD_REQUEST_P0,
     LIE_ITEMS,
@@ -410,9 +411,11 @@ def test_a_session_connects_to_the_first_address_that_answers() -> None:
             (socket.AF_INET6, ("::1", free_port(), 0, 0)),  # nothing listens there
             (socket.AF_INET, ("127.0.0.1", port)),
         ]
-        n, target = client.register(targets)
-    assert (n, target) == (len(REFERENCE_ITEMS), targets[1])
-    assert client.fetch.connections == 1
+        registration = client.fetch.next_step(time.monotonic())
+        assert isinstance(registration, Registration)
+        client.exchange(registration, targets)
+    assert (registration.n, client.target) == (len(REFERENCE_ITEMS), targets[1])
+    assert client.fetch.connections == 1 and client.fetch.phase == PROBE
 
 
 def test_a_cancelled_library_fetch_leaves_no_thread_behind() -> None:

@@ -1,5 +1,6 @@
-"""The clients: drivers of the sans-I/O :mod:`cs457p2p.core.fetch` (TCP) and
-:mod:`cs457p2p.core.reliability` (UDP).
+"""The clients: drivers of the sans-I/O :mod:`cs457p2p.core.fetch` (TCP: its one loop,
+``Fetch.next_step``, and the exchanges of :mod:`cs457p2p.core.exchanges`) and
+:mod:`cs457p2p.core.udp_fetch` (UDP).
 
 * :mod:`.blocking`: TCP on blocking sockets, what ``cs457p2p client`` runs;
 * :mod:`.pipeline`: TCP on asyncio, pipelined (the library's :func:`fetch_message`);

@@ -14,13 +14,11 @@ import contextlib
 import threading
 import time
 
-from ..core.answers import AnswerParser
 from ..core.decoder import Value
 from ..core.fetch import ClientError, Fetch
 from ..core.trace import peer_name
-from ..core.wire import encode_position
 from ..net import Target
-from .sockets import connect_blocking
+from .sockets import connect_blocking, run_exchange
 
 __all__ = ["OneShotFetcher"]
 
@@ -129,32 +127,11 @@ class OneShotFetcher:
             return _NOT_CONNECTED
         tracer = fetch.config.trace
         trace = None if tracer is None else tracer.connection(peer_name(self.target[1]), True)
-        with contextlib.closing(sock):
-            parser = AnswerParser()
-            try:
-                request = encode_position(position)
-                sock.sendall(request)
-                if trace is not None:
-                    trace.sent(request)
-                # the answer must be whole within --timeout, however its bytes trickle in
-                deadline = time.monotonic() + fetch.config.timeout
-                while True:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        raise TimeoutError
-                    sock.settimeout(left)
-                    data = sock.recv(1 << 16)
-                    if trace is not None:
-                        trace.received(data)
-                    if not data:
-                        return _CLOSED
-                    values = parser.feed(data)
-                    if values:
-                        return values[0]
-            except TimeoutError:
-                raise fetch.waiting_error(f"item {position}") from None
-            except OSError:  # reset, aborted...
-                return _CLOSED
-            finally:
-                if trace is not None:
-                    trace.closed()
+        exchange = fetch.one_answer(position)
+        try:
+            with contextlib.closing(sock):
+                run_exchange(sock, exchange, exchange.request(), trace)
+        finally:
+            if trace is not None:
+                trace.closed()
+        return exchange.value if exchange.done else _CLOSED

@@ -22,16 +22,16 @@ from ..core.errors import RemoteProtocolError
 from ..core.fetch import (
     ONESHOT,
     PIPELINE,
-    PROBE,
+    WAIT,
     ClientConfig,
     ClientError,
+    Exchange,
     Fetch,
     FetchResult,
     PipelineReader,
     Progress,
 )
 from ..core.trace import ConnectionTrace, peer_name
-from ..core.wire import REGISTER
 from ..net import Target
 from .oneshot import OneShotFetcher
 from .sockets import connect_error, new_socket, numeric_target, targets_of
@@ -95,9 +95,10 @@ async def _connect_first(
     raise connect_error(error, config, address)
 
 
-def _in_thread(fn: Callable[[], None]) -> asyncio.Future[None]:
+def _in_thread(fn: Callable[[], None]) -> tuple[asyncio.Future[None], threading.Thread]:
     """Run ``fn`` in a thread of its own (not the loop's shared executor, which would
-    queue concurrent sessions behind each other); awaitable for its end."""
+    queue concurrent sessions behind each other); the future is awaitable for its end
+    (the thread ends just after it is settled)."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
 
@@ -118,8 +119,9 @@ def _in_thread(fn: Callable[[], None]) -> asyncio.Future[None]:
         with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
             loop.call_soon_threadsafe(settle, error)
 
-    threading.Thread(target=run, name="cs457p2p-reference-style", daemon=True).start()
-    return done
+    thread = threading.Thread(target=run, name="cs457p2p-reference-style", daemon=True)
+    thread.start()
+    return done, thread
 
 
 # ---------------------------------------------------------------------- the client
@@ -154,100 +156,72 @@ class AsyncClient:
         tracer = self.config.trace
         return None if tracer is None else tracer.connection(peer_name(sock.getpeername()), True)
 
-    async def _read(self, reader: asyncio.StreamReader, what: str, deadline: float) -> bytes:
-        """What arrives before ``deadline`` (the loop's time): an answer must be whole
-        within --timeout of its request, however its bytes trickle in."""
-        left = deadline - asyncio.get_running_loop().time()
-        if left <= 0:
-            raise self.fetch.waiting_error(what)
-        try:
-            return await asyncio.wait_for(reader.read(1 << 16), left)
-        except asyncio.TimeoutError:
-            raise self.fetch.waiting_error(what) from None
-        except (ConnectionResetError, BrokenPipeError):
-            return b""  # treated as a drop: unanswered positions are asked again
-
     # ------------------------------------------------------------------ the phases
 
     async def run(self) -> FetchResult:
-        """Register, collect every item, and return the assembled message."""
+        """Register, collect every item, and return the assembled message: the steps
+        :meth:`Fetch.next_step <cs457p2p.core.fetch.Fetch.next_step>` says."""
         fetch = self.fetch
+        loop = asyncio.get_running_loop()
         try:
-            fetch.registered(await self.register())
-            while fetch.phase == PROBE:
-                await self._probe()
-            if fetch.phase == ONESHOT:
-                await self._oneshot()
-            elif fetch.phase == PIPELINE:
-                await self.collect()
-            return fetch.result()
+            targets = await _resolve(self.config, fetch.address)
+            while True:
+                step = fetch.next_step(loop.time())
+                if isinstance(step, Exchange):
+                    await self.exchange(step, targets if self.target is None else [self.target])
+                elif step == WAIT:
+                    at = fetch.next_timer()
+                    assert at is not None
+                    await asyncio.sleep(max(0.0, at - loop.time()))
+                elif step == ONESHOT:
+                    await self._oneshot()
+                elif step == PIPELINE:
+                    await self.collect()
+                else:
+                    return fetch.result()
         except RemoteProtocolError as e:
             raise fetch.client_error(e) from None
 
-    async def register(self) -> int:
-        """Send REGISTER on its own connection; return N."""
-        targets = await _resolve(self.config, self.fetch.address)
-        sock = await self._open(targets)
-        trace = self._traced(sock)
-        reader, writer = await asyncio.open_connection(sock=sock)
-        reg = self.fetch.registration()
-        try:
-            writer.write(REGISTER)
-            if trace is not None:
-                trace.sent(REGISTER)
-            deadline = asyncio.get_running_loop().time() + self.config.timeout
-            while True:
-                data = await self._read(reader, "the REGISTER answer", deadline)
-                if trace is not None:
-                    trace.received(data)
-                if not data:
-                    raise reg.closed()
-                n = reg.feed(data)
-                if n is not None:
-                    return n
-        finally:
-            writer.close()
-            if trace is not None:
-                trace.closed()
-
-    async def _probe(self) -> None:
-        """One probe on an asyncio connection."""
+    async def exchange(self, exchange: Exchange, targets: Sequence[Target]) -> None:
+        """One exchange on a new asyncio connection to the first of ``targets`` that
+        accepts; its end (or the failure to connect) told to the session."""
         fetch = self.fetch
-        probe = fetch.probe()
-        if not probe.outstanding:
-            return
-        assert self.target is not None
-        try:
-            sock = await self._open([self.target])
-        except ClientError as e:
-            probe.coll.give_back(probe.outstanding)
-            await asyncio.sleep(fetch.retry_delay(e))
-            return
-        trace = self._traced(sock)
-        reader, writer = await asyncio.open_connection(sock=sock)
-        request = probe.request()
-        writer.write(request)
-        if trace is not None:
-            trace.sent(request)
         loop = asyncio.get_running_loop()
         try:
-            deadline = loop.time() + self.config.timeout
-            while not probe.done:
-                data = await self._read(reader, f"item {probe.waiting_for}", deadline)
+            sock = await self._open(targets)
+        except ClientError as e:
+            fetch.not_connected(exchange, e, loop.time())
+            return
+        trace = self._traced(sock)
+        reader, writer = await asyncio.open_connection(sock=sock)
+        try:
+            request = exchange.request()
+            writer.write(request)
+            if trace is not None:
+                trace.sent(request)
+            exchange.start(loop.time())
+            while exchange.wants_data:
+                at = exchange.next_timer()
+                assert at is not None
+                left = at - loop.time()
+                if left <= 0:
+                    exchange.on_timer(loop.time())
+                    continue
+                try:
+                    data = await asyncio.wait_for(reader.read(1 << 16), left)
+                except asyncio.TimeoutError:
+                    exchange.on_timer(loop.time())
+                    continue
+                except (ConnectionResetError, BrokenPipeError):
+                    data = b""  # treated as a drop: unanswered positions are asked again
                 if trace is not None:
                     trace.received(data)
-                if not data:
-                    break
-                answered = probe.answered
-                probe.feed(data)
-                if probe.answered > answered:  # the next answer gets its own --timeout
-                    deadline = loop.time() + self.config.timeout
-                fetch.report_progress()
+                exchange.receive(data, loop.time())
         finally:
             writer.close()
             if trace is not None:
                 trace.closed()
-        fetch.probe_finished(probe)
+        fetch.ended(exchange)
 
     async def _oneshot(self) -> None:
         """The threads of :class:`OneShotFetcher`, awaited. Cancelled, it stops the
@@ -255,12 +229,15 @@ class AsyncClient:
         without blocking the loop, so that none outlives the fetch."""
         assert self.target is not None
         fetcher = OneShotFetcher(self.fetch, self.target)
-        done = _in_thread(fetcher.run)
+        done, thread = _in_thread(fetcher.run)
         try:
             await asyncio.shield(done)
         finally:
             fetcher.stop()
             await asyncio.wait([done])
+            # (settled from the thread's last line: it is returning; without the join
+            # it was sometimes still alive when the session returned)
+            thread.join(1.0)
             if not done.cancelled():
                 done.exception()  # (seen: cancelled meanwhile, nobody else will look)
 
@@ -297,7 +274,7 @@ class AsyncClient:
         coll = fetch.coll
         assert coll is not None and self.target is not None
         loop = asyncio.get_running_loop()
-        pipe = _Pipeline(fetch, PipelineReader(coll, self.config.window))
+        pipe = _Pipeline(fetch, fetch.pipeline_reader())
         try:
             sock = await _connect(self.target, self.config, fetch.address, self.config.timeout)
         except OSError:
@@ -336,7 +313,7 @@ class _Pipeline(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self.loop = loop
         self.finished: asyncio.Future[None] = loop.create_future()
-        self.last = loop.time()
+        reader.start(loop.time())
         self.watchdog: asyncio.TimerHandle | None = None
         self.trace: ConnectionTrace | None = None  # --trace
 
@@ -345,7 +322,7 @@ class _Pipeline(asyncio.Protocol):
         if not self._refill():
             self._finish()
             return
-        self.watchdog = self.loop.call_later(self.fetch.config.timeout, self._check_time)
+        self._arm()
 
     def _refill(self) -> bool:
         """Ask for more; False when nothing is asked and nothing is in flight."""
@@ -365,15 +342,10 @@ class _Pipeline(asyncio.Protocol):
         if self.finished.done():
             return
         reader = self.reader
-        answered = reader.answered
         try:
-            reader.feed(data)
+            reader.receive(data, self.loop.time())
         except RemoteProtocolError as e:
             return self._fail(e)
-        if reader.answered > answered:
-            # (whole answers, not bytes: a tracker that trickles one byte at a time
-            # never completes one, and the watchdog ends the wait)
-            self.last = self.loop.time()
         self.fetch.report_progress()
         if reader.coll.complete or (reader.wants_more and not self._refill()):
             self._finish()
@@ -385,15 +357,20 @@ class _Pipeline(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._finish()
 
+    def _arm(self) -> None:
+        """Wake when the wait for the next answer runs out (the reader's timer)."""
+        at = self.reader.next_timer()
+        if at is not None:
+            self.watchdog = self.loop.call_at(at, self._check_time)
+
     def _check_time(self) -> None:
         if self.finished.done():
             return
-        timeout = self.fetch.config.timeout
-        quiet = self.loop.time() - self.last
-        if quiet >= timeout:
-            self._fail(self.fetch.waiting_error(f"item {self.reader.waiting_for}"))
-        else:
-            self.watchdog = self.loop.call_later(timeout - quiet, self._check_time)
+        try:
+            self.reader.on_timer(self.loop.time())
+        except ClientError as e:
+            return self._fail(e)
+        self._arm()
 
     def _finish(self) -> None:
         if not self.finished.done():

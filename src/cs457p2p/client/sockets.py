@@ -1,17 +1,22 @@
 """How a client reaches the tracker over TCP: the tracker's addresses, a socket bound to
 ``--bind`` and connected to one of them, and a failure to connect said in one line. The
-blocking driver connects with these; the asyncio driver creates its sockets with
-:func:`new_socket` too. Both connect to the address that answered REGISTER for the rest
-of a session. (No asyncio here: the blocking driver never imports it.)"""
+blocking driver connects with these, and moves one exchange's bytes on a blocking
+socket with :func:`run_exchange` (its threads for a reference-style tracker too); the
+asyncio driver creates its sockets with :func:`new_socket` too. Both connect to the
+address that answered REGISTER for the rest of a session. (No asyncio here: the blocking
+driver never imports it.)"""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Sequence
 from typing import Any
 
+from ..core.exchanges import Exchange
 from ..core.fetch import ClientConfig, ClientError
+from ..core.trace import ConnectionTrace
 from ..net import Target
 
 __all__ = [
@@ -21,6 +26,7 @@ __all__ = [
     "new_socket",
     "numeric_target",
     "resolve",
+    "run_exchange",
     "targets_of",
 ]
 
@@ -117,3 +123,35 @@ def connect_first(
         except OSError as e:
             error = e
     raise connect_error(error, config, address)
+
+
+def run_exchange(
+    sock: socket.socket, exchange: Exchange, request: bytes, trace: ConnectionTrace | None
+) -> None:
+    """Write ``request`` at once on a blocking ``sock``, then read into ``exchange`` while
+    it wants data, waking at its timer at the latest (a wait run out raises its
+    ClientError). A reset counts as the connection's end: what was not answered is asked
+    again."""
+    with contextlib.suppress(OSError):
+        sock.sendall(request)  # (closed already: the reads below see it)
+    if trace is not None:
+        trace.sent(request)
+    exchange.start(time.monotonic())
+    while exchange.wants_data:
+        at = exchange.next_timer()
+        assert at is not None
+        left = at - time.monotonic()
+        if left <= 0:
+            exchange.on_timer(time.monotonic())
+            continue
+        sock.settimeout(left)
+        try:
+            data = sock.recv(1 << 16)
+        except TimeoutError:
+            exchange.on_timer(time.monotonic())
+            continue
+        except OSError:  # reset, aborted...
+            data = b""
+        if trace is not None:
+            trace.received(data)
+        exchange.receive(data, time.monotonic())

@@ -1,5 +1,7 @@
-"""The UDP client: batches of positions per datagram, a few sockets in flight, timeouts
-from measured round trips, and the attribution rules of
+"""The UDP client's driver: a few asyncio datagram sockets, each with a request in flight,
+moving the bytes of :class:`~cs457p2p.core.udp_fetch.UdpFetch`, which decides (the
+batches, the timeouts from measured round trips, the session through
+:class:`~cs457p2p.core.fetch.Fetch`) with the attribution rules of
 :mod:`cs457p2p.core.reliability`, which keep every answer tied to the request that
 caused it through loss, duplication and reordering.
 """
@@ -12,22 +14,13 @@ import socket
 from collections import deque
 from typing import cast
 
-from ..core.addresses import format_address
-from ..core.answers import AnswerParser, decode_item_answers, interpret_count
+from ..core.answers import decode_item_answers
 from ..core.collection import Collection
-from ..core.decoder import Value
 from ..core.errors import RemoteProtocolError
-from ..core.fetch import (
-    ClientConfig,
-    ClientError,
-    FetchResult,
-    Progress,
-    check_count,
-    client_error,
-)
-from ..core.reliability import Channel, Padding, RttEstimator
+from ..core.fetch import ClientConfig, ClientError, FetchResult, Progress
+from ..core.reliability import Channel
 from ..core.trace import peer_name
-from ..core.wire import MAX_DATAGRAM, REGISTER, encode_position, position_run_bytes
+from ..core.udp_fetch import UdpFetch
 
 __all__ = ["UdpClient"]
 
@@ -53,7 +46,7 @@ class _UdpSocket(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         if isinstance(exc, ConnectionRefusedError):
-            self.owner._refused += 1
+            self.owner.session.refused += 1
             self.owner._wake.set()
 
     def send(self, data: bytes) -> None:
@@ -68,44 +61,27 @@ class _UdpSocket(asyncio.DatagramProtocol):
             self.transport.close()
 
 
-def _decode_datagram(data: bytes) -> list[Value]:
-    parser = AnswerParser(MAX_DATAGRAM)
-    values = parser.feed(data)
-    if parser.buffered:
-        raise RemoteProtocolError("an answer datagram ends in the middle of a pickle")
-    return values
-
-
 class UdpClient:
-    """One client session over UDP: batches of positions per datagram, a few sockets
-    in flight, timeouts from measured round trips, and the attribution rules of
-    :mod:`cs457p2p.reliability`. Fails when nothing useful arrives for ``timeout``."""
+    """One client session over UDP, driving :class:`~cs457p2p.core.udp_fetch.UdpFetch`
+    (which decides: batches, timeouts, the attribution rules of
+    :mod:`cs457p2p.core.reliability`): a few sockets with a request in flight each."""
 
-    MAX_BATCH = 256
     QUARANTINE = 256  # retired sockets kept listening for late replies
 
     def __init__(
         self, config: ClientConfig | None = None, progress: Progress | None = None
     ) -> None:
         self.config = config or ClientConfig(transport="udp")
-        self.progress = progress
-        self.rtt = RttEstimator()
-        self.batch = 8
-        self.padding = Padding()
-        self.sockets = 0
-        self._refused = 0
+        self.session = UdpFetch(self.config, progress)
         self._wake = asyncio.Event()
         self._failure: ClientError | RemoteProtocolError | None = None
-        self._coll: Collection | None = None
-        self._count: int | None = None
-        self._last_progress = 0.0
         self._addr: tuple[str, int] | None = None
         self._retired: deque[_UdpSocket] = deque()
         self._live: set[_UdpSocket] = set()
 
     @property
     def address(self) -> str:
-        return format_address(self.config.host, self.config.port)
+        return self.session.address
 
     async def _socket(self) -> _UdpSocket:
         loop = asyncio.get_running_loop()
@@ -125,7 +101,7 @@ class UdpClient:
             raise ClientError(
                 f"cannot open a UDP socket to {self.address}: {e.strerror or e}"
             ) from None
-        self.sockets += 1
+        self.session.sockets += 1
         self._live.add(proto)
         return proto
 
@@ -143,14 +119,14 @@ class UdpClient:
     def _on_datagram(self, sock: _UdpSocket, data: bytes) -> None:
         if self._failure is not None:
             return
-        loop = asyncio.get_running_loop()
+        session = self.session
+        now = asyncio.get_running_loop().time()
         try:
-            coll = self._coll
+            coll = session.coll
             if coll is None:  # registering
-                values = _decode_datagram(data)
-                if values and self._count is None:
-                    self._count = interpret_count(values[0])
-                    self._last_progress = loop.time()
+                known = session.count is not None
+                session.register_answer(data, now)
+                if not known and session.count is not None:
                     self._wake.set()
                 return
             seqs, texts = decode_item_answers(data, coll.n)
@@ -160,20 +136,8 @@ class UdpClient:
             return self._fail(e)
         if leftover is None or attempt is None:
             return
-        now = loop.time()
-        self._last_progress = now
-        if not sock.channel.retired:
-            self.rtt.sample(now - attempt.sent_at)
-        # Batches fill a datagram of about udp_datagram bytes, but stay small enough
-        # that every lane has several to do (a lost batch costs a timeout).
-        size = len(data) / max(len(seqs), 1)
-        self.padding.replied(len(data), len(seqs), cut=bool(leftover))
-        share = coll.n // (self.config.udp_lanes * 4)
-        self.batch = max(1, min(self.MAX_BATCH, int(self.config.udp_datagram // size), share))
-        if leftover:
-            coll.give_back(leftover)
-        if self.progress is not None:
-            self.progress(coll.answered, coll.n)
+        rtt = None if sock.channel.retired else now - attempt.sent_at
+        session.answered(len(data), len(seqs), leftover, rtt, now)
         if sock.waiter is not None and not sock.waiter.done():
             sock.waiter.set_result(None)
         self._wake.set()
@@ -182,7 +146,8 @@ class UdpClient:
         """Sleep until woken or ``seconds`` pass (never past the point where the run
         times out); raise the failure or a timeout."""
         self._wake.clear()
-        left = self._last_progress + self.config.timeout - asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        left = self.session.next_timer() - loop.time()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._wake.wait(), max(0.0, min(seconds, left) + 0.001))
         self._check()
@@ -190,58 +155,43 @@ class UdpClient:
     def _check(self) -> None:
         if self._failure is not None:
             raise self._failure
-        loop = asyncio.get_running_loop()
-        if loop.time() - self._last_progress > self.config.timeout:
-            what = "answer to REGISTER" if self._coll is None else "new answer"
-            refused = (
-                " (connection refused: is a tracker listening on UDP?)" if self._refused else ""
-            )
-            raise ClientError(
-                f"no {what} from {self.address} over UDP within {self.config.timeout:g} s{refused}"
-            )
+        self.session.on_timer(asyncio.get_running_loop().time())
 
-    async def register(self) -> int:
+    async def register(self) -> None:
+        session = self.session
         sock = await self._socket()
         loop = asyncio.get_running_loop()
-        self._last_progress = loop.time()
+        session.start(loop.time())
         try:
-            while self._count is None:
-                sock.send(REGISTER)
-                deadline = loop.time() + self.rtt.rto
-                while self._count is None and loop.time() < deadline:
+            while session.count is None:
+                sock.send(session.register_request())
+                deadline = loop.time() + session.rto
+                while session.count is None and loop.time() < deadline:
                     await self._wait(deadline - loop.time())
-                if self._count is None:
-                    self.rtt.timed_out()
+                if session.count is None:
+                    session.register_timed_out()
         finally:
             sock.close()
             self._live.discard(sock)
-        return check_count(self._count, self.config.max_items)
 
     async def _lane(self, coll: Collection) -> None:
         loop = asyncio.get_running_loop()
+        session = self.session
         sock = await self._socket()
         try:
             while not coll.complete and self._failure is None:
-                positions = coll.take(self.batch)
+                positions = session.take()
                 if not positions:
-                    await self._wait(self.rtt.rto)
+                    await self._wait(session.rto)
                     continue
                 attempt = sock.channel.start(positions, loop.time())
                 waiter: asyncio.Future[None] = loop.create_future()
                 sock.waiter = waiter
-                k = len(positions)
-                if positions[-1] == positions[0] + k - 1:  # consecutive: built in bulk
-                    request = position_run_bytes(positions[0], k)
-                else:
-                    request = b"".join(map(encode_position, positions))
-                # (a tracker answers at most three times what it receives)
-                sock.send(self.padding.pad(request, k))
+                sock.send(session.request(positions))
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(waiter), self.rtt.rto)
+                    await asyncio.wait_for(asyncio.shield(waiter), session.rto)
                 if not attempt.answered:
-                    self.rtt.timed_out()
-                    self.padding.timed_out()
-                    coll.give_back(sock.channel.timed_out())
+                    session.attempt_timed_out(sock.channel.timed_out())
                     self._retire(sock)
                     self._wake.set()
                     sock = await self._socket()
@@ -251,10 +201,10 @@ class UdpClient:
 
     async def run(self) -> FetchResult:
         """Register, collect every item, and return the assembled message."""
+        session = self.session
         try:
-            n = await self.register()
-            coll = Collection(n, self.config.max_message)
-            self._coll = coll
+            await self.register()
+            coll = session.registered()
             lanes = [asyncio.ensure_future(self._lane(coll)) for _ in range(self.config.udp_lanes)]
             try:
                 while not coll.complete:
@@ -267,10 +217,9 @@ class UdpClient:
                 for t in lanes:
                     t.cancel()
                 await asyncio.gather(*lanes, return_exceptions=True)
-            message = coll.message()
+            return session.result()
         except RemoteProtocolError as e:
-            raise client_error(e, registering=self._coll is None) from None
+            raise session.client_error(e) from None
         finally:
             for sock in list(self._live) + list(self._retired):
                 sock.close()
-        return FetchResult(message, n, self.sockets, reference_style=False, transport="udp")

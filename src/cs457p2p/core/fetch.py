@@ -14,6 +14,19 @@ A session goes through phases (:attr:`Fetch.phase`):
    client, :meth:`Fetch.place_one`).
 4. ``done``: :meth:`Fetch.result` assembles and checks the message.
 
+The session's one loop is :meth:`Fetch.next_step`: the drivers (blocking sockets, asyncio)
+ask it what to do next and do it, nothing more: run an :class:`Exchange` (REGISTER, the
+probe) on a new connection and report its end (:meth:`Fetch.ended`, or
+:meth:`Fetch.not_connected`), wait until :meth:`Fetch.next_timer` (the backoff before a
+connection is tried again), or collect the rest the tracker's way.
+
+Time is passed in, in aioquic's shape: every exchange (a connection's request and the
+answers to it: :class:`Registration`, :class:`Probe`, :class:`OneAnswer`,
+:class:`PipelineReader`) says until when it waits (:meth:`Exchange.next_timer`), and
+:meth:`Exchange.on_timer` raises the :class:`ClientError` of a wait that has run out:
+each answer must be whole within ``timeout`` seconds of its request or of the answer
+before it, however its bytes trickle in.
+
 Connections that answer nothing count as failures: :meth:`Fetch.retry_delay` and
 :meth:`Fetch.count_connection` end the run after ``max_retries`` in a row. Everything the
 tracker does wrong surfaces as a :class:`~cs457p2p.core.errors.RemoteProtocolError`;
@@ -22,29 +35,36 @@ tracker does wrong surfaces as a :class:`~cs457p2p.core.errors.RemoteProtocolErr
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .addresses import format_address
-from .answers import AnswerParser, decode_items_fast, interpret_count, interpret_item
+from .answers import interpret_item
 from .collection import Collection
-from .decoder import DecodeError, NeedData, Value, decode_prefix, describe
+from .decoder import DecodeError, Value
 from .errors import LocalProtocolError, RemoteProtocolError
-from .wire import (
-    BAD_REQUEST_TEXT,
-    ITEM_HEAD_SIZE,
-    ITEM_TAIL,
-    MAX_ANSWER,
-    encode_position,
-    position_run_bytes,
+from .exchanges import (
+    ANSWER_FRAME,
+    PERSISTENT,
+    REFERENCE,
+    TIMEOUT,
+    UNKNOWN,
+    ClientError,
+    Exchange,
+    OneAnswer,
+    PipelineReader,
+    Probe,
+    Registration,
+    check_count,
+    waiting_error,
 )
 
 if TYPE_CHECKING:
     from .trace import Tracer
 
 __all__ = [
+    "ANSWER_FRAME",
     "DONE",
     "MAX_ITEMS",
     "ONESHOT",
@@ -53,35 +73,32 @@ __all__ = [
     "PROBE",
     "REFERENCE",
     "REGISTER_PHASE",
+    "TIMEOUT",
     "UNKNOWN",
+    "WAIT",
     "ClientConfig",
     "ClientError",
+    "Exchange",
     "Fetch",
     "FetchResult",
+    "OneAnswer",
     "PipelineReader",
     "Probe",
     "Progress",
     "Registration",
     "check_count",
     "client_error",
+    "waiting_error",
 ]
 
 Progress = Callable[[int, int], None]
 #: The largest N a client or a peer takes from the tracker (a lying tracker cannot make
 #: it allocate for more).
 MAX_ITEMS = 10_000_000
-#: Bytes of one of our item answers beyond its VALUE (the head and the tail).
-ANSWER_FRAME = ITEM_HEAD_SIZE + len(ITEM_TAIL)
-
-#: What a session knows of the tracker: nothing yet, that it keeps connections open
-#: (pipelining), or that it answers one request per connection (reference-style).
-UNKNOWN, PERSISTENT, REFERENCE = "unknown", "persistent", "reference"
 #: The phases of a session (:attr:`Fetch.phase`).
 REGISTER_PHASE, PROBE, PIPELINE, ONESHOT, DONE = "register", "probe", "pipeline", "oneshot", "done"
-
-
-class ClientError(Exception):
-    """The client could not get a correct, complete message; the text says why."""
+#: What :meth:`Fetch.next_step` says while a connection may not be tried yet.
+WAIT = "wait"
 
 
 @dataclass(frozen=True)
@@ -90,7 +107,7 @@ class ClientConfig:
     port: int = 7777
     transport: str = "tcp"
     #: seconds to wait for any one step: a connection, or the next bytes of an answer
-    timeout: float = 10.0
+    timeout: float = TIMEOUT
     #: local address to connect from (127.0.0.2 looks like another host on loopback)
     bind: str | None = None
     #: requests in flight on one persistent connection
@@ -143,183 +160,14 @@ def client_error(error: RemoteProtocolError, registering: bool = False) -> Clien
     return ClientError(str(error))
 
 
-def check_count(n: int, max_items: int) -> int:
-    """``n`` from a REGISTER answer, unless it is more than the client accepts."""
-    if n > max_items:
-        raise RemoteProtocolError(
-            f"tracker says N = {describe(n)}, more than the limit of {max_items} (--max-items)"
-        )
-    return n
-
-
-class Registration:
-    """The answer to REGISTER, read as it arrives; ``n`` once it is whole."""
-
-    def __init__(self, max_items: int) -> None:
-        self.parser = AnswerParser()
-        self.max_items = max_items
-        self.n: int | None = None
-
-    def feed(self, data: bytes) -> int | None:
-        """Add bytes; N once the answer is whole. Raises RemoteProtocolError."""
-        answers = self.parser.feed(data)
-        if not answers:
-            return None
-        self.n = check_count(interpret_count(answers[0]), self.max_items)
-        return self.n
-
-    @staticmethod
-    def closed() -> RemoteProtocolError:
-        return RemoteProtocolError("tracker closed the connection without answering REGISTER")
-
-
-class Probe:
-    """The first exchange of a collection. Two positions are asked at once on one
-    connection (:meth:`request`); the answers (:meth:`feed`, then :meth:`finish` when the
-    connection ends or :attr:`done`) say how the tracker wants to be asked. Answered
-    items are placed; the rest go back to the collection."""
-
-    def __init__(self, coll: Collection) -> None:
-        self.coll = coll
-        self.outstanding: deque[int] = deque(coll.take(2))
-        self.sent = len(self.outstanding)
-        self.answered = 0
-        self.mode = UNKNOWN
-        self.parser = AnswerParser()
-
-    def request(self) -> bytes:
-        return b"".join(map(encode_position, self.outstanding))
-
-    @property
-    def done(self) -> bool:
-        """Nothing more to read: all answered, or the tracker's way is known."""
-        return not self.outstanding or self.mode != UNKNOWN
-
-    @property
-    def waiting_for(self) -> int:
-        return self.outstanding[0] if self.outstanding else -1
-
-    def feed(self, data: bytes) -> None:
-        """Read answers; raises RemoteProtocolError on any fault of the tracker."""
-        coll = self.coll
-        for value in self.parser.feed(data):
-            if not self.outstanding:
-                raise RemoteProtocolError("tracker sent more answers than requests")
-            if not self.answered and value == BAD_REQUEST_TEXT:
-                # A tracker that reads one request per connection but refuses two back
-                # to back: ask one at a time (a real refusal of a position then shows up
-                # there).
-                self.mode = REFERENCE
-                return
-            position = self.outstanding.popleft()
-            seq, text = interpret_item(value, coll.n)
-            coll.place(position, seq, text)
-            self.answered += 1
-        if self.answered >= 2:
-            self.mode = PERSISTENT
-
-    def finish(self) -> bool | None:
-        """The connection has ended: learn what one answer then EOF says, give back what
-        was not answered. Returns whether the connection counts as answering (None: it
-        does not count either way)."""
-        unanswered = bool(self.outstanding)
-        if unanswered:
-            if self.answered == 1 and self.sent >= 2:
-                self.mode = REFERENCE  # one answer, then EOF: one request per connection
-            self.coll.give_back(self.outstanding)
-        answering = bool(self.answered) or self.mode != UNKNOWN
-        return answering if answering or unanswered else None
-
-
-class PipelineReader:
-    """One persistent connection's requests in flight and the answers to them: runs of
-    consecutive positions are asked (:meth:`requests`) and answered in order
-    (:meth:`feed`). Answers in our tracker's own shape are read in bulk
-    (:func:`~cs457p2p.core.answers.decode_items_fast`); any other answer goes through
-    the restricted decoder, one at a time."""
-
-    __slots__ = ("answered", "buf", "coll", "given_back", "outstanding", "runs", "window")
-
-    def __init__(self, coll: Collection, window: int) -> None:
-        self.coll = coll
-        self.window = window
-        self.buf = b""
-        self.runs: deque[list[int]] = deque()  # [next position, still to answer]
-        self.outstanding = 0
-        self.answered = 0
-        self.given_back = 0
-
-    @property
-    def waiting_for(self) -> int:
-        """The position whose answer comes next (0 when none is awaited)."""
-        return self.runs[0][0] if self.runs else 0
-
-    @property
-    def wants_more(self) -> bool:
-        """Half the window or more is free: time to ask for more."""
-        return self.outstanding <= self.window // 2
-
-    def requests(self) -> bytes:
-        """The requests that fill the window again (b"" when there is nothing to ask)."""
-        runs = self.coll.take_runs(self.window - self.outstanding)
-        for start, count in runs:
-            self.runs.append([start, count])
-            self.outstanding += count
-        return b"".join([position_run_bytes(a, m) for a, m in runs])
-
-    def feed(self, data: bytes) -> None:
-        """Place the answers in ``data``; raises RemoteProtocolError."""
-        buf = self.buf + data if self.buf else data
-        coll = self.coll
-        n = coll.n
-        runs = self.runs
-        pos = 0
-        size = len(buf)
-        while runs and pos < size:
-            head = runs[0]
-            seqs, texts, end = decode_items_fast(buf, pos, head[1], n)
-            got = len(seqs)
-            if got:
-                # (our answers' VALUEs are what their bytes hold beyond head and tail)
-                coll.place_run(head[0], seqs, texts, end - pos - ANSWER_FRAME * got)
-                pos = end
-            else:  # not our shape, or not all here: the restricted decoder decides
-                decoded = decode_prefix(buf, pos, max_size=MAX_ANSWER)
-                if isinstance(decoded, NeedData):
-                    break
-                value, end = decoded
-                seq, text = interpret_item(value, n)
-                coll.place(head[0], seq, text)
-                pos, got = end, 1
-            head[0] += got
-            head[1] -= got
-            self.outstanding -= got
-            self.answered += got
-            if not head[1]:
-                runs.popleft()
-        if pos < size and not runs:
-            raise RemoteProtocolError("tracker sent more answers than requests")
-        self.buf = buf[pos:]
-
-    def give_back(self) -> int:
-        """The connection has ended: its unanswered positions go back to be asked again
-        (returns how many)."""
-        positions = [p for a, m in self.runs for p in range(a, a + m)]
-        if positions:
-            self.given_back += len(positions)
-            self.coll.give_back(positions)
-        self.runs.clear()
-        self.outstanding = 0
-        return len(positions)
-
-
 class Fetch:
     """One TCP client session's state and decisions (see the module's docstring).
 
-    A driver runs it as: :meth:`registered` with N; :meth:`probe` and
-    :meth:`probe_finished` while :attr:`phase` is ``probe``; then the pipelined or the
-    one-request-per-connection fetch, telling :meth:`count_connection` how each
-    connection went; finally :meth:`result`."""
+    A driver runs it by :meth:`next_step` until it says ``done``, then :meth:`result`:
+    the exchanges it gives (REGISTER, the probe) each on a new connection, reported with
+    :meth:`ended` or :meth:`not_connected`; the pipelined or the
+    one-request-per-connection fetch, telling :meth:`count_connection` how each of its
+    connections went."""
 
     def __init__(self, config: ClientConfig, progress: Progress | None = None) -> None:
         self.config = config
@@ -328,6 +176,8 @@ class Fetch:
         self.mode = UNKNOWN
         self.connections = 0
         self.failures = 0
+        #: when a connection may be tried again (None: now)
+        self._retry_at: float | None = None
 
     @property
     def address(self) -> str:
@@ -344,8 +194,57 @@ class Fetch:
             return PROBE
         return ONESHOT if self.mode == REFERENCE else PIPELINE
 
+    # ------------------------------------------------------------ the session's loop
+
+    def next_step(self, now: float) -> Registration | Probe | str:
+        """What the driver does next, the session's one loop: run the exchange returned
+        on a new connection (REGISTER on the first of the tracker's addresses that
+        accepts, the probe on the one that answered it), then report :meth:`ended` (or
+        :meth:`not_connected`); ``wait``: sleep until :meth:`next_timer`; ``oneshot`` or
+        ``pipeline``: collect the rest that way; ``done``: :meth:`result`."""
+        self.on_timer(now)
+        if self._retry_at is not None:
+            return WAIT
+        phase = self.phase
+        if phase == REGISTER_PHASE:
+            return self.registration()
+        if phase == PROBE:
+            return self.probe()
+        return phase
+
+    def next_timer(self) -> float | None:
+        """When the next connection may be tried (None: no wait)."""
+        return self._retry_at
+
+    def on_timer(self, now: float) -> None:
+        """The time is ``now``: a wait that has run out ends."""
+        if self._retry_at is not None and now >= self._retry_at:
+            self._retry_at = None
+
+    def ended(self, exchange: Exchange) -> None:
+        """``exchange``'s connection has ended (closed, or all of it read): N learnt
+        (or the error of a REGISTER not answered), the probe's lesson."""
+        if isinstance(exchange, Registration):
+            if exchange.n is None:
+                raise exchange.closed_error()
+            self.registered(exchange.n)
+        elif isinstance(exchange, Probe):
+            self.probe_finished(exchange)
+
+    def not_connected(self, exchange: Exchange, error: ClientError, now: float) -> None:
+        """``exchange``'s connection could not be opened (``error`` says why): for
+        REGISTER, the run ends; a probe's positions go back, and the next try waits
+        (:meth:`retry_delay`)."""
+        if isinstance(exchange, Registration):
+            raise error
+        if isinstance(exchange, Probe):
+            exchange.coll.give_back(exchange.outstanding)
+        self._retry_at = now + self.retry_delay(error)
+
+    # -------------------------------------------------------------------- exchanges
+
     def registration(self) -> Registration:
-        return Registration(self.config.max_items)
+        return Registration(self.config.max_items, self.config.timeout, self.address)
 
     def registered(self, n: int) -> Collection:
         """REGISTER answered N: the collection of N slots (with a pace: no probe, one
@@ -363,7 +262,17 @@ class Fetch:
     # -------------------------------------------------------------------- the probe
 
     def probe(self) -> Probe:
-        return Probe(self._collection())
+        config = self.config
+        return Probe(self._collection(), config.timeout, self.address, self.report_progress)
+
+    def pipeline_reader(self) -> PipelineReader:
+        """A persistent connection's requests and answers."""
+        config = self.config
+        return PipelineReader(self._collection(), config.window, config.timeout, self.address)
+
+    def one_answer(self, position: int) -> OneAnswer:
+        """One request on a connection of its own."""
+        return OneAnswer(position, self.config.timeout, self.address)
 
     def probe_finished(self, probe: Probe) -> None:
         """The probe's connection has ended: learn the tracker's way, count it."""
@@ -410,9 +319,7 @@ class Fetch:
 
     def waiting_error(self, what: str) -> ClientError:
         """Nothing came for ``--timeout`` seconds while waiting for ``what``."""
-        return ClientError(
-            f"timed out after {self.config.timeout:g} s waiting for {what} from {self.address}"
-        )
+        return waiting_error(self.config.timeout, what, self.address)
 
     def client_error(self, error: RemoteProtocolError) -> ClientError:
         """The tracker broke the protocol: the one line that says so."""

@@ -7,9 +7,11 @@ What the drivers do, the simulator does: a peer registers (the REG_INIT and the
 UPDATE_NBRs the ring sends come back after a delay), asks what ``next_ask`` says of
 whom it says (its neighbour answers the QUERYs with ``answer_ask`` when they
 arrive, the tracker with ``Ring.answer``), and reports back with ``answered`` or
-``failed``; the tracker PINGs every peer each ``ping_interval`` and prunes the ones that
-do not answer. Under churn, peers go down at random (a Poisson process of ``churn`` per
-second), come back ``downtime`` seconds later with nothing, and register again.
+``failed``; the tracker PINGs its peers when its
+:class:`~cs457p2p.core.ping_rounds.PingRounds` says (woken at its ``next_timer``) and
+prunes the ones that do not answer. Under churn, peers go down at random (a Poisson
+process of ``churn`` per second), come back ``downtime`` seconds later with nothing,
+and register again.
 
 Not simulated: CPU time (a message is handled the instant it arrives), the HELD reports
 our peers send our tracker for its dashboard, bandwidth.
@@ -28,6 +30,7 @@ from typing import Any
 
 from ..core.database import Database
 from ..core.peer_state import NEIGHBOUR, Ask, Neighbour, PeerState
+from ..core.ping_rounds import PING_INTERVAL, PING_TIMEOUT, PingRounds
 from ..core.ring import Ring
 from ..core.wire2 import Query, QueryResult, RegInit, Said, UpdateNbr
 from .network import Clock, Network
@@ -39,7 +42,7 @@ PEER_PORT = 9000
 
 # event kinds
 _REGISTER, _REG_INIT, _UPDATE, _WAKE, _ASK, _ANSWERS, _FAILED = range(7)
-_TRACKER_ASK, _PING_ROUND, _PINGED, _CHURN, _REJOIN = range(7, 12)
+_TRACKER_ASK, _PING_TIMER, _PINGED, _CHURN, _REJOIN = range(7, 12)
 
 
 @dataclass(frozen=True)
@@ -53,8 +56,8 @@ class SimConfig:
     downtime: float = 5.0  # seconds a peer stays down
     seed: int = 0
     join_window: float = 1.0  # peers register at random times in [0, this)
-    ping_interval: float = 20.0
-    ping_timeout: float = 5.0
+    ping_interval: float = PING_INTERVAL
+    ping_timeout: float = PING_TIMEOUT
     limit: float = 3600.0  # virtual seconds at most
 
 
@@ -159,6 +162,8 @@ class _Run:
         self.rng.shuffle(order)
         self.db = Database([(s, self.words[s]) for s in order])
         self.ring = Ring(self.db, max_peers=max(c.peers, 1))
+        self.pings = PingRounds(self.ring, c.ping_interval, c.ping_timeout)
+        self._ping_at: float | None = None  # the wake-up of the PINGs scheduled
         self.peers = [_Peer(k) for k in range(c.peers)]
         self.by_address = {p.address: k for k, p in enumerate(self.peers)}
         self.by_handle = {p.handle: k for k, p in enumerate(self.peers)}
@@ -193,7 +198,8 @@ class _Run:
         c, clock = self.c, self.clock
         for k, p in enumerate(self.peers):
             clock.at(self.rng.random() * c.join_window, _REGISTER, k, p.inc)
-        clock.at(c.ping_interval, _PING_ROUND)
+        self.pings.start(clock.now)
+        self._arm_pings()
         if c.churn > 0:
             clock.at(self.rng.expovariate(c.churn), _CHURN)
         events = 0
@@ -206,7 +212,7 @@ class _Run:
             self._answers,
             self._failed,
             self._tracker_ask,
-            self._ping_round,
+            self._ping_timer,
             self._pinged,
             self._churn,
             self._rejoin,
@@ -299,24 +305,42 @@ class _Run:
         answers = [r for r in results if isinstance(r, (QueryResult, Said))]
         self._send(_ANSWERS, k, inc, ask, answers)
 
-    def _ping_round(self) -> None:
-        now = self.clock.now
-        results = []
-        for member in self.ring.members:
-            self.msgs["PING"] += 1
-            k = self.by_address.get(member.address)
-            ok = k is not None and self.peers[k].alive
-            if ok:
-                self.msgs["PING answer"] += 1
-            results.append((member.handle, ok))
-        rtt = 2 * self.c.latency
-        self.clock.at(now + min(rtt, self.c.ping_timeout), _PINGED, results)
-        self.clock.at(now + self.c.ping_interval, _PING_ROUND)
+    def _arm_pings(self) -> None:
+        at = self.pings.next_timer()
+        if at is None or at == self._ping_at:
+            return
+        self._ping_at = at
+        self.clock.at(at, _PING_TIMER, at)
+
+    def _ping_timer(self, at: float) -> None:
+        if at != self._ping_at:  # (a wake-up since moved)
+            return
+        self._ping_at = None
+        pings, now = self.pings, self.clock.now
+        pings.on_timer(now)
+        if pings.outbox:
+            results = []
+            for handle, address in pings.outbox:
+                self.msgs["PING"] += 1
+                k = self.by_address.get(address)
+                ok = k is not None and self.peers[k].alive
+                if ok:
+                    self.msgs["PING answer"] += 1
+                results.append((handle, ok))
+            pings.outbox.clear()
+            # (each answer after a round trip, the connection bounded by the timeout)
+            rtt = 2 * self.c.latency
+            self.clock.at(now + min(rtt, pings.timeout), _PINGED, results)
+        self._arm_pings()
 
     def _pinged(self, results: list[tuple[str, bool]]) -> None:
+        now = self.clock.now
         for handle, ok in results:
-            self.ring.ping_result(handle, ok, self.clock.now)
+            self.ring.ping_result(handle, ok, now)
+        for handle, _ in results:
+            self.pings.ping_ended(handle, now)
         self._flush()
+        self._arm_pings()
 
     # ------------------------------------------------------------------ the peers
 

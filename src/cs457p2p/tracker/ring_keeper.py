@@ -1,9 +1,10 @@
 """The tracker's ring, driven (Part 2): sends the UPDATE_NBRs the ring's outbox holds and
-PINGs every peer every ``ping_interval`` seconds, each connection bounded in time (a
-PING by ``ping_timeout``); a peer that does not answer leaves the ring, and the peer
-after it is told its new neighbour. The decisions are
-:class:`~cs457p2p.core.ring.Ring`'s; when each connection starts is
-:class:`~cs457p2p.core.outbound.Outbound`'s (one at a time per peer, UPDATE_NBRs
+the PINGs, each connection bounded in time; a peer that does not answer leaves the ring,
+and the peer after it is told its new neighbour. The decisions are the core's: the
+ring's (:class:`~cs457p2p.core.ring.Ring`), when each round of PINGs starts and ends and
+how long a PING may take (:class:`~cs457p2p.core.ping_rounds.PingRounds`, woken at its
+``next_timer``), when each connection starts
+(:class:`~cs457p2p.core.outbound.Outbound`: one at a time per peer, UPDATE_NBRs
 coalesced, a cap on connections open at once and started per second).
 
 A connection to a peer always carries one whole message, written at once: the course's
@@ -23,6 +24,7 @@ from typing import Any
 from ..core.answers import AnswerParser
 from ..core.errors import RemoteProtocolError
 from ..core.outbound import NOTICE, Call, Outbound
+from ..core.ping_rounds import PING_INTERVAL, PING_TIMEOUT, PingRounds
 from ..core.ring import Ring
 from ..core.trace import Tracer, peer_name
 from ..core.wire2 import Ping, encode_message
@@ -44,8 +46,8 @@ class RingKeeper:
     def __init__(
         self,
         ring: Ring,
-        ping_interval: float = 20.0,
-        ping_timeout: float = 5.0,
+        ping_interval: float = PING_INTERVAL,
+        ping_timeout: float = PING_TIMEOUT,
         notify_timeout: float = NOTIFY_TIMEOUT,
         clock: Callable[[], float] | None = None,
         trace: Tracer | None = None,
@@ -53,32 +55,30 @@ class RingKeeper:
     ) -> None:
         self.ring = ring
         self.trace = trace
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
+        #: the rounds of PINGs (when they start and end, how long a PING may take)
+        self.pings = PingRounds(ring, ping_interval, ping_timeout)
         self.notify_timeout = notify_timeout
         self.outbound = outbound if outbound is not None else Outbound()
         self._clock = clock
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._pinger: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
+        self._ping_timer: asyncio.TimerHandle | None = None
+        self._ping_timer_at: float | None = None
+        self._closed = False
         #: UPDATE_NBRs that could not be delivered
         self.notices_failed = 0
-        #: when the last round of PINGs started (the loop's clock), and how long it took
-        self.last_round: float | None = None
-        self.round_seconds = 0.0
-        self._round: set[str] = set()  # handles of the round's PINGs not yet answered
-        self._round_over: asyncio.Event | None = None
 
     def status(self) -> dict[str, Any]:
         """The ring's status, with the keeper's settings and its last round of PINGs."""
         now = self.now()
         status = self.ring.status(now)
         out = self.outbound
-        status["ping_interval"] = self.ping_interval
-        status["ping_timeout"] = self.ping_timeout
+        pings = self.pings
+        status["ping_interval"] = pings.interval
+        status["ping_timeout"] = pings.timeout
         status["last_round_ago"] = (
-            None if self.last_round is None else round(now - self.last_round, 3)
+            None if pings.last_round is None else round(now - pings.last_round, 3)
         )
         status["notices_failed"] = self.notices_failed
         status["outbound"] = {
@@ -95,13 +95,16 @@ class RingKeeper:
         return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
 
     def start(self) -> None:
-        self._pinger = asyncio.get_running_loop().create_task(self._ping_loop())
+        self.pings.start(self.now())
+        self._arm_pings()
 
     async def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        tasks = [*self._tasks, *([self._pinger] if self._pinger is not None else [])]
+        self._closed = True
+        for timer in (self._timer, self._ping_timer):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._ping_timer = None
+        tasks = [*self._tasks]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -114,12 +117,13 @@ class RingKeeper:
     def flush(self) -> None:
         """Hand what the ring has for its peers (UPDATE_NBRs, PINGs it asks for) to the
         outbound queue, and start what may start."""
-        ring = self.ring
-        if not ring.outbox and not ring.checks:
+        ring, pings = self.ring, self.pings
+        if not ring.outbox and not ring.checks and not pings.outbox:
             return
         now = self.now()
         notices, ring.outbox = ring.outbox, []
         checks, ring.checks = ring.checks, []
+        rounds, pings.outbox = pings.outbox, []
         out = self.outbound
         for notice in notices:
             out.notice(notice.handle, notice.to, notice.message, now)
@@ -127,6 +131,8 @@ class RingKeeper:
             member = ring.member(handle)
             if member is not None:
                 out.ping(handle, member.address, now)
+        for handle, address in rounds:
+            out.ping(handle, address, now)
         self._pump()
 
     def _pump(self) -> None:
@@ -164,10 +170,13 @@ class RingKeeper:
             if member is not None and member.address == call.to:  # (else it left, moved)
                 left = self.ring.ping_result(call.handle, not why, self.now(), why)
         finally:
-            self.outbound.done(call, self.now())
+            now = self.now()
+            self.outbound.done(call, now)
             if left:
                 self.outbound.forget(call.handle)
-            self._round_done(call)
+            if call.kind != NOTICE:
+                self.pings.ping_ended(call.handle, now)
+                self._arm_pings()
             self.flush()
             self._pump()
 
@@ -182,48 +191,35 @@ class RingKeeper:
 
     # -------------------------------------------------------------------- PINGs
 
-    async def _ping_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.ping_interval)
-            await self.ping_all()
-
-    async def ping_all(self) -> None:
-        """PING every peer (under the outbound limits); those that do not answer
-        within ``ping_timeout`` leave the ring (and the peers after them are told).
-        Returns when every PING of the round has ended."""
-        members = self.ring.members
-        if not members:
+    def _arm_pings(self) -> None:
+        """Wake when the rounds of PINGs next have something to do."""
+        at = None if self._closed else self.pings.next_timer()
+        if at == self._ping_timer_at:
             return
-        started = self.now()
-        self.last_round = started
-        over = self._round_over = asyncio.Event()
-        self._round = {m.handle for m in members}
-        for member in members:
-            self.outbound.ping(member.handle, member.address, started)
-        self._pump()
-        # (a round whose PINGs were merged with ones already under way ends with them;
-        # one that cannot end, because its peers left, ends at the next interval)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(over.wait(), self.ping_interval + self.ping_timeout)
-        self.round_seconds = self.now() - started
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
+            self._ping_timer = None
+        self._ping_timer_at = at
+        if at is not None:
+            delay = max(0.0, at - self.now())  # (the ring's clock may not be the loop's)
+            self._ping_timer = asyncio.get_running_loop().call_later(delay, self._pings_woken)
 
-    def _round_done(self, call: Call) -> None:
-        if call.kind == NOTICE or call.handle not in self._round:
-            return
-        self._round.discard(call.handle)
-        if not self._round and self._round_over is not None:
-            self._round_over.set()
+    def _pings_woken(self) -> None:
+        self._ping_timer = None
+        self._ping_timer_at = None
+        self.pings.on_timer(self.now())
+        self.flush()
+        self._arm_pings()
 
     async def _ping(self, call: Call) -> str:
         """``""`` if the peer took the PING and answered (or closed) in time; else what
         happened, in words."""
         data = encode_message(Ping(time.asctime()))  # (as the course's: any text will do)
+        timeout = self.pings.timeout
         try:
-            await asyncio.wait_for(
-                _deliver(call.to, data, answer=True, trace=self.trace), self.ping_timeout
-            )
+            await asyncio.wait_for(_deliver(call.to, data, answer=True, trace=self.trace), timeout)
         except asyncio.TimeoutError:
-            return f"no answer to a PING within {self.ping_timeout:g} s"
+            return f"no answer to a PING within {timeout:g} s"
         except OSError as e:
             return f"a PING got {describe_os_error(e)}"
         return ""
