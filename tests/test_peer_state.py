@@ -367,23 +367,3 @@ def test_the_end_of_a_period_is_the_time_it_said_to_wake_whatever_the_rounding()
     assert wake is not None
     ask = peer.next_ask(wake)
     assert ask is not None and ask.target == TRACKER
-
-
-def test_an_update_nbr_through_the_peers_port_is_taken_once() -> None:
-    """The port's connection rules have the state answer a Part 2 message when it is
-    read, and its answer is queued: an UPDATE_NBR, which has nothing to send back, was
-    taken a second time when the answer was sent (counted twice, untrusted ones too)."""
-    from cs457p2p.core.connection_rules import ConnectionRules, Limits
-    from cs457p2p.core.peer_state import PeerResponder
-    from cs457p2p.core.wire2 import encode_message
-
-    for sender, field in (("127.0.0.1", "updates"), ("127.0.0.66", "untrusted_updates")):
-        state = registered()
-        state.tracker_addresses = frozenset({"127.0.0.1"})
-        responder = PeerResponder(state)
-        rules = ConnectionRules(Limits(), responder, 0.0, peer=sender)
-        step = rules.received(encode_message(UpdateNbr("carol", "127.0.0.4", 9403)), 0.1)
-        assert b"".join(bytes(a) for a in step.answers) == b""  # (nothing to send back)
-        responder.answers(step.requests)  # (as a driver may ask again: the same answer)
-        rules.ended()
-        assert getattr(state.counters, field) == 1, field

@@ -1,7 +1,8 @@
 """A Part 2 peer's state, sans I/O: what it holds, who its neighbour is, what to ask
 next and of whom, when, and what to answer. The peer's driver
 (:mod:`cs457p2p.peer.node`) moves the bytes, and the simulator runs the same object on
-a virtual clock; time is passed in.
+a virtual clock; time is passed in. Its port (:mod:`~cs457p2p.core.peer_port`) answers
+with it; neither imports anything of the tracker's.
 
 Asking: every SEQNUM it lacks, of its neighbour (at most ``batch`` at a time), at once
 again while the neighbour gives something new; while it gives nothing, after a short
@@ -42,10 +43,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 
-from .connection_rules import Responder
-from .database import Database
 from .errors import LocalProtocolError
-from .requests import Request, RingMessage
 from .wire2 import (
     BadMessage,
     Message,
@@ -58,8 +56,6 @@ from .wire2 import (
     UpdateNbr,
     address_problem,
     bad_request,
-    encode_message,
-    parse,
     port_problem,
 )
 
@@ -72,7 +68,6 @@ __all__ = [
     "Ask",
     "Neighbour",
     "PeerCounters",
-    "PeerResponder",
     "PeerState",
 ]
 
@@ -494,25 +489,3 @@ class PeerState:
     def _check_done(self, now: float) -> None:
         if self.done and self.done_at is None:
             self.done_at = now
-
-
-class PeerResponder(Responder):
-    """What a peer's port answers, for :class:`~cs457p2p.core.connection_rules.
-    ConnectionRules` (which a peer's connections run, with the tracker's limits): Part 2
-    messages from ``state``; anything else is refused in Part 2's words."""
-
-    __slots__ = ("_refusal", "state")
-
-    def __init__(self, state: PeerState) -> None:
-        super().__init__(Database([]))
-        self.state = state
-        self._refusal = encode_message(bad_request(f"[{state.handle}]"))
-
-    def answer(self, request: Request) -> bytes | memoryview:
-        if isinstance(request, RingMessage):
-            return self.ring_answer(request) if request.answer is None else request.answer
-        return self._refusal
-
-    def ring_answer(self, message: RingMessage) -> bytes:
-        reply = self.state.answer(parse(message.value), message.at, message.peer)
-        return b"" if reply is None else encode_message(reply)

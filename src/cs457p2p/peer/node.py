@@ -37,7 +37,8 @@ from ..core.admission import Admission
 from ..core.answers import AnswerParser
 from ..core.connection_rules import ABORT, CLOSE, ConnectionRules, Limits
 from ..core.errors import RemoteProtocolError
-from ..core.peer_state import MAX_BYTES, PATIENCE, TRACKER, Ask, PeerResponder, PeerState
+from ..core.peer_port import PeerPort
+from ..core.peer_state import MAX_BYTES, PATIENCE, TRACKER, Ask, PeerState
 from ..core.trace import ConnectionTrace, Tracer, peer_name
 from ..core.wire2 import (
     BadMessage,
@@ -123,7 +124,7 @@ class Peer:
             pace=config.pace,
             max_bytes=config.max_message,
         )
-        self.responder = PeerResponder(self.state)
+        self.port = PeerPort(self.state)
         self.limits = Limits(request_timeout=config.timeout, idle_timeout=4 * config.timeout)
         self.admission = Admission(config.max_connections, config.max_per_address)
         self._open: dict[asyncio.StreamWriter, tuple[str, ConnectionRules]] = {}
@@ -423,7 +424,7 @@ class Peer:
         if task is not None:
             self._handlers.add(task)
         loop = asyncio.get_running_loop()
-        rules = ConnectionRules(self.limits, self.responder, loop.time(), peer=host)
+        rules = ConnectionRules(self.limits, self.port, loop.time(), peer=host)
         self._open[writer] = (host, rules)
         neighbour = self.state.neighbour
         trace = self._traced(writer, initiated=False)
