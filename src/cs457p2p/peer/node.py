@@ -120,7 +120,7 @@ class Peer:
             max_bytes=config.max_message,
             max_items=config.max_items,
         )
-        self.port = PeerPort(self.state)
+        self.responder = PeerPort(self.state)  # (what its port answers)
         self.limits = Limits(request_timeout=config.timeout, idle_timeout=4 * config.timeout)
         self.admission = Admission(config.max_connections, config.max_per_address)
         self._open: dict[asyncio.StreamWriter, tuple[str, ConnectionRules]] = {}
@@ -419,7 +419,7 @@ class Peer:
         if task is not None:
             self._handlers.add(task)
         loop = asyncio.get_running_loop()
-        rules = ConnectionRules(self.limits, self.port, loop.time(), peer=host)
+        rules = ConnectionRules(self.limits, self.responder, loop.time(), peer=host)
         self._open[writer] = (host, rules)
         neighbour = self.state.neighbour
         trace = self._traced(writer, initiated=False)
