@@ -179,7 +179,7 @@ def per_position(items: int, batch: int = 4096, rounds: int = 5) -> tuple[float,
         start = time.perf_counter()
         for chunk in data:
             requests = RequestParser().feed(chunk)
-            b"".join(tracker.responder.answers(requests))
+            b"".join([tracker.responder.answer(r) for r in requests])
             parsed.append(requests)
         serve = min(serve, time.perf_counter() - start)
         monitor = Monitor(items, time.time)

@@ -18,9 +18,10 @@ import random
 import time
 from collections.abc import Callable
 
-from cs457p2p.core.connection_rules import Responder, answer_datagram
 from cs457p2p.core.database import Database
+from cs457p2p.core.datagram_rules import answer_datagram
 from cs457p2p.core.requests import RequestParser
+from cs457p2p.core.tracker_responder import TrackerResponder
 from cs457p2p.core.wire import REGISTER, encode_position, position_run_bytes
 
 RUN_LIMIT = 1 << 24
@@ -60,7 +61,7 @@ def measure(data: bytes, repeat: int) -> float:
     return best
 
 
-def measure_datagram(data: bytes, responder: Responder, repeat: int) -> float:
+def measure_datagram(data: bytes, responder: TrackerResponder, repeat: int) -> float:
     best = float("inf")
     for _ in range(repeat):
         start = time.process_time()
@@ -80,7 +81,9 @@ def main() -> None:
         data = make()
         seconds = measure(data, args.repeat)
         print(f"{name:<38} {seconds / len(data) * 1e9:>10,.0f} {seconds * 1000:>12.2f}")
-    responder = Responder(Database.from_message(" ".join(f"w{i}" for i in range(100_000)), 1))
+    responder = TrackerResponder(
+        Database.from_message(" ".join(f"w{i}" for i in range(100_000)), 1)
+    )
     print("one UDP datagram of 65,507 bytes, parsed and answered (100,000 items), best of 5")
     print(f"{'shape':<38} {'ms':>10}")
     for name, make in shapes(65_507).items():

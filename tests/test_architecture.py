@@ -48,3 +48,23 @@ def test_the_layout_lists_every_module_and_no_other() -> None:
     }
     assert sorted(actual - listed) == [], "modules the layout does not list"
     assert sorted(listed - actual) == [], "listed, but no such module"
+
+
+def test_a_peer_loads_nothing_of_the_trackers() -> None:
+    """A peer's state, its port and the peer's driver load neither the tracker's ring
+    nor its database (import-linter's contract in pyproject.toml holds the source to it;
+    this holds what an import really loads, lazy imports included)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, cs457p2p.core.peer_state, cs457p2p.core.peer_port, cs457p2p.peer.node\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('cs457p2p'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split()
+    assert "cs457p2p.core.peer_port" in out
+    tracker = {"cs457p2p.core.ring", "cs457p2p.core.database", "cs457p2p.core.tracker_responder"}
+    assert sorted(tracker & set(out)) == []
+    assert not [m for m in out if m.startswith("cs457p2p.tracker")]

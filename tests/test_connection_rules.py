@@ -1,6 +1,7 @@
-"""cs457p2p.core.connection_rules: the tracker's rules for one connection and one
-datagram, byte by byte and with the time passed in. No sockets: the asyncio driver
-around them is tested end to end in test_tracker.py."""
+"""cs457p2p.core.connection_rules with the tracker's answers
+(cs457p2p.core.tracker_responder), and cs457p2p.core.datagram_rules: the tracker's
+rules for one connection and one datagram, byte by byte and with the time passed in. No
+sockets: the asyncio driver around them is tested end to end in test_tracker.py."""
 
 from __future__ import annotations
 
@@ -17,12 +18,11 @@ from cs457p2p.core.connection_rules import (
     KEEP,
     ConnectionRules,
     Limits,
-    Responder,
     Step,
-    answer_datagram,
     request_count,
 )
 from cs457p2p.core.database import Database
+from cs457p2p.core.datagram_rules import answer_datagram
 from cs457p2p.core.requests import (
     BadRequest,
     Position,
@@ -34,6 +34,8 @@ from cs457p2p.core.requests import (
     lone_digits,
     lone_request,
 )
+from cs457p2p.core.ring import Ring
+from cs457p2p.core.tracker_responder import TrackerResponder
 from cs457p2p.core.wire import (
     BAD_REQUEST,
     MAX_DATAGRAM,
@@ -42,6 +44,7 @@ from cs457p2p.core.wire import (
     encode_position,
     position_run_bytes,
 )
+from cs457p2p.core.wire2 import Query, QueryResult, encode_message
 from pickles import cut
 
 LIMITS = Limits(max_request=MAX_REQUEST, request_timeout=10.0, idle_timeout=60.0, digit_wait=0.01)
@@ -49,7 +52,7 @@ N = 100
 
 
 DB = Database.from_message(" ".join(f"w{i}" for i in range(N)), shuffle_seed=3)
-RESPONDER = Responder(DB)
+RESPONDER = TrackerResponder(DB)
 
 
 def rules(now: float = 0.0, limits: Limits = LIMITS) -> ConnectionRules:
@@ -59,7 +62,7 @@ def rules(now: float = 0.0, limits: Limits = LIMITS) -> ConnectionRules:
 def said(step: Step) -> tuple[list[Request], str]:
     """What a step answers and then does (checking its answers are those requests')."""
     assert bytes(b"".join(step.answers)) == b"".join(
-        bytes(a) for a in RESPONDER.answers(step.requests)
+        bytes(RESPONDER.answer(r)) for r in step.requests
     )
     return list(step.requests), step.then
 
@@ -409,7 +412,7 @@ def test_bad_request_is_answered_only_when_it_fits_three_times_the_datagram() ->
 
 def test_an_answer_larger_than_a_datagram_is_never_sent() -> None:
     big = Database.from_message("x" * (MAX_DATAGRAM + 10) + " y", shuffle_seed=1)
-    responder = Responder(big)
+    responder = TrackerResponder(big)
     position = next(i for i in range(2) if len(big.answer(i)) > MAX_DATAGRAM)
     padded = p(position) + b" " * (MAX_DATAGRAM - 5)
     assert answer_datagram(padded, responder).payload == b""
@@ -469,7 +472,7 @@ def test_the_trackers_total_holds_even_when_the_client_reads() -> None:
 
 
 def test_one_answer_larger_than_the_queue_goes_alone_when_nothing_is_queued() -> None:
-    big = Responder(Database.from_message("x" * 5000 + " y z", shuffle_seed=2))
+    big = TrackerResponder(Database.from_message("x" * 5000 + " y z", shuffle_seed=2))
     position = next(i for i in range(3) if len(big.db.answer(i)) > 5000)
     r = ConnectionRules(Limits(queue=1000, turn_output=1000), big, 0.0)
     step = r.received(p(position) + REGISTER + REGISTER, 1.0, queued=0)
@@ -477,6 +480,21 @@ def test_one_answer_larger_than_the_queue_goes_alone_when_nothing_is_queued() ->
     assert r.resume(1.0, queued=5000).answers == []  # the rest waits for the client
     step = r.resume(1.0, queued=0)
     assert step.requests == [Register(), Register()] and step.answers == [big.count_answer] * 2
+
+
+def test_the_ring_acts_on_a_message_once_when_its_answer_is_taken() -> None:
+    """A Part 2 message is answered (and the ring acts) when a step takes it, not when it
+    is parsed; an answer made that did not fit waits, and is not made again."""
+    ring = Ring(DB)
+    r = ConnectionRules(Limits(queue=1000), TrackerResponder(DB, ring), 0.0, peer="127.0.0.2")
+    step = r.received(encode_message(Query(0)) * 2, 1.0, spare=0)
+    assert step.answers == [] and ring.counters.queries == 0  # parsed, not yet taken
+    assert r.resume(1.0, queued=999).answers == []  # one byte of room: made, kept
+    assert ring.counters.queries == 1
+    assert r.resume(1.0, queued=999).answers == [] and ring.counters.queries == 1
+    step = r.resume(1.0, queued=0)
+    assert len(step.requests) == 2 and ring.counters.queries == 2
+    assert bytes(b"".join(step.answers)) == encode_message(QueryResult(0, "w0")) * 2
 
 
 def test_eof_after_a_backlog_answers_it_all_then_closes() -> None:

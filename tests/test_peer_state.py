@@ -3,15 +3,30 @@ of them around core.ring, messages delivered by hand."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cs457p2p.core.database import Database
-from cs457p2p.core.peer_state import NEIGHBOUR, TRACKER, Ask, Neighbour, PeerState
+from cs457p2p.core.peer_state import (
+    NEIGHBOUR,
+    ONE_SHOT_PARALLEL,
+    ONE_SHOT_ROUND,
+    REFUSED,
+    REGISTERED,
+    TOO_MANY,
+    TRACKER,
+    Ask,
+    Neighbour,
+    PeerState,
+)
+from cs457p2p.core.peer_talk import HELD_EVERY, REGISTER_PAUSE, REGISTER_TRIES
 from cs457p2p.core.ring import Ring
 from cs457p2p.core.wire2 import (
     BadMessage,
+    Held,
     Ping,
     Pong,
     Query,
@@ -19,6 +34,7 @@ from cs457p2p.core.wire2 import (
     RegInit,
     Said,
     UpdateNbr,
+    encode_message,
 )
 
 ITEMS = [(4, "peaks"), (2, "and"), (0, "blue"), (3, "snowy"), (1, "skies")]
@@ -369,21 +385,180 @@ def test_the_end_of_a_period_is_the_time_it_said_to_wake_whatever_the_rounding()
     assert ask is not None and ask.target == TRACKER
 
 
-def test_an_update_nbr_through_the_peers_port_is_taken_once() -> None:
-    """The port's connection rules have the state answer a Part 2 message when it is
-    read, and its answer is queued: an UPDATE_NBR, which has nothing to send back, was
-    taken a second time when the answer was sent (counted twice, untrusted ones too)."""
-    from cs457p2p.core.connection_rules import ConnectionRules, Limits
-    from cs457p2p.core.peer_state import PeerResponder
-    from cs457p2p.core.wire2 import encode_message
+# ------------------------------------------------- timing rules: next_timer, on_timer
 
-    for sender, field in (("127.0.0.1", "updates"), ("127.0.0.66", "untrusted_updates")):
-        state = registered()
-        state.tracker_addresses = frozenset({"127.0.0.1"})
-        responder = PeerResponder(state)
-        rules = ConnectionRules(Limits(), responder, 0.0, peer=sender)
-        step = rules.received(encode_message(UpdateNbr("carol", "127.0.0.4", 9403)), 0.1)
-        assert b"".join(bytes(a) for a in step.answers) == b""  # (nothing to send back)
-        responder.answers(step.requests)  # (as a driver may ask again: the same answer)
-        rules.ended()
-        assert getattr(state.counters, field) == 1, field
+
+def listening(handle: str = "alice", port: int = 9401, **kw: int) -> PeerState:
+    peer = PeerState(handle, patience=1.0, **kw)  # type: ignore[arg-type]
+    peer.register(port)
+    return peer
+
+
+def test_register_is_sent_at_once_then_only_when_the_timer_says() -> None:
+    peer = listening()
+    talk = peer.talk
+    assert talk is not None and peer.next_timer() is None
+    join = talk.next_register()
+    assert join is not None  # the bytes: ('REGISTER', 'alice', 9401), protocol 2
+    assert (
+        encode_message(join)
+        == b"\x80\x02X\x08\x00\x00\x00REGISTERX\x05\x00\x00\x00aliceM\xb9$\x87."
+    )
+    assert talk.next_register() is None  # once a connection: none while it is under way
+    assert talk.register_lost(1.0)  # refused, or closed without an answer
+    assert peer.next_timer() == pytest.approx(1.0 + REGISTER_PAUSE)
+    peer.on_timer(1.0 + REGISTER_PAUSE / 2)
+    assert talk.next_register() is None  # not before its time
+    peer.on_timer(1.0 + REGISTER_PAUSE)
+    assert talk.next_register() == join and peer.next_timer() is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(0.0, 100.0), min_size=1, max_size=8))
+def test_at_most_register_tries_each_a_pause_after_the_last_was_lost(
+    gaps: list[float],
+) -> None:
+    """Whenever the driver comes back, and however often REGISTERs are lost: no REGISTER
+    before REGISTER_PAUSE after the loss, one as soon as it is due, REGISTER_TRIES in
+    all."""
+    peer = listening()
+    talk = peer.talk
+    assert talk is not None
+    now, sent, retry = 0.0, [0.0], True
+    assert talk.next_register() is not None
+    for gap in gaps:
+        if not retry:
+            break
+        retry = talk.register_lost(now)
+        if not retry:
+            assert len(sent) == REGISTER_TRIES
+            assert peer.next_timer() is None
+            break
+        due = peer.next_timer()
+        assert due == pytest.approx(now + REGISTER_PAUSE)
+        early = now + min(gap, REGISTER_PAUSE) * 0.99
+        peer.on_timer(early)
+        assert (talk.next_register() is None) == (early < due)
+        if early < due:
+            now = due + gap  # (the driver wakes late: still due)
+            peer.on_timer(now)
+            assert talk.next_register() is not None
+        else:
+            now = early
+        sent.append(now)
+    assert len(sent) <= REGISTER_TRIES
+
+
+def test_a_reg_init_over_the_item_limit_is_refused_and_nothing_is_held() -> None:
+    peer = listening(max_items=4)
+    assert peer.reg_init(RegInit("bob", "127.0.0.3", 9402, 5, (4, "peaks")), 0.0) == TOO_MANY
+    assert not peer.registered and peer.next_timer() is None
+    assert peer.reg_init(BAD, 0.0) == REFUSED and not peer.registered
+    peer = listening(max_items=5)
+    assert peer.reg_init(RegInit("bob", "127.0.0.3", 9402, 5, (4, "peaks")), 0.0) == REGISTERED
+    assert peer.registered and peer.items == {4: "peaks"} and peer.next_timer() == 0.0
+
+
+def test_the_probe_asks_for_the_hosted_item_and_only_our_tracker_hears_held() -> None:
+    peer = listening()
+    peer.reg_init(RegInit("bob", "127.0.0.3", 9402, 5, (4, "peaks")), 0.0)
+    assert peer.probe() == Query(4)
+    assert peer.next_report(0.0) is None  # not known to be ours yet
+    talk = peer.talk
+    assert talk is not None
+    talk.probed([BAD])  # the course's tracker: no HELD
+    assert not talk.ours and peer.next_report(0.0, final=True) is None
+    talk.probed([QueryResult(4, "peaks")])
+    held = peer.next_report(0.0)
+    assert held is not None
+    assert encode_message(held) == b"\x80\x02X\x04\x00\x00\x00HELDX\x05\x00\x00\x00aliceK\x01\x87."
+
+
+def test_held_reports_change_and_are_at_least_held_every_apart_but_the_last() -> None:
+    peer = listening()
+    peer.reg_init(RegInit("bob", "127.0.0.3", 9402, 5, (4, "peaks")), 0.0)
+    assert peer.talk is not None
+    peer.talk.probed([QueryResult(4, "peaks")])
+    assert peer.next_report(1.0) == Held("alice", 1)
+    assert peer.next_report(2.0) is None  # nothing new held
+    ask = peer.next_ask(2.0)
+    assert ask is not None
+    peer.answered(ask, [QueryResult(0, "blue")], 2.0)
+    assert peer.next_report(2.0) == Held("alice", 2)
+    peer.answered(ask, [QueryResult(1, "skies")], 2.1)
+    assert peer.next_report(2.1) is None  # too soon
+    assert peer.next_report(2.1, final=True) == Held("alice", 3)  # the last, whenever
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(0, 4)), max_size=30))
+def test_held_reports_over_any_run(steps: list[tuple[float, int]]) -> None:
+    """Whatever the times and the items held: each report says something new, and two
+    come at least HELD_EVERY apart."""
+    peer = listening()
+    peer.reg_init(RegInit("bob", "127.0.0.3", 9402, 5, None), 0.0)
+    assert peer.talk is not None
+    peer.talk.probed([QueryResult(0, "blue")])
+    words = ["blue", "skies", "and", "snowy", "peaks"]
+    now, reports = 0.0, []
+    for gap, seq in steps:
+        now += gap
+        ask = peer.next_ask(now)
+        if ask is not None:
+            peer.answered(ask, [QueryResult(seq, words[seq])], now)
+        held = peer.next_report(now)
+        if held is not None:
+            reports.append((now, held.count))
+    for (t0, c0), (t1, c1) in itertools.pairwise(reports):
+        assert t1 - t0 >= HELD_EVERY and c1 != c0
+    last = peer.next_report(now, final=True)  # the last: what it holds, if not said yet
+    said = reports[-1][1] if reports else -1
+    assert (last is None) == (said == peer.held)
+    assert last is None or last.count == peer.held
+
+
+def test_a_neighbour_that_answers_one_query_a_connection_is_asked_that_way() -> None:
+    peer = registered()
+    ask = peer.next_ask(0.0)
+    assert ask is not None and ask.parallel == 0 and ask.seqs == (0, 1, 2, 3)
+    peer.answered(ask, [QueryResult(0, "blue")], 0.0)  # only some: not said how
+    ask = peer.next_ask(0.0)
+    assert ask is not None and ask.parallel == 0 and ask.seqs == (1, 2, 3)
+    peer = registered()
+    ask = peer.next_ask(0.0)
+    assert ask is not None
+    peer.answered(ask, [QueryResult(0, "blue")], 0.0, connection=True)  # one, then closed
+    ask = peer.next_ask(0.0)
+    assert ask is not None and ask.target == NEIGHBOUR
+    assert ask.parallel == ONE_SHOT_PARALLEL and ask.seqs == (1, 2, 3)
+    assert peer.counters.queries_sent == 4 + 3  # what was asked, each time
+    peer.answered(ask, [QueryResult(1, "skies")], 0.0, connection=True)
+    peer.update(UpdateNbr("carol", "127.0.0.4", 9403), 0.1)  # another neighbour
+    ask = peer.next_ask(0.1)
+    assert ask is not None and ask.parallel == 0 and ask.seqs == (2, 3)
+
+
+def test_a_one_shot_round_is_at_most_one_shot_round_queries() -> None:
+    peer = PeerState("alice", patience=1.0)
+    peer.registered_with(RegInit("bob", "127.0.0.3", 9402, 40, None), 0.0)
+    ask = peer.next_ask(0.0)
+    assert ask is not None and len(ask.seqs) == 40
+    peer.answered(ask, [QueryResult(None, None)] * 3, 0.0, connection=True)
+    wake = peer.next_timer()
+    assert wake is not None and wake < peer.patience
+    ask = peer.next_ask(wake)
+    assert ask is not None and ask.parallel == ONE_SHOT_PARALLEL
+    assert len(ask.seqs) == ONE_SHOT_ROUND
+
+
+def test_the_next_timer_is_the_earliest_of_a_register_retry_and_the_next_ask() -> None:
+    peer = registered()
+    peer.register(9401)
+    assert peer.talk is not None and peer.talk.next_register() is not None
+    assert peer.next_timer() == 0.0  # the first ask
+    ask = peer.next_ask(0.0)
+    assert ask is not None and peer.next_timer() is None  # under way: nothing to wake for
+    assert peer.talk.register_lost(0.0)
+    assert peer.next_timer() == pytest.approx(REGISTER_PAUSE)
+    peer.failed(ask, 0.0)  # back off 2 ms
+    assert peer.next_timer() == pytest.approx(0.002)

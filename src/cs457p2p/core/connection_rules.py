@@ -1,9 +1,12 @@
-"""The tracker's rules for one TCP connection and for one UDP datagram, sans I/O: bytes,
-the time and how much is already queued for the client go in; the answers to write,
-whether to close, whether to keep reading and the next deadline come out. The asyncio
-tracker (:mod:`cs457p2p.tracker.server`) only moves the bytes.
+"""The rules of one TCP connection, sans I/O: framing, budgets and timeouts, the same
+whoever answers. Bytes, the time and how much is already queued for the client go in;
+the answers to write, whether to close, whether to keep reading and the next deadline
+come out. The answers come from a :class:`Responder`: the tracker's database and ring
+(:class:`~cs457p2p.core.tracker_responder.TrackerResponder`), or a peer's state
+(:class:`~cs457p2p.core.peer_port.PeerPort`); the drivers (:mod:`cs457p2p.tracker.server`,
+:mod:`cs457p2p.peer.node`) only move the bytes.
 
-TCP, one :class:`ConnectionRules` per connection:
+One :class:`ConnectionRules` per connection:
 
 * a connection whose first read holds one request alone is reference-style: its answer,
   then EOF at once (as the reference, which reads one ``recv`` per connection);
@@ -18,6 +21,10 @@ TCP, one :class:`ConnectionRules` per connection:
   is answered ``'Bad request'`` and the connection closed (aborted, if answers are still
   being written).
 
+Answers are made when a step takes them (:class:`Pending`), not when the requests are
+parsed: a Part 2 message, stamped with who sent it and when as it is parsed, is acted on
+by the responder then, exactly once and in order, however many steps its answer waits.
+
 Budgets, so that one client's flood never reaches another:
 
 * each step parses at most ``turn_input`` bytes and answers at most ``turn_output``
@@ -28,61 +35,47 @@ Budgets, so that one client's flood never reaches another:
 * received bytes not yet parsed stay under ``backlog``: beyond it the driver stops
   reading (:attr:`ConnectionRules.wants_input`) until they are parsed.
 
-UDP, :func:`answer_datagram`: one datagram is one request, or several back to back; the
-answer is one datagram holding the bytes TCP would send, cut after the last whole answer
-that fits in three times the request datagram (RFC 9000's amplification limit: a forged
-source address cannot make the tracker a reflector) and in a datagram. Padding a request
-with spaces buys room for longer answers. An empty datagram is answered by nothing.
+One UDP datagram's rules, which hold its answers to a budget of their own, are in
+:mod:`~cs457p2p.core.datagram_rules`.
 """
 
 from __future__ import annotations
 
 import sys
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from .database import Database
 from .requests import (
     BadRequest,
-    Position,
     PositionRun,
-    Register,
     Request,
     RequestParser,
     RingMessage,
     lone_digits,
 )
-from .ring import Ring
-from .wire import BAD_REQUEST, BAD_REQUEST_TEXT, MAX_DATAGRAM, MAX_REQUEST
-from .wire2 import TRACKER_NAME, Said, encode_message, parse
+from .wire import BAD_REQUEST, MAX_REQUEST
 
 __all__ = [
     "ABORT",
-    "AMPLIFICATION",
     "CLOSE",
     "KEEP",
     "UNLIMITED",
     "ConnectionRules",
-    "Datagram",
     "Limits",
+    "Pending",
     "Responder",
     "Step",
-    "answer_datagram",
     "request_count",
 ]
 
 #: What a :class:`Step` tells the driver to do after writing its answers.
 KEEP, CLOSE, ABORT = "keep", "close", "abort"
-#: The most a request datagram may bring back, in multiples of its own size.
-AMPLIFICATION = 3
 #: ``spare`` when the tracker sets no total.
 UNLIMITED = sys.maxsize
 #: Bytes of a connection's backlog parsed at a time.
 _SLICE = 1024
-#: Bytes of a request datagram parsed at a time (parsing stops once the answers to what
-#: is parsed fill the answer datagram).
-_DATAGRAM_SLICE = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,89 +121,86 @@ def request_count(requests: Sequence[Request]) -> int:
 # ------------------------------------------------------------------ the answers
 
 
-class Responder:
-    """The tracker's answer to each request, from its database's pre-encoded answers,
-    and for Part 2 messages from its :class:`~cs457p2p.core.ring.Ring` (None: Part 2 is
-    off, and ``ring_off`` says why to whoever sends one)."""
+class Responder(Protocol):
+    """Whoever answers a connection's requests: what :class:`ConnectionRules` needs of
+    it (the tracker's :class:`~cs457p2p.core.tracker_responder.TrackerResponder`, a
+    peer's :class:`~cs457p2p.core.peer_port.PeerPort`)."""
 
-    __slots__ = ("count_answer", "db", "n", "ring", "ring_off")
-
-    def __init__(self, db: Database, ring: Ring | None = None, ring_off: str = "") -> None:
-        self.db = db
-        self.n = len(db)
-        self.count_answer = db.count_answer
-        self.ring = ring
-        self.ring_off = ring_off
+    @property
+    def run_limit(self) -> int:
+        """The parser makes runs of positions (:class:`PositionRun`) below this
+        position only (0: none; then :meth:`run_fitting` is never asked)."""
+        ...
 
     def answer(self, request: Request) -> bytes | memoryview:
-        """The bytes that answer one request (a run: all its answers, back to back)."""
-        if isinstance(request, PositionRun):
-            return self.db.answer_run(request.start, request.count)
-        if isinstance(request, Position):
-            if 0 <= request.index < self.n:
-                return self.db.answer(request.index)
-            return BAD_REQUEST
-        if isinstance(request, Register):
-            return self.count_answer
-        if isinstance(request, RingMessage):
-            return self.ring_answer(request) if request.answer is None else request.answer
-        return BAD_REQUEST
+        """The bytes that answer ``request`` (a run: all its answers, back to back),
+        made now. A Part 2 message is acted on as it is answered: the rules ask once
+        per message, in the order messages came."""
+        ...
 
-    def ring_answer(self, message: RingMessage) -> bytes:
-        """What the ring answers ``message`` (it acts on it: call once per message).
-        Without a ring, or without the sender's address (a datagram: Part 2 is TCP
-        only), it is refused."""
-        if self.ring is None or not message.peer:
-            return encode_message(Said(TRACKER_NAME, self.ring_off or BAD_REQUEST_TEXT))
-        reply = self.ring.answer(parse(message.value), message.peer, message.at, message.registers)
-        return encode_message(reply)
+    def run_fitting(self, run: PositionRun, budget: int) -> int:
+        """How many of ``run``'s first answers fit in ``budget`` bytes."""
+        ...
 
-    def answers(self, requests: Sequence[Request]) -> list[bytes | memoryview]:
-        return [self.answer(r) for r in requests]
 
-    def size(self, requests: Sequence[Request]) -> int:
-        """Bytes that the answers to ``requests`` take (without building them)."""
-        off = self.db.offsets
-        total = 0
-        for r in requests:
-            if isinstance(r, PositionRun):
-                total += off[r.start + r.count] - off[r.start]
-            else:
-                total += len(self.answer(r))
-        return total
+class Pending:
+    """The requests parsed and not yet answered, in order, each answered when it is
+    taken. An answer made that did not fit the budget of its turn is kept here for the
+    next (so a Part 2 message is never acted on twice)."""
+
+    __slots__ = ("_made", "requests", "responder")
+
+    def __init__(self, responder: Responder) -> None:
+        self.responder = responder
+        self.requests: deque[Request] = deque()
+        #: the answer to ``requests[0]``, made already (None: not yet)
+        self._made: bytes | memoryview | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.requests)
+
+    def __len__(self) -> int:
+        return len(self.requests)
+
+    def extend(self, requests: Iterable[Request]) -> None:
+        self.requests.extend(requests)
 
     def take(
-        self, pending: deque[Request], budget: int, at_least_one: bool
+        self, budget: int, at_least_one: bool
     ) -> tuple[list[Request], list[bytes | memoryview]]:
-        """Answer the requests at the front of ``pending`` whose answers fit in
-        ``budget`` bytes (a run is cut after the last whole answer that fits; with
-        ``at_least_one``, the first answer is given even when it alone is larger).
-        Removes what it answers from ``pending``."""
+        """Answer the requests at the front whose answers fit in ``budget`` bytes (a run
+        is cut after the last whole answer that fits; with ``at_least_one``, the first
+        answer is given even when it alone is larger), and remove them."""
         taken: list[Request] = []
         answers: list[bytes | memoryview] = []
-        db = self.db
+        pending, responder = self.requests, self.responder
         while pending:
             request = pending[0]
             if isinstance(request, PositionRun):
-                fit = db.run_fitting(request.start, request.count, budget) if budget > 0 else 0
+                fit = responder.run_fitting(request, budget) if budget > 0 else 0
                 if not fit and at_least_one and not answers:
                     fit = 1
                 if not fit:
                     break
-                run = db.answer_run(request.start, fit)
                 if fit < request.count:
+                    part = PositionRun(request.start, fit)
                     pending[0] = PositionRun(request.start + fit, request.count - fit)
-                    taken.append(PositionRun(request.start, fit))
-                    answers.append(run)
+                    taken.append(part)
+                    answers.append(responder.answer(part))
                     break
                 pending.popleft()
+                run = responder.answer(request)
                 taken.append(request)
                 answers.append(run)
                 budget -= len(run)
                 continue
-            answer = self.answer(request)
+            answer = self._made
+            if answer is None:
+                answer = responder.answer(request)
             if len(answer) > budget and not (at_least_one and not answers):
+                self._made = answer  # (made: given on a later turn, not made again)
                 break
+            self._made = None
             pending.popleft()
             taken.append(request)
             answers.append(answer)
@@ -222,7 +212,8 @@ class Responder:
 
 
 class ConnectionRules:
-    """The rules of one TCP connection (see the module's docstring).
+    """The rules of one TCP connection (see the module's docstring), its answers from
+    ``responder``.
 
     Feed it what the connection brings: :meth:`received` (bytes), :meth:`ended` (EOF
     from the client), :meth:`expired` (the time has reached :attr:`deadline`, or the
@@ -255,15 +246,15 @@ class ConnectionRules:
         self.responder = responder
         #: the client's address (what a Part 2 REGISTER's neighbour address is)
         self.peer = peer
-        #: Part 2 messages of the parser already answered by the ring
+        #: Part 2 messages of the parser already stamped
         self.ring_seen = 0
         #: Part 2 REGISTERs received (the ring takes one a connection)
         self.registers = 0
-        self.parser = RequestParser(limits.max_request, responder.n)
+        self.parser = RequestParser(limits.max_request, responder.run_limit)
         #: bytes received, not yet parsed
         self.backlog = bytearray()
         #: requests parsed, not yet answered (in order)
-        self.pending: deque[Request] = deque()
+        self.pending = Pending(responder)
         #: requests parsed so far (a run counts each position)
         self.requests = 0
         #: a pipelining client: bytes came after its first request
@@ -425,7 +416,7 @@ class ConnectionRules:
             return
         if self.parser.ring_messages != self.ring_seen:
             self.ring_seen = self.parser.ring_messages
-            requests = [self._ring(r) if type(r) is RingMessage else r for r in requests]
+            requests = [self._stamp(r) if type(r) is RingMessage else r for r in requests]
         before = self.requests
         self.requests = before + request_count(requests)
         self.pending.extend(requests)
@@ -440,15 +431,14 @@ class ConnectionRules:
                 # connection sends two requests in its first write, as ours does.)
                 self.closing = True
 
-    def _ring(self, message: Request) -> Request:
-        """A Part 2 message, stamped with who sent it and when, and answered by the ring
-        now, in the order messages come."""
+    def _stamp(self, message: Request) -> Request:
+        """A Part 2 message, stamped with who sent it, when, and the REGISTERs this
+        connection sent before it (it is answered, and acted on, when taken)."""
         assert isinstance(message, RingMessage)
-        stamped = RingMessage(message.value, self.peer, self.last, registers=self.registers)
+        stamped = RingMessage(message.value, self.peer, self.last, self.registers)
         if message.is_register:
             self.registers += 1
-        answer = self.responder.ring_answer(stamped)
-        return RingMessage(stamped.value, stamped.peer, stamped.at, answer)
+        return stamped
 
     def _answer(self, queued: int, spare: int) -> Step:
         """Answer what fits in this turn and in the client's and the tracker's room."""
@@ -460,51 +450,9 @@ class ConnectionRules:
         if spare <= 0:
             return Step()  # the tracker's total is reached: wait for room
         budget = max(0, min(self.limits.turn_output, self.limits.queue - queued, spare))
-        requests, answers = self.responder.take(self.pending, budget, at_least_one=queued == 0)
+        requests, answers = self.pending.take(budget, at_least_one=queued == 0)
         then = KEEP
         if self.closing and not self.pending:
             self.closed = True
             then = CLOSE
         return Step(requests, answers, then)
-
-
-# ---------------------------------------------------------------------------- UDP
-
-
-@dataclass(frozen=True, slots=True)
-class Datagram:
-    """The answer to one request datagram: the ``payload`` to send back (b"": send
-    nothing), the requests it answers (a prefix of those asked) and how many answers it
-    holds."""
-
-    payload: bytes
-    answered: list[Request]
-    count: int
-
-
-def answer_datagram(
-    data: bytes, responder: Responder, max_request: int = MAX_REQUEST, room: int = MAX_DATAGRAM
-) -> Datagram:
-    """Parse one request datagram and pack its answers into one datagram of at most
-    ``room`` bytes and at most :data:`AMPLIFICATION` times the request's size, cut after
-    the last whole answer that fits (nothing, when not even the first fits)."""
-    budget = min(room, AMPLIFICATION * len(data))
-    request = data.rstrip(b" ")  # (padding, which buys room: skipped in one go)
-    parser = RequestParser(max_request, run_limit=responder.n)
-    # Parsed a slice at a time, and no further than what can be answered: a datagram of
-    # requests costs in proportion to the answers it can get, not to its length.
-    requests: list[Request] = []
-    wanted = 0
-    for k in range(0, len(request), _DATAGRAM_SLICE):
-        parsed = parser.feed(request[k : k + _DATAGRAM_SLICE])
-        requests += parsed
-        wanted += responder.size(parsed)
-        if wanted > budget:
-            break
-    else:
-        requests += parser.flush()
-    if not requests:
-        requests = [BadRequest("empty datagram", fatal=True)]
-    taken, answers = responder.take(deque(requests), budget, at_least_one=False)
-    payload = bytes(answers[0]) if len(answers) == 1 else b"".join(answers)
-    return Datagram(payload, taken, request_count(taken))

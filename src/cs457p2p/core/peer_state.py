@@ -1,7 +1,8 @@
 """A Part 2 peer's state, sans I/O: what it holds, who its neighbour is, what to ask
 next and of whom, when, and what to answer. The peer's driver
 (:mod:`cs457p2p.peer.node`) moves the bytes, and the simulator runs the same object on
-a virtual clock; time is passed in.
+a virtual clock; time is passed in. Its port (:mod:`~cs457p2p.core.peer_port`) answers
+with it; neither imports anything of the tracker's.
 
 Asking: every SEQNUM it lacks, of its neighbour (at most ``batch`` at a time), at once
 again while the neighbour gives something new; while it gives nothing, after a short
@@ -28,6 +29,19 @@ the VALUEs held add up to at most ``max_bytes`` characters (:attr:`PeerState.too
 says when an answer would go over); a neighbour or a REG_INIT naming a port out of
 1..65535 or an address that is not one is ignored and counted.
 
+Talking to the tracker beside QUERYs (REGISTER and its retries, whether the tracker is
+ours, HELD reports) is its :attr:`PeerState.talk`
+(:class:`~cs457p2p.core.peer_talk.TrackerTalk`); a REG_INIT whose N is over
+``max_items`` is refused (:meth:`PeerState.reg_init`).
+
+A neighbour that answered one QUERY of several on a connection, then closed (the
+course's sample peer), is asked one QUERY a connection from then on:
+:data:`ONE_SHOT_ROUND` a round, :data:`ONE_SHOT_PARALLEL` connections at once.
+
+Time: the driver wakes at :meth:`PeerState.next_timer` and calls
+:meth:`PeerState.on_timer`, then asks what to send (``talk.next_register``,
+:meth:`PeerState.next_ask`, :meth:`PeerState.next_report`); no clock is read here.
+
 Answering: PING with ``('PING', handle)``, QUERY from what it holds (``(None, None)``
 otherwise), UPDATE_NBR taken at once. An UPDATE_NBR can arrive before the REG_INIT that
 answers the peer's own REGISTER (the course's tracker sends them right after each
@@ -42,12 +56,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 
-from .connection_rules import Responder
-from .database import Database
 from .errors import LocalProtocolError
-from .requests import Request, RingMessage
+from .peer_talk import TrackerTalk
 from .wire2 import (
     BadMessage,
+    Held,
     Message,
     Ping,
     Pong,
@@ -58,26 +71,31 @@ from .wire2 import (
     UpdateNbr,
     address_problem,
     bad_request,
-    encode_message,
-    parse,
     port_problem,
 )
 
 __all__ = [
     "MAX_BYTES",
+    "MAX_ITEMS",
     "NEIGHBOUR",
+    "ONE_SHOT_PARALLEL",
+    "ONE_SHOT_ROUND",
     "PATIENCE",
+    "REFUSED",
+    "REGISTERED",
     "STRETCH",
+    "TOO_MANY",
     "TRACKER",
     "Ask",
     "Neighbour",
     "PeerCounters",
-    "PeerResponder",
     "PeerState",
 ]
 
 #: The answer for a SEQNUM not held (one object: answers are compared by value anyway).
 _NOTHING = QueryResult(None, None)
+#: No one-shot target yet (one object for every peer: the simulator keeps 100,000)
+_NO_ONE: frozenset[object] = frozenset()
 
 #: QUERY_RESULTs shared by every PeerState of a process (the simulator runs 100,000 that
 #: hold the same items: one object per item, not one per item per peer), at most this many.
@@ -101,6 +119,14 @@ PATIENCE = 5.0
 STRETCH = 8
 #: Characters of VALUEs a peer holds, at most (``cs457p2p peer --max-message``).
 MAX_BYTES = 16 << 20
+#: Items a peer takes on, at most (N from the tracker: it holds a slot for each).
+MAX_ITEMS = 1_000_000
+#: A neighbour that answers one QUERY a connection: QUERYs asked of it in one round,
+#: and connections open to it at once.
+ONE_SHOT_ROUND = 8
+ONE_SHOT_PARALLEL = 4
+#: What :meth:`PeerState.reg_init` says of the tracker's answer to REGISTER.
+REGISTERED, REFUSED, TOO_MANY = "registered", "refused", "too many items"
 
 #: Whom an :class:`Ask` is for (and where an item came from: those, or ``HOSTED``).
 NEIGHBOUR, TRACKER, HOSTED = "neighbour", "tracker", "hosted"
@@ -123,12 +149,14 @@ class Ask:
     :data:`TRACKER`). ``below``, set only by :meth:`PeerState.next_ask`: every SEQNUM
     is in ``range(below)`` (the asker's N), which lets a peer with as many items answer
     the whole ask without checking each one (:meth:`PeerState.answer_ask`); 0 for an
-    Ask made elsewhere, whose SEQNUMs are checked."""
+    Ask made elsewhere, whose SEQNUMs are checked. ``parallel``: 0, every QUERY on one
+    connection; k, one QUERY a connection, k connections at once (a one-shot target)."""
 
     target: str
     seqs: tuple[int, ...]
     neighbour: Neighbour | None = None
     below: int = field(default=0, init=False, compare=False)
+    parallel: int = field(default=0, init=False, compare=False)
 
 
 @dataclass(slots=True)
@@ -154,6 +182,7 @@ class PeerState:
         "_cursor",
         "_flowing",
         "_next",
+        "_one_shot",
         "_period",
         "_period_items",
         "_quiet",
@@ -170,10 +199,12 @@ class PeerState:
         "held",
         "hosted",
         "max_bytes",
+        "max_items",
         "n",
         "neighbour",
         "pace",
         "patience",
+        "talk",
         "too_large",
         "tracker_addresses",
         "tracker_answers_queries",
@@ -191,8 +222,15 @@ class PeerState:
         backoff: tuple[float, float] = (0.002, 0.05),
         pace: float = 0.0,
         max_bytes: int = MAX_BYTES,
+        max_items: int = MAX_ITEMS,
     ) -> None:
         self.handle = handle
+        self.max_items = max_items
+        #: its exchanges with the tracker beside QUERYs (None: it registers elsewhere,
+        #: as the simulator's peers do)
+        self.talk: TrackerTalk | None = None
+        #: targets that answer one QUERY a connection (TRACKER, a neighbour's address)
+        self._one_shot: set[object] | frozenset[object] = _NO_ONE
         self.batch = 1 if pace > 0 else batch
         self.window = 1 if pace > 0 else window
         self.pace = pace
@@ -271,7 +309,48 @@ class PeerState:
             return None
         return self._next
 
+    def next_timer(self) -> float | None:
+        """When the driver is to call :meth:`on_timer`, then ask what to send (None:
+        not until a message or an answer comes): a REGISTER to send again, the next
+        ask (:attr:`wake_at`)."""
+        talk, ask = self.talk, self.wake_at
+        due = None if talk is None else talk.due
+        if due is None or (ask is not None and ask < due):
+            return ask
+        return due
+
+    def on_timer(self, now: float) -> None:
+        """The time is ``now``: what was due fires (a REGISTER to send again becomes
+        ``talk.next_register``'s; the next ask is :meth:`next_ask`'s at ``now``)."""
+        if self.talk is not None:
+            self.talk.on_timer(now)
+
     # --------------------------------------------------------------- from the tracker
+
+    def register(self, port: int) -> TrackerTalk:
+        """It listens on ``port``: a REGISTER is due (its :attr:`talk` says what to send
+        the tracker, and when)."""
+        self.talk = TrackerTalk(self.handle, port)
+        return self.talk
+
+    def reg_init(self, reply: Message | BadMessage, now: float) -> str:
+        """The tracker's answer to its REGISTER: :data:`REGISTERED` (taken, as
+        :meth:`registered_with`), or why it cannot take part: :data:`REFUSED` (not a
+        REG_INIT), :data:`TOO_MANY` (N over ``max_items``: a slot is held for each)."""
+        if not isinstance(reply, RegInit):
+            return REFUSED
+        if reply.n > self.max_items:
+            return TOO_MANY
+        self.registered_with(reply, now)
+        return REGISTERED
+
+    def probe(self) -> Query:
+        """The QUERY that tells whether the tracker is ours (ours answers it)."""
+        return Query(self.hosted[0] if self.hosted else 0)
+
+    def next_report(self, now: float, final: bool = False) -> Held | None:
+        """The HELD to send the tracker now, if it is ours (:meth:`TrackerTalk.report`)."""
+        return None if self.talk is None else self.talk.report(self.held, now, final)
 
     def registered_with(self, m: RegInit, now: float) -> None:
         """The REG_INIT that answers its REGISTER."""
@@ -362,9 +441,7 @@ class PeerState:
         missing = self._wanted
         if self._tracker_gave or self._stalled(now, len(missing)):
             self._asking = TRACKER
-            seqs = missing[: self.batch]
-            self.counters.queries_sent += len(seqs)
-            return self._vouched(Ask(TRACKER, tuple(seqs)))
+            return self._vouched(Ask(TRACKER, tuple(missing[: self.batch])))
         if self.neighbour is None or self.neighbour.handle == self.handle:
             self._next = max(now, self._quiet + self.patience)  # alone: the tracker
             if not self.tracker_answers_queries:
@@ -379,21 +456,37 @@ class PeerState:
                 seqs = seqs + missing[: min(k, self.window - len(seqs))]
             self._cursor = k + self.window
         self._asking = NEIGHBOUR
-        self.counters.queries_sent += len(seqs)
         return self._vouched(Ask(NEIGHBOUR, tuple(seqs), self.neighbour))
 
     def _vouched(self, ask: Ask) -> Ask:
-        """``ask``, its SEQNUMs vouched for: all of them come from :attr:`_wanted`."""
+        """``ask``, its SEQNUMs vouched for (all of them come from :attr:`_wanted`),
+        shaped for a one-shot target, and counted."""
         assert self.n is not None
         ask.below = self.n
+        if self._one_shot and _key(ask) in self._one_shot:
+            ask.seqs = ask.seqs[:ONE_SHOT_ROUND]
+            ask.parallel = ONE_SHOT_PARALLEL
+        self.counters.queries_sent += len(ask.seqs)
         return ask
 
     def answered(
-        self, ask: Ask, results: Sequence[QueryResult | Said | BadMessage], now: float
+        self,
+        ask: Ask,
+        results: Sequence[QueryResult | Said | BadMessage],
+        now: float,
+        *,
+        connection: bool = False,
     ) -> int:
         """The answers to ``ask`` (in any number: a neighbour may answer only some);
-        how many new items they gave."""
+        how many new items they gave. ``connection``: they are all that one connection
+        carrying every QUERY of ``ask`` brought; a target that answered some but fewer,
+        then closed, is asked one QUERY a connection from then on."""
         self._asking = None
+        if connection and not ask.parallel and 1 <= len(results) < len(ask.seqs):
+            if not self._one_shot:
+                self._one_shot = set()
+            assert isinstance(self._one_shot, set)
+            self._one_shot.add(_key(ask))
         new = 0
         nothing = results.count(_NOTHING)  # (C speed: most answers are "not held")
         for r in [r for r in results if r is not _NOTHING] if nothing < len(results) else ():
@@ -496,23 +589,6 @@ class PeerState:
             self.done_at = now
 
 
-class PeerResponder(Responder):
-    """What a peer's port answers, for :class:`~cs457p2p.core.connection_rules.
-    ConnectionRules` (which a peer's connections run, with the tracker's limits): Part 2
-    messages from ``state``; anything else is refused in Part 2's words."""
-
-    __slots__ = ("_refusal", "state")
-
-    def __init__(self, state: PeerState) -> None:
-        super().__init__(Database([]))
-        self.state = state
-        self._refusal = encode_message(bad_request(f"[{state.handle}]"))
-
-    def answer(self, request: Request) -> bytes | memoryview:
-        if isinstance(request, RingMessage):
-            return self.ring_answer(request) if request.answer is None else request.answer
-        return self._refusal
-
-    def ring_answer(self, message: RingMessage) -> bytes:
-        reply = self.state.answer(parse(message.value), message.at, message.peer)
-        return b"" if reply is None else encode_message(reply)
+def _key(ask: Ask) -> object:
+    """Whom ``ask`` goes to: :data:`TRACKER`, or its neighbour's address."""
+    return TRACKER if ask.neighbour is None else ask.neighbour.address

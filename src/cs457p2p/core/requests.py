@@ -87,17 +87,15 @@ class PositionRun:
 @dataclass(frozen=True, slots=True)
 class RingMessage:
     """A Part 2 message (a pickled tuple or list whose first item is text, its tag), for
-    the ring to read. The connection that read it sets ``peer`` (the address it came
-    from) and ``at`` (when), and has the ring answer it at once, in the order messages
-    come (``answer``: None until then; ``b""`` when there is nothing to send back, as
-    for an UPDATE_NBR): the ring acts on a message exactly once, however its answer is
-    later queued. ``registers``: the REGISTERs the same connection sent before it (one
-    connection cannot fill the ring)."""
+    the ring or a peer's state to read. The connection that read it stamps it with
+    ``peer`` (the address it came from), ``at`` (when) and ``registers`` (the REGISTERs
+    the same connection sent before it: one connection cannot fill the ring); its answer
+    is made when the connection's rules take it (acting on it then, exactly once), not
+    kept here."""
 
     value: Value
     peer: str = ""
     at: float = 0.0
-    answer: bytes | None = None
     registers: int = 0
 
     @property

@@ -1,8 +1,10 @@
 """A Part 2 peer on asyncio: a server and a fetcher around one
-:class:`~cs457p2p.core.peer_state.PeerState`, which decides everything.
+:class:`~cs457p2p.core.peer_state.PeerState`, which decides everything: this module
+moves bytes, and wakes when the state's :meth:`~PeerState.next_timer` says.
 
-* The server answers what comes to the peer's port: each connection runs the tracker's
-  :class:`~cs457p2p.core.connection_rules.ConnectionRules` (one message alone: its
+* The server answers what comes to the peer's port: each connection runs
+  :class:`~cs457p2p.core.connection_rules.ConnectionRules` with the peer's
+  :class:`~cs457p2p.core.peer_port.PeerPort` (one message alone: its
   answer, then close, as the course's programs expect; several: every answer, in
   order), so a peer has the tracker's limits against slow or flooding senders; and
   the tracker's admission (:class:`~cs457p2p.core.admission.Admission`): at most
@@ -10,17 +12,14 @@
   giving way to a newcomer when all are taken, the open-files limit raised to the hard
   one. What goes wrong on a connection is counted (:attr:`Peer.errors`), never
   printed.
-* The fetcher registers, then asks what the state says to ask, of whom it says. A
-  neighbour that answers several QUERYs on one connection (ours) gets them all at once;
-  one that answers one and closes (the course's sample peer) is asked one QUERY per
-  connection, a few at a time.
+* The fetcher sends what the state says (REGISTER, and again when its talk with the
+  tracker says; the QUERYs of each ask, all on one connection or, for a target the
+  state found answers one and closes, one a connection, as many at once as the ask
+  says; HELD reports), and tells it what came back.
 * Every outgoing connection leaves from the peer's listen address (peers on 127.0.0.2,
   127.0.0.3... are distinct hosts to the tracker) and carries whole messages, written
   at once; every exchange, connection and whole answers, is bounded by ``timeout``
   however the bytes trickle in, and reads no more than the peer may still hold.
-* REGISTER goes once on a connection; it is sent again only when the tracker refused
-  the connection or closed it without an answer, never after a silent wait (a slow
-  tracker may have registered the first one).
 """
 
 from __future__ import annotations
@@ -37,12 +36,20 @@ from ..core.admission import Admission
 from ..core.answers import AnswerParser
 from ..core.connection_rules import ABORT, CLOSE, ConnectionRules, Limits
 from ..core.errors import RemoteProtocolError
-from ..core.peer_state import MAX_BYTES, PATIENCE, TRACKER, Ask, PeerResponder, PeerState
+from ..core.peer_port import PeerPort
+from ..core.peer_state import (
+    MAX_BYTES,
+    MAX_ITEMS,
+    PATIENCE,
+    REFUSED,
+    TOO_MANY,
+    TRACKER,
+    Ask,
+    PeerState,
+)
 from ..core.trace import ConnectionTrace, Tracer, peer_name
 from ..core.wire2 import (
     BadMessage,
-    Held,
-    Join,
     Message,
     Query,
     QueryResult,
@@ -55,19 +62,8 @@ from ..net import describe_os_error, loop_error_kind, raise_fd_limit, source_add
 
 __all__ = ["Peer", "PeerConfig", "PeerError"]
 
-#: Parallel one-QUERY connections to a neighbour that answers one per connection, and
-#: QUERYs asked of it in one round.
-ONE_SHOT_PARALLEL = 4
-ONE_SHOT_ROUND = 8
-#: REGISTER attempts, and the pause between two.
-REGISTER_TRIES = 3
-REGISTER_PAUSE = 0.2
-#: Seconds between two HELD reports to our tracker, at least.
-HELD_EVERY = 0.25
 #: Longest Part 2 message a peer reads (a QUERY_RESULT with a long VALUE).
 MAX_MESSAGE = 1 << 20
-#: Items a peer takes on, at most (N from the tracker: it holds a slot for each).
-MAX_PEER_ITEMS = 1_000_000
 #: Connections to the peer's port open at once, and from one address (its successor,
 #: the tracker and a checker need a few each).
 MAX_CONNECTIONS = 256
@@ -95,7 +91,7 @@ class PeerConfig:
     pace: float = 0.0
     #: characters of VALUEs held, at most, and items (N), at most
     max_message: int = MAX_BYTES
-    max_items: int = MAX_PEER_ITEMS
+    max_items: int = MAX_ITEMS
     #: connections to its port open at once, and from one address
     max_connections: int = MAX_CONNECTIONS
     max_per_address: int = MAX_PER_ADDRESS
@@ -122,8 +118,9 @@ class Peer:
             patience=config.patience,
             pace=config.pace,
             max_bytes=config.max_message,
+            max_items=config.max_items,
         )
-        self.responder = PeerResponder(self.state)
+        self.responder = PeerPort(self.state)  # (what its port answers)
         self.limits = Limits(request_timeout=config.timeout, idle_timeout=4 * config.timeout)
         self.admission = Admission(config.max_connections, config.max_per_address)
         self._open: dict[asyncio.StreamWriter, tuple[str, ConnectionRules]] = {}
@@ -135,13 +132,9 @@ class Peer:
         self._said_too_large = False
         self.on_event = on_event
         self.address: Address = ("", 0)
-        self.tracker_is_ours = False
         self.done = asyncio.Event()
         self._poke = asyncio.Event()
         self._server: asyncio.Server | None = None
-        self._one_shot: set[Address] = set()  # neighbours that answer one QUERY a connection
-        self._held_sent = -1
-        self._held_at = -HELD_EVERY
         self._handlers: set[asyncio.Task[None]] = set()
         self._told_missing = False
 
@@ -180,19 +173,20 @@ class Peer:
             task.cancel()
 
     async def _register(self) -> None:
-        """REGISTER, once a connection: sent again (REGISTER_TRIES in all) only when the
-        tracker refused the connection or closed it without an answer. A tracker that
-        is silent for ``--timeout`` is not asked again: it may be slow, and have
-        registered the first one (the course's would answer a second as a taken
-        handle)."""
-        cfg = self.config
-        replies: list[Message | BadMessage] = []
-        for tries in range(1, REGISTER_TRIES + 1):
+        """REGISTER as the state's talk with the tracker says (again only after a
+        refused connection or one closed without an answer); :class:`PeerError` when
+        the tracker cannot be reached, is silent for ``--timeout``, or refuses."""
+        cfg, state = self.config, self.state
+        talk = state.register(self.address[1])
+        while True:
+            join = talk.next_register()
+            if join is None:
+                await self._sleep_until(state.next_timer())
+                state.on_timer(self.now())
+                continue
             why = ""
             try:
-                replies = await self._exchange(
-                    cfg.tracker, [Join(cfg.handle, self.address[1])], want=1
-                )
+                replies = await self._exchange(cfg.tracker, [join], want=1)
             except RemoteProtocolError as e:
                 raise PeerError(f"cannot register with the tracker: {_why(e)}") from None
             except asyncio.TimeoutError:
@@ -200,18 +194,19 @@ class Peer:
                     f"the tracker did not answer REGISTER within {cfg.timeout:g} s (--timeout)"
                 ) from None
             except (ConnectionRefusedError, ConnectionResetError) as e:
-                why = _why(e)
+                why, replies = _why(e), []
             except OSError as e:
                 raise PeerError(f"cannot register with the tracker: {_why(e)}") from None
             if replies:
                 break
             why = why or "closed the connection without an answer"
-            if tries == REGISTER_TRIES:
+            if not talk.register_lost(self.now()):
                 raise PeerError(f"cannot register with the tracker: {why}")
             self.on_event("error", f"REGISTER: {why}; trying again")
-            await asyncio.sleep(REGISTER_PAUSE)
-        reply = replies[0] if replies else BadMessage("no answer")
-        if not isinstance(reply, RegInit):
+        reply = replies[0]
+        bad = state.counters.bad_neighbours
+        verdict = state.reg_init(reply, self.now())
+        if verdict == REFUSED or not isinstance(reply, RegInit):
             if isinstance(reply, Said):
                 said = reply.text
             elif isinstance(reply, BadMessage):
@@ -219,16 +214,14 @@ class Peer:
             else:
                 said = f"not a REG_INIT ({type(reply).__name__})"
             raise PeerError(f"the tracker refused REGISTER: {said}")
-        if reply.n > cfg.max_items:  # (a list of N answers is made at once)
+        if verdict == TOO_MANY:
             raise PeerError(
                 f"the tracker says N = {reply.n:,}, more than the limit of"
                 f" {cfg.max_items:,} (--max-items)"
             )
-        bad = self.state.counters.bad_neighbours
-        self.state.registered_with(reply, self.now())
-        nbr = self.state.neighbour
+        nbr = state.neighbour
         where = f"{nbr.handle} at {nbr.ip}:{nbr.port}" if nbr else "none given"
-        if self.state.counters.bad_neighbours > bad:
+        if state.counters.bad_neighbours > bad:
             where = f"none ({reply.nbr_ip!r:.40} port {reply.nbr_port} cannot be one)"
         self.on_event(
             "registered",
@@ -238,13 +231,26 @@ class Peer:
         await self._probe_tracker()
 
     async def _probe_tracker(self) -> None:
-        """Is the tracker ours (it answers a QUERY)? Then it hears HELD reports."""
-        seq = self.state.hosted[0] if self.state.hosted else 0
+        """Is the tracker ours (it answers the state's probe)? Then it hears HELD."""
+        talk = self.state.talk
+        assert talk is not None
         try:
-            replies = await self._exchange(self.config.tracker, [Query(seq)], want=1)
+            replies = await self._exchange(self.config.tracker, [self.state.probe()], want=1)
         except (OSError, asyncio.TimeoutError, RemoteProtocolError):
-            return
-        self.tracker_is_ours = bool(replies) and isinstance(replies[0], QueryResult)
+            replies = []
+        talk.probed(replies)
+
+    @property
+    def tracker_is_ours(self) -> bool:
+        """The tracker answered a QUERY: it hears HELD reports."""
+        return self.state.talk is not None and self.state.talk.ours
+
+    async def _sleep_until(self, when: float | None) -> None:
+        """Until ``when`` (None: until poked), or a poke (an UPDATE_NBR) comes."""
+        self._poke.clear()
+        timeout = None if when is None else max(0.0, when - self.now())
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._poke.wait(), timeout)
 
     # -------------------------------------------------------------------- fetching
 
@@ -253,6 +259,7 @@ class Peer:
         state = self.state
         while not state.done:
             now = self.now()
+            state.on_timer(now)
             ask = state.next_ask(now)
             if ask is not None:
                 await self._do(ask)
@@ -267,11 +274,7 @@ class Peer:
                     f"no peer and not the tracker has SEQNUM {shown}{more}: waiting for a"
                     " peer that hosts them to join",
                 )
-            wake = state.wake_at
-            self._poke.clear()
-            timeout = None if wake is None else max(0.0, wake - now)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._poke.wait(), timeout)
+            await self._sleep_until(state.next_timer())
         self.done.set()
         self.on_event("done", state.message())  # (the message first, then the report)
         await self._report_held(final=True)
@@ -282,12 +285,12 @@ class Peer:
             assert ask.neighbour is not None
             target = ask.neighbour.address
         try:
-            results = await self._query(target, ask.seqs)
+            results = await self._query(target, ask)
         except (OSError, asyncio.TimeoutError, RemoteProtocolError, ValueError, OverflowError) as e:
             self.state.failed(ask, self.now())
             self.on_event("error", f"asking {_who(ask)}: {_why(e)}")
             return
-        got = self.state.answered(ask, results, self.now())
+        got = self.state.answered(ask, results, self.now(), connection=True)
         if got:
             self.on_event("items", f"{got} from {_who(ask)}")
         if self.state.too_large:
@@ -299,20 +302,19 @@ class Peer:
                 self._said_too_large = True
                 self.on_event("error", f"{_who(ask)}'s items would add up to {limit}: ignored")
 
-    async def _query(
-        self, target: Address, seqs: Sequence[int]
-    ) -> list[QueryResult | Said | BadMessage]:
-        """The answers of ``target`` to QUERYs for ``seqs``: all on one connection, or
-        one QUERY a connection for a target that answers one and closes."""
-        if target in self._one_shot:
-            batch = list(seqs[:ONE_SHOT_ROUND])
-            gate = asyncio.Semaphore(ONE_SHOT_PARALLEL)
+    async def _query(self, target: Address, ask: Ask) -> list[QueryResult | Said | BadMessage]:
+        """The answers of ``target`` to the QUERYs of ``ask``: all on one connection, or
+        one a connection, ``ask.parallel`` at once (a target that answers one and
+        closes: the state found it so)."""
+        seqs = ask.seqs
+        if ask.parallel:
+            gate = asyncio.Semaphore(ask.parallel)
 
             async def one(seq: int) -> list[Message | BadMessage]:
                 async with gate:
                     return await self._exchange(target, [Query(seq)], want=1)
 
-            found = await asyncio.gather(*(one(s) for s in batch), return_exceptions=True)
+            found = await asyncio.gather(*(one(s) for s in seqs), return_exceptions=True)
             out: list[QueryResult | Said | BadMessage] = []
             for r in found:
                 if isinstance(r, BaseException):
@@ -322,21 +324,15 @@ class Peer:
                 raise found[0]
             return out
         replies = await self._exchange(target, [Query(s) for s in seqs], want=len(seqs))
-        if 1 <= len(replies) < len(seqs):
-            self._one_shot.add(target)  # it answered one and closed: ask it that way
         return _answers(replies)
 
     async def _report_held(self, final: bool = False) -> None:
-        """``HELD`` to our tracker (for its dashboard), at most every HELD_EVERY s."""
-        count = self.state.held
-        now = self.now()
-        if not self.tracker_is_ours or count == self._held_sent:
+        """The ``HELD`` the state says is due (to our tracker, for its dashboard)."""
+        held = self.state.next_report(self.now(), final)
+        if held is None:
             return
-        if not final and now - self._held_at < HELD_EVERY:
-            return
-        self._held_at, self._held_sent = now, count
         with contextlib.suppress(OSError, asyncio.TimeoutError, RemoteProtocolError):
-            await self._exchange(self.config.tracker, [Held(self.config.handle, count)], want=1)
+            await self._exchange(self.config.tracker, [held], want=1)
 
     async def _exchange(
         self, target: Address, messages: Sequence[Message], want: int

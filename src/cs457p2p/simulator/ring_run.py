@@ -4,8 +4,9 @@ real tracker and peers run, driven on a virtual clock over a simulated network
 (:mod:`.network`).
 
 What the drivers do, the simulator does: a peer registers (the REG_INIT and the
-UPDATE_NBRs the ring sends come back after a delay), asks what ``next_ask`` says of
-whom it says (its neighbour answers the QUERYs with ``answer_ask`` when they
+UPDATE_NBRs the ring sends come back after a delay), wakes when its state's
+``next_timer`` says and calls ``on_timer``, asks what ``next_ask`` says of whom it says
+(its neighbour answers the QUERYs with ``answer_ask`` when they
 arrive, the tracker with ``Ring.answer``), and reports back with ``answered`` or
 ``failed``; the tracker PINGs its peers when its
 :class:`~cs457p2p.core.ping_rounds.PingRounds` says (woken at its ``next_timer``) and
@@ -263,7 +264,7 @@ class _Run:
         """A wake-up when the peer's state wants one (``direct``: one due now is done at
         once, not queued)."""
         p = self.peers[k]
-        when = p.state.wake_at
+        when = p.state.next_timer()
         if when is None or (p.wake is not None and p.wake <= when):
             return
         if direct and when <= self.clock.now and p.wake is None:
@@ -365,9 +366,10 @@ class _Run:
             return
         p.wake = None
         state, now = p.state, self.clock.now
+        state.on_timer(now)
         ask = state.next_ask(now)
         if ask is None:
-            when = state.wake_at
+            when = state.next_timer()
             if when is not None:
                 p.wake = max(when, now)
                 self.clock.at(p.wake, _WAKE, k, inc)

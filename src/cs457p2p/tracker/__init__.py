@@ -1,5 +1,6 @@
 """The tracker: the asyncio server (:mod:`.server`) driving the sans-I/O rules of
-:mod:`cs457p2p.core.connection_rules`, its fault-injecting output
+:mod:`cs457p2p.core.connection_rules` (its answers from
+:mod:`cs457p2p.core.tracker_responder`), its fault-injecting output
 (:mod:`.writers`) and ``--workers`` (:mod:`.workers`)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The tracker's UDP endpoint: each datagram is answered with one datagram (see
-:func:`~cs457p2p.core.connection_rules.answer_datagram`), with the tracker's faults, trace
+:func:`~cs457p2p.core.datagram_rules.answer_datagram`), with the tracker's faults, trace
 and observer."""
 
 from __future__ import annotations
@@ -8,10 +8,11 @@ import asyncio
 import time
 from typing import Any, Protocol, cast
 
-from ..core.connection_rules import Responder, answer_datagram
+from ..core.datagram_rules import answer_datagram
 from ..core.faults import Faults
 from ..core.monitor import Observer
 from ..core.trace import peer_name
+from ..core.tracker_responder import TrackerResponder
 from .config import TrackerConfig
 from .writers import UdpFaultSender
 
@@ -24,7 +25,7 @@ class _Tracker(Protocol):
     """What the endpoint needs of the tracker (:class:`~cs457p2p.tracker.server.Tracker`)."""
 
     config: TrackerConfig
-    responder: Responder
+    responder: TrackerResponder
     faults: Faults | None
     observer: Observer | None
     datagrams: int
@@ -33,7 +34,7 @@ class _Tracker(Protocol):
 
 class Datagrams(asyncio.DatagramProtocol):
     """The UDP endpoint: each datagram is answered with one (see
-    :func:`~cs457p2p.core.connection_rules.answer_datagram`)."""
+    :func:`~cs457p2p.core.datagram_rules.answer_datagram`)."""
 
     def __init__(self, tracker: _Tracker) -> None:
         self.tracker = tracker

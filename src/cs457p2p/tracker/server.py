@@ -1,11 +1,12 @@
 """The asyncio tracker, over TCP and UDP: a thin driver of the sans-I/O rules of
-:mod:`cs457p2p.core.connection_rules` and of a database's pre-encoded answers.
+:mod:`cs457p2p.core.connection_rules` with the tracker's answers
+(:mod:`cs457p2p.core.tracker_responder`: a database's pre-encoded answers, the ring).
 
 Each TCP connection is a :class:`_Connection` that feeds its bytes, its EOF and the time
 to a :class:`~cs457p2p.core.connection_rules.ConnectionRules` and does what each step
 says (write the answers, close, abort). One timer per tracker (the sweep) checks every
 connection's deadline; a pending ASCII digit run gets a short timer of its own. UDP
-datagrams are answered by :func:`~cs457p2p.core.connection_rules.answer_datagram`.
+datagrams are answered by :func:`~cs457p2p.core.datagram_rules.answer_datagram`.
 
 Before a connection becomes an asyncio transport, the accept handler reads what came
 with it: when that is one whole request alone (what a reference-style client sends),
@@ -28,20 +29,14 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from ..core.admission import Admission
-from ..core.connection_rules import (
-    ABORT,
-    CLOSE,
-    ConnectionRules,
-    Responder,
-    Step,
-    request_count,
-)
+from ..core.connection_rules import ABORT, CLOSE, ConnectionRules, Step, request_count
 from ..core.database import Database
 from ..core.faults import Faults
 from ..core.monitor import Observer, TrackerCounters
 from ..core.requests import Request, RingMessage, lone_request
 from ..core.ring import Ring
 from ..core.trace import ConnectionTrace, peer_name
+from ..core.tracker_responder import TrackerResponder
 from ..net import SocketPair, bind_host, raise_fd_limit
 from .config import TrackerConfig
 from .datagrams import Datagrams
@@ -272,7 +267,7 @@ class Tracker:
         #: off) and what drives it
         ring = Ring(db if ring_db is None else ring_db, cfg.max_peers, cfg.max_peers_per_address)
         self.ring = None if cfg.ring_off else ring
-        self.responder = Responder(db, self.ring, cfg.ring_off)
+        self.responder = TrackerResponder(db, self.ring, cfg.ring_off)
         self.ring_keeper = (
             RingKeeper(self.ring, cfg.ping_interval, cfg.ping_timeout, trace=cfg.trace)
             if self.ring is not None and cfg.transport != "udp"
@@ -422,14 +417,12 @@ class Tracker:
     def _answer_lone(self, conn: socket.socket, first: bytes, host: str) -> bool:
         """Answer and close ``conn`` if ``first`` is one whole request and nothing more
         (the rules' reference-style case); False (nothing done) otherwise."""
-        request = lone_request(first, self.limits.max_request, self.responder.n)
+        request = lone_request(first, self.limits.max_request, self.responder.run_limit)
         if request is None:
             return False
         if isinstance(request, RingMessage):  # Part 2: the ring answers, and acts
             now = asyncio.get_running_loop().time()
-            answer: bytes | memoryview = self.responder.ring_answer(
-                RingMessage(request.value, host, now)
-            )
+            answer = self.responder.answer(RingMessage(request.value, host, now))
             if self.ring_keeper is not None:
                 self.ring_keeper.flush()
         else:

@@ -1,0 +1,81 @@
+"""A Part 2 peer's exchanges with the tracker beside its QUERYs, sans I/O: when to send
+REGISTER (again), whether the tracker is ours, when to report HELD. Held by the peer's
+:class:`~cs457p2p.core.peer_state.PeerState` (its :attr:`talk`), whose
+``next_timer``/``on_timer`` drive it; time is passed in.
+
+REGISTER goes once a connection; it is sent again (:data:`REGISTER_TRIES` in all,
+:data:`REGISTER_PAUSE` seconds apart) only when the tracker refused the connection or
+closed it without an answer, never after a silent wait: a slow tracker may have
+registered the first one (the course's would refuse a second as a taken handle). A
+tracker that answers a QUERY (:meth:`PeerState.probe`) is ours: it hears a ``HELD``
+report (how many items the peer holds, for its dashboard) after an exchange that
+changed it, at most every :data:`HELD_EVERY` seconds, and once at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .wire2 import BadMessage, Held, Join, Message, QueryResult
+
+__all__ = ["HELD_EVERY", "REGISTER_PAUSE", "REGISTER_TRIES", "TrackerTalk"]
+
+#: REGISTER attempts, and the seconds between two.
+REGISTER_TRIES = 3
+REGISTER_PAUSE = 0.2
+#: Seconds between two HELD reports to our tracker, at least.
+HELD_EVERY = 0.25
+
+
+class TrackerTalk:
+    """What ``handle``, listening on ``port``, sends the tracker beside QUERYs."""
+
+    __slots__ = ("due", "handle", "held_at", "held_sent", "ours", "port", "ready", "tries")
+
+    def __init__(self, handle: str, port: int) -> None:
+        self.handle = handle
+        self.port = port
+        self.tries = 0  # REGISTERs sent
+        self.ready = True  # a REGISTER is to be sent now
+        self.due: float | None = None  # one is to be sent again at this time
+        self.ours = False  # the tracker answers QUERYs: it hears HELD reports
+        self.held_sent = -1
+        self.held_at = float("-inf")
+
+    def on_timer(self, now: float) -> None:
+        """The time is ``now``: a REGISTER due again by then is to be sent."""
+        if self.due is not None and now >= self.due:
+            self.due = None
+            self.ready = True
+
+    def next_register(self) -> Join | None:
+        """The REGISTER to send now, alone on a connection (None: none due)."""
+        if not self.ready:
+            return None
+        self.ready = False
+        self.tries += 1
+        return Join(self.handle, self.port)
+
+    def register_lost(self, now: float) -> bool:
+        """The tracker refused the REGISTER's connection, or closed it without an
+        answer: True when another is due (at :attr:`due`), False when the tries are
+        spent. (A tracker silent until the driver's timeout is not asked again.)"""
+        if self.tries >= REGISTER_TRIES:
+            return False
+        self.due = now + REGISTER_PAUSE
+        return True
+
+    def probed(self, replies: Sequence[Message | BadMessage]) -> None:
+        """The tracker's answers to the probe QUERY (none: it failed)."""
+        self.ours = bool(replies) and isinstance(replies[0], QueryResult)
+
+    def report(self, held: int, now: float, final: bool = False) -> Held | None:
+        """The HELD to send now (None: none due): ``held`` items, when that changed
+        since the last report, at most every :data:`HELD_EVERY` seconds (``final``:
+        the last one, whenever it comes); only to our tracker."""
+        if not self.ours or held == self.held_sent:
+            return None
+        if not final and now - self.held_at < HELD_EVERY:
+            return None
+        self.held_at, self.held_sent = now, held
+        return Held(self.handle, held)
