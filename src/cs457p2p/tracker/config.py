@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from ..core.connection_rules import Limits
 from ..core.faults import FaultConfig
-from ..core.ring import MAX_PEERS, PEERS_PER_ADDRESS
+from ..core.ring import RING_DEFAULTS
 from ..core.trace import Tracer
 
 __all__ = ["TRANSPORTS", "TrackerConfig"]
@@ -38,11 +38,11 @@ class TrackerConfig:
     drain_timeout: float = 5.0
     faults: FaultConfig = field(default_factory=FaultConfig)
     #: Part 2: seconds between two rounds of PINGs, and the wait for each answer
-    ping_interval: float = 20.0
-    ping_timeout: float = 5.0
+    ping_interval: float = RING_DEFAULTS.ping_interval
+    ping_timeout: float = RING_DEFAULTS.ping_timeout
     #: Part 2: peers in the ring, at most, and from one address
-    max_peers: int = MAX_PEERS
-    max_peers_per_address: int = PEERS_PER_ADDRESS
+    max_peers: int = RING_DEFAULTS.max_peers
+    max_peers_per_address: int = RING_DEFAULTS.per_address
     #: Part 2 is off when this says why (one process of several cannot keep the ring)
     ring_off: str = ""
     #: --trace: each message received and sent, as a line (None: off)
