@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..core.addresses import DEFAULT_HOST, DEFAULT_PORT
 from ..core.connection_rules import Limits
 from ..core.faults import FaultConfig
 from ..core.ring import RING_DEFAULTS
@@ -20,8 +21,8 @@ _LIMITS = Limits()
 
 @dataclass(frozen=True)
 class TrackerConfig:
-    host: str = "localhost"
-    port: int = 7777
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
     transport: str = "both"
     idle_timeout: float = _LIMITS.idle_timeout
     request_timeout: float = _LIMITS.request_timeout
