@@ -74,8 +74,8 @@ __all__ = [
 
 @dataclass(frozen=True, kw_only=True)
 class RingSettings:
-    """The ring's settings, each default written here only (the tracker's config, its
-    command line and the simulator read them)."""
+    """The ring's settings, each default written here only (the tracker's config and
+    its command line read them)."""
 
     #: peers in a ring, at most
     max_peers: int = 1024

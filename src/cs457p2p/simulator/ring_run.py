@@ -28,7 +28,7 @@ from typing import Any
 
 from ..core.database import Database
 from ..core.peer_state import NEIGHBOUR, Ask, Neighbour, PeerState
-from ..core.ring import RING_DEFAULTS, Ring
+from ..core.ring import Ring
 from ..core.wire2 import Query, QueryResult, RegInit, Said, UpdateNbr
 from .network import Clock, Network
 
@@ -53,8 +53,8 @@ class SimConfig:
     downtime: float = 5.0  # seconds a peer stays down
     seed: int = 0
     join_window: float = 1.0  # peers register at random times in [0, this)
-    ping_interval: float = RING_DEFAULTS.ping_interval
-    ping_timeout: float = RING_DEFAULTS.ping_timeout
+    ping_interval: float = 20.0
+    ping_timeout: float = 5.0
     limit: float = 3600.0  # virtual seconds at most
 
 

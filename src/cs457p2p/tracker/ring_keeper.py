@@ -23,7 +23,7 @@ from typing import Any
 from ..core.answers import AnswerParser
 from ..core.errors import RemoteProtocolError
 from ..core.outbound import NOTICE, Call, Outbound
-from ..core.ring import RING_DEFAULTS, Ring
+from ..core.ring import Ring
 from ..core.trace import Tracer, peer_name
 from ..core.wire2 import Ping, encode_message
 from ..net import describe_os_error
@@ -44,8 +44,8 @@ class RingKeeper:
     def __init__(
         self,
         ring: Ring,
-        ping_interval: float = RING_DEFAULTS.ping_interval,
-        ping_timeout: float = RING_DEFAULTS.ping_timeout,
+        ping_interval: float = 20.0,
+        ping_timeout: float = 5.0,
         notify_timeout: float = NOTIFY_TIMEOUT,
         clock: Callable[[], float] | None = None,
         trace: Tracer | None = None,
