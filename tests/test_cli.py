@@ -143,7 +143,7 @@ def test_loop_uvloop_when_missing_is_a_clean_error(monkeypatch: pytest.MonkeyPat
     import gc
     import warnings
 
-    from cs457p2p.cli.tracker import LoopUnavailable, run_loop
+    from cs457p2p.tracker.app import LoopUnavailable, run_loop
 
     monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop -> ImportError
     with warnings.catch_warnings():
@@ -298,7 +298,7 @@ def test_demo_peers_where_127_0_0_1_is_the_only_loopback_address(
 def test_a_tracker_with_values_not_ascii_says_what_a_python2_client_meets(
     start_tracker: TrackerFactory, workers: str
 ) -> None:
-    from cs457p2p.cli.tracker import NON_ASCII_NOTE
+    from cs457p2p.tracker.app import NON_ASCII_NOTE
 
     t = start_tracker("--workers", workers, "--message", "caf\u00e9 cr\u00e8me br\u00fbl\u00e9e")
     lines = [t.next_line(10) for _ in range(1 if workers == "1" else 2)]

@@ -62,7 +62,7 @@ def test_from_message() -> None:
     assert len(db) == 4
     assert sorted(db.items) == [(0, "alpha"), (1, "beta"), (2, "gamma"), (3, "delta")]
     assert db.message() == "alpha beta gamma delta"
-    assert db.source == "--message"
+    assert db.source == "a message"
     assert Database.from_message("a b c d e f", shuffle_seed=3).items == (
         Database.from_message("a b c d e f", shuffle_seed=3).items
     )

@@ -16,10 +16,13 @@ def test_parse_delay() -> None:
 
 
 def test_probabilities_are_checked() -> None:
-    with pytest.raises(ValueError):
+    # (the core names its fields; flags are the command line's business)
+    with pytest.raises(ValueError, match=r"^loss must be a probability in 0\.\.1, not 1\.5$"):
         FaultConfig(loss=1.5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^reset must be a probability"):
         FaultConfig(reset=-0.1)
+    with pytest.raises(ValueError, match=r"^chunk must be 0 \(off\) or a positive number"):
+        FaultConfig(chunk=-1)
 
 
 def test_describe_names_the_faults_in_force() -> None:

@@ -31,7 +31,7 @@ from conftest import (
     TrackerFactory,
     TrackerProcess,
 )
-from cs457p2p.cli.tracker import RING_OFF
+from cs457p2p.tracker.app import RING_OFF
 from standins import error_line, reference_fetch, wait_for
 
 pytestmark = pytest.mark.skipif(

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
 
-from ..core.addresses import parse_address, parse_port
+from ..core.addresses import DEFAULT_PORT, parse_address, parse_port
 
 if TYPE_CHECKING:
     from ..core.database import Database
@@ -83,7 +83,7 @@ def fail(prog: str, message: str, code: int = EXIT_FAILURE) -> int:
 BARE_PORT_HOST = "127.0.0.1"
 
 
-def address_arg(text: str, default_port: int = 7777) -> tuple[str, int]:
+def address_arg(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
     """``HOST:PORT`` (``[V6]:PORT``, ``HOST``, ``:PORT``) as ``(host, port)``; a bare
     ``PORT`` (digits only: no host is a number) is ``127.0.0.1:PORT``."""
     if text.isascii() and text.isdigit():

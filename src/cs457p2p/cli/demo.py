@@ -79,7 +79,11 @@ async def _ring_demo(count: int) -> tuple[str, str]:
             f" {_peers(count)} joining\n"
         )
         for k in range(count):
-            config = PeerConfig(("127.0.0.1", tracker.port), f"peer{k + 1}", _loopback(k))
+            config = PeerConfig(
+                tracker=("127.0.0.1", tracker.port),
+                handle=f"peer{k + 1}",
+                listen_host=_loopback(k),
+            )
             node = Peer(config)
             await node.start()
             nodes.append(node)

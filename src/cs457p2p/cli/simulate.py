@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from ..core.ring import RING_DEFAULTS
 from .args import EXIT_OK, EXIT_USAGE, add_examples, fail, number, positive_float, positive_int
 
 __all__ = ["add_arguments", "run"]
@@ -97,9 +98,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ping-interval",
         type=positive_float,
-        default=20.0,
+        default=RING_DEFAULTS.ping_interval,
         metavar="SECONDS",
-        help="the tracker's PINGs (default: 20)",
+        help="the tracker's PINGs (default: %(default)g)",
     )
     p.add_argument(
         "--seed",

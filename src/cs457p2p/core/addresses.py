@@ -9,7 +9,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Reach", "every_address", "format_address", "parse_address", "parse_port", "reach"]
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "Reach",
+    "every_address",
+    "format_address",
+    "parse_address",
+    "parse_port",
+    "reach",
+]
+
+
+#: Where a tracker listens, and where clients and peers look for it, unless told.
+DEFAULT_HOST = "localhost"
+DEFAULT_PORT = 7777
 
 
 def format_address(host: str, port: int) -> str:
@@ -28,7 +42,7 @@ def parse_port(text: str) -> int:
     return port
 
 
-def parse_address(text: str, default_port: int = 7777) -> tuple[str, int]:
+def parse_address(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
     """``HOST:PORT``, ``[V6]:PORT``, ``HOST`` or ``:PORT`` -> ``(host, port)``; an empty
     host is ``localhost``. ValueError saying what is wrong."""
     host, port_text = text, ""

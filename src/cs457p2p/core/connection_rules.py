@@ -78,13 +78,18 @@ UNLIMITED = sys.maxsize
 _SLICE = 1024
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
-    """The per-connection limits (the tracker's ``--request-timeout`` and friends)."""
+    """The per-connection limits: each default here is the tracker's (and its command
+    line's), written nowhere else. Built by keyword."""
 
+    #: bytes of one request, at most
     max_request: int = MAX_REQUEST
+    #: seconds a request may take to arrive whole, from its first byte
     request_timeout: float = 10.0
+    #: seconds a connection may stay silent
     idle_timeout: float = 60.0
+    #: seconds of silence that end an unterminated ASCII digit run
     digit_wait: float = 0.010
     #: bytes of answers queued for one client, at most
     queue: int = 256 * 1024

@@ -185,7 +185,7 @@ class Database:
     @classmethod
     def from_message(cls, text: str, shuffle_seed: int | None = None) -> Database:
         """Word k of ``text`` (split on whitespace) gets SEQNUM k."""
-        return cls._from_words(text.split(), "--message", shuffle_seed)
+        return cls._from_words(text.split(), "a message", shuffle_seed)
 
     @classmethod
     def from_file(cls, path: str | Path, shuffle_seed: int | None = None) -> Database:

@@ -49,9 +49,11 @@ class FaultConfig:
         for name in ("loss", "duplicate", "reorder", "reset"):
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
-                raise ValueError(f"--{name} must be a probability in 0..1, not {p}")
+                raise ValueError(f"{name} must be a probability in 0..1, not {p}")
         if self.chunk < 0:
-            raise ValueError("--chunk must be a positive number of bytes")
+            raise ValueError(
+                f"chunk must be 0 (off) or a positive number of bytes, not {self.chunk}"
+            )
 
     @property
     def active(self) -> bool:

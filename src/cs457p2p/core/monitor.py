@@ -33,6 +33,8 @@ from .ring import RingEvent
 __all__ = [
     "FAULT_KINDS",
     "LATENCY_BUCKETS",
+    "MAX_CLIENTS",
+    "MAX_CLIENT_BYTES",
     "ClientState",
     "Monitor",
     "Observer",
@@ -53,6 +55,10 @@ RATE_WINDOW = 10.0
 MAX_PENDING_EVENTS = 200
 #: Longest reason kept for a refused request.
 MAX_REASON = 120
+#: Clients remembered, at most, and the memory their table may use (the tracker's
+#: defaults): beyond either, the least recently seen are forgotten.
+MAX_CLIENTS = 1000
+MAX_CLIENT_BYTES = 64 << 20
 #: What one client's row costs, about, beyond its positions (the object, its strings,
 #: the table's entry), in bytes: counted against the monitor's memory limit.
 CLIENT_COST = 600
@@ -148,10 +154,10 @@ class Monitor:
         self,
         n: int,
         clock: Callable[[], float],
-        max_clients: int = 1000,
+        max_clients: int = MAX_CLIENTS,
         events: bool = True,
         info: Mapping[str, Any] | None = None,
-        max_bytes: int = 64 << 20,
+        max_bytes: int = MAX_CLIENT_BYTES,
         feed: int = FEED_SIZE,
     ) -> None:
         if max_clients < 1:

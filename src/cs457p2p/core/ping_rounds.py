@@ -22,13 +22,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from .ring import RING_DEFAULTS
+
 __all__ = ["PING_INTERVAL", "PING_TIMEOUT", "PingRounds"]
 
-#: Seconds between the end of a round of PINGs and the start of the next (the
-#: tracker's ``--ping-interval``).
-PING_INTERVAL = 20.0
-#: Seconds a PING may take to be answered (the tracker's ``--ping-timeout``).
-PING_TIMEOUT = 5.0
+#: Seconds between the end of a round of PINGs and the start of the next, and seconds
+#: a PING may take to be answered: the ring's settings (core.ring.RingSettings, where
+#: each default is written once).
+PING_INTERVAL = RING_DEFAULTS.ping_interval
+PING_TIMEOUT = RING_DEFAULTS.ping_timeout
 
 Address = tuple[str, int]
 

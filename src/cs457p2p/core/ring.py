@@ -60,26 +60,43 @@ __all__ = [
     "MAX_PEERS",
     "PEERS_PER_ADDRESS",
     "REGISTERS_PER_CONNECTION",
+    "RING_DEFAULTS",
     "Catalogue",
     "Member",
     "Notice",
     "Ring",
     "RingCounters",
     "RingEvent",
+    "RingSettings",
     "bad_message_words",
 ]
 
-#: Peers in a ring, at most (the tracker's ``--max-peers``).
-MAX_PEERS = 1024
-#: Peers registered from one address, at most (the tracker's
-#: ``--max-peers-per-address``): a host runs a few peers, not a thousand. 64 leaves room
-#: for a student's ring on one machine and for ``check tracker --part 2``, which plays
-#: up to 34 peers from one address against a remote tracker; one address then holds at
-#: most 1/16 of a full ring.
-PEERS_PER_ADDRESS = 64
-#: REGISTERs one connection may send (the course's peers send one message a
-#: connection; so do ours and the checker's).
-REGISTERS_PER_CONNECTION = 1
+
+@dataclass(frozen=True, kw_only=True)
+class RingSettings:
+    """The ring's settings, each default written here only (the tracker's config and
+    its command line read them)."""
+
+    #: peers in a ring, at most
+    max_peers: int = 1024
+    #: peers registered from one address, at most: a host runs a few peers, not a
+    #: thousand. 64 leaves room for a student's ring on one machine and for ``check
+    #: tracker --part 2``, which plays up to 34 peers from one address against a remote
+    #: tracker; one address then holds at most 1/16 of a full ring.
+    per_address: int = 64
+    #: REGISTERs one connection may send (the course's peers send one message a
+    #: connection; so do ours and the checker's)
+    per_connection: int = 1
+    #: seconds between two rounds of PINGs (the course's tracker: 20), and the wait for
+    #: each answer
+    ping_interval: float = 20.0
+    ping_timeout: float = 5.0
+
+
+RING_DEFAULTS = RingSettings()
+MAX_PEERS = RING_DEFAULTS.max_peers
+PEERS_PER_ADDRESS = RING_DEFAULTS.per_address
+REGISTERS_PER_CONNECTION = RING_DEFAULTS.per_connection
 
 Item = tuple[int, str]
 

@@ -32,6 +32,7 @@ __all__ = [
     "LOGGER",
     "LOG_FORMATS",
     "LOG_LEVELS",
+    "SUMMARY_INTERVAL",
     "JsonFormatter",
     "Reporter",
     "TextFormatter",
@@ -41,6 +42,8 @@ __all__ = [
 
 LOGGER = "cs457p2p"
 LOG_FORMATS = ("text", "json")
+#: Seconds between two summary lines of the log.
+SUMMARY_INTERVAL = 60.0
 LOG_LEVELS = ("debug", "info", "warning", "error")
 #: Seconds between two ticks of the monitor (and two dashboard updates).
 TICK = 0.5
@@ -195,7 +198,7 @@ class Reporter:
         monitor: Monitor,
         logger: logging.Logger,
         counters: Callable[[], TrackerCounters],
-        summary_interval: float = 60.0,
+        summary_interval: float = SUMMARY_INTERVAL,
     ) -> None:
         self.monitor = monitor
         self.logger = logger

@@ -29,7 +29,6 @@ import contextlib
 import socket
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.admission import Admission
@@ -38,16 +37,13 @@ from ..core.connection_rules import ABORT, CLOSE, ConnectionRules, Limits
 from ..core.errors import RemoteProtocolError
 from ..core.peer_port import PeerPort
 from ..core.peer_state import (
-    MAX_BYTES,
-    MAX_ITEMS,
-    PATIENCE,
     REFUSED,
     TOO_MANY,
     TRACKER,
     Ask,
     PeerState,
 )
-from ..core.trace import ConnectionTrace, Tracer, peer_name
+from ..core.trace import ConnectionTrace, peer_name
 from ..core.wire2 import (
     BadMessage,
     Message,
@@ -59,44 +55,16 @@ from ..core.wire2 import (
     parse,
 )
 from ..net import describe_os_error, loop_error_kind, raise_fd_limit, source_address
+from .config import Address, PeerConfig
 
 __all__ = ["Peer", "PeerConfig", "PeerError"]
 
 #: Longest Part 2 message a peer reads (a QUERY_RESULT with a long VALUE).
 MAX_MESSAGE = 1 << 20
-#: Connections to the peer's port open at once, and from one address (its successor,
-#: the tracker and a checker need a few each).
-MAX_CONNECTIONS = 256
-MAX_PER_ADDRESS = 32
-
-Address = tuple[str, int]
 
 
 class PeerError(Exception):
     """The peer cannot take part: the tracker is unreachable or refused it."""
-
-
-@dataclass(frozen=True)
-class PeerConfig:
-    tracker: Address
-    handle: str
-    #: the address to listen on (None: the one that reaches the tracker) and port (0: free)
-    listen_host: str | None = None
-    listen_port: int = 0
-    #: bound on every connection and exchange (whole answers), in seconds
-    timeout: float = 5.0
-    #: seconds without a new item before the tracker is asked
-    patience: float = PATIENCE
-    #: seconds between two item requests (0: none; the course's peers pause 2-3 s)
-    pace: float = 0.0
-    #: characters of VALUEs held, at most, and items (N), at most
-    max_message: int = MAX_BYTES
-    max_items: int = MAX_ITEMS
-    #: connections to its port open at once, and from one address
-    max_connections: int = MAX_CONNECTIONS
-    max_per_address: int = MAX_PER_ADDRESS
-    #: --trace: each message sent and received, as a line (None: off)
-    trace: Tracer | None = field(default=None, compare=False, repr=False)
 
 
 Event = Callable[[str, str], None]
