@@ -181,6 +181,8 @@ def run(args: argparse.Namespace) -> int:
             if progress is not None:
                 progress.finish()
     except ClientError as e:
-        return fail("cs457p2p client", str(e))
+        # (the core names a setting by its field; the command line by its option)
+        flag = f" (--{e.limit.replace('_', '-')})" if e.limit else ""
+        return fail("cs457p2p client", f"{e}{flag}")
     report(result, args.verbose)
     return EXIT_OK

@@ -163,7 +163,7 @@ class Collection:
         self.value_bytes += size
         if self.value_bytes > self.max_bytes:
             raise CollectionError(
-                f"the VALUEs add up to more than {self.max_bytes:,} bytes (--max-message)"
+                f"the VALUEs add up to more than {self.max_bytes:,} bytes", limit="max_message"
             )
 
     def _place(self, position: int, seqnum: int, raw: bytes) -> None:

@@ -29,7 +29,13 @@ class ProtocolError(Exception):
 
 
 class RemoteProtocolError(ProtocolError):
-    """The other side of a connection broke the protocol; the text says how."""
+    """The other side of a connection broke the protocol; the text says how.
+    ``limit``: the setting it ran into, by its field name (``"max_items"``), for a
+    front end to name the way its user sets it (the command line: ``--max-items``)."""
+
+    def __init__(self, *args: object, limit: str | None = None) -> None:
+        super().__init__(*args)
+        self.limit = limit
 
 
 class LocalProtocolError(ProtocolError):

@@ -60,7 +60,12 @@ TIMEOUT = 10.0
 
 
 class ClientError(Exception):
-    """The client could not get a correct, complete message; the text says why."""
+    """The client could not get a correct, complete message; the text says why, and
+    ``limit`` names the setting it ran into (a :class:`ClientConfig` field), if any."""
+
+    def __init__(self, *args: object, limit: str | None = None) -> None:
+        super().__init__(*args)
+        self.limit = limit
 
 
 def waiting_error(timeout: float, what: str, address: str) -> ClientError:
@@ -72,7 +77,8 @@ def check_count(n: int, max_items: int) -> int:
     """``n`` from a REGISTER answer, unless it is more than the client accepts."""
     if n > max_items:
         raise RemoteProtocolError(
-            f"tracker says N = {describe(n)}, more than the limit of {max_items} (--max-items)"
+            f"tracker says N = {describe(n)}, more than the limit of {max_items}",
+            limit="max_items",
         )
     return n
 

@@ -156,8 +156,8 @@ def client_error(error: RemoteProtocolError, registering: bool = False) -> Clien
     """The tracker broke the protocol: the one line a client says about it."""
     if isinstance(error, DecodeError):
         what = "the tracker's REGISTER answer" if registering else "an answer from the tracker"
-        return ClientError(f"refused {what}: {error}")
-    return ClientError(str(error))
+        return ClientError(f"refused {what}: {error}", limit=error.limit)
+    return ClientError(str(error), limit=error.limit)
 
 
 class Fetch:
