@@ -67,7 +67,7 @@ def test_the_peer_commands_defaults_are_the_dataclasses() -> None:
     assert config == RunConfig(peer=PeerConfig(handle="alice"))
 
 
-@pytest.mark.parametrize("module", ["tracker.py", "peer.py"])
+@pytest.mark.parametrize("module", ["tracker.py", "peer.py", "client.py", "simulate.py"])
 def test_the_command_line_writes_no_default_of_its_own(module: str) -> None:
     """Every ``default=`` of the options reads a dataclass; a literal (a number, a
     word) written there would be a second copy of a default."""
@@ -95,7 +95,7 @@ def _shown(value: object) -> str:
     return str(value)
 
 
-@pytest.mark.parametrize("name", ["tracker", "peer"])
+@pytest.mark.parametrize("name", ["tracker", "peer", "client"])
 def test_help_shows_every_default(name: str) -> None:
     """Each option with a default says it in its help; the fault options, all off,
     are said so by their group's title."""
@@ -114,7 +114,7 @@ def test_help_shows_every_default(name: str) -> None:
         text = formatter._expand_help(action)
         assert f"default: {_shown(action.default)}" in text, (action.option_strings, text)
         checked += 1
-    assert checked >= (15 if name == "tracker" else 6)
+    assert checked >= {"tracker": 15, "peer": 6, "client": 6}[name]
     if name == "tracker":
         assert faults is not None and faults.title is not None
         assert "all off by default" in faults.title

@@ -8,6 +8,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, TextIO
 
+from ..core.addresses import format_address
 from .args import (
     EXIT_OK,
     EXIT_USAGE,
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
     from ..core.fetch import FetchResult
 
 __all__ = ["ProgressReporter", "add_arguments", "report", "run"]
+
+#: --max-message is in mebibytes, ClientConfig.max_message in bytes.
+MIB = 1 << 20
 
 
 EXAMPLES = (
@@ -44,49 +48,55 @@ EXAMPLES = (
 
 
 def add_arguments(c: argparse.ArgumentParser) -> None:
+    # (the defaults are ClientConfig's, written there alone; core.fetch is imported only
+    # when the client command runs, which needs it anyway)
+    from ..core.fetch import ClientConfig
+
+    d = ClientConfig()
     add_examples(c, EXAMPLES)
     c.add_argument(
         "--tracker",
         type=address_arg,
-        default=("localhost", 7777),
+        default=(d.host, d.port),
         metavar="HOST:PORT",
-        help="tracker address (default: localhost:7777)",
+        help=f"tracker address (default: {format_address(d.host, d.port)})",
     )
     c.add_argument(
         "--transport",
         choices=("tcp", "udp"),
-        default="tcp",
-        help="fetch over TCP or UDP (default: tcp)",
+        default=d.transport,
+        help="fetch over TCP or UDP (default: %(default)s)",
     )
     c.add_argument(
         "--timeout",
         type=positive_float,
-        default=10.0,
+        default=d.timeout,
         metavar="SECONDS",
-        help="give up when a connection or an answer takes longer (default: 10)",
+        help="give up when a connection or an answer takes longer (default: %(default)g)",
     )
     c.add_argument("--bind", metavar="ADDR", help="local address to connect from, e.g. 127.0.0.2")
     c.add_argument(
         "--max-items",
         type=positive_int,
-        default=10_000_000,  # (core.fetch.MAX_ITEMS: not imported, start-up stays light)
+        default=d.max_items,
         metavar="N",
-        help="refuse a database larger than N items (default: 10000000)",
+        help="refuse a database larger than N items (default: %(default)s)",
     )
     c.add_argument(
         "--max-message",
         type=positive_int,
-        default=256,
+        default=d.max_message // MIB,
         metavar="MIB",
-        help="refuse items whose VALUEs add up to more than MIB mebibytes (default: 256)",
+        help="refuse items whose VALUEs add up to more than MIB mebibytes (default: %(default)s)",
     )
     c.add_argument(
         "--pace",
         type=non_negative_float,
-        default=0.0,
+        default=d.pace,
         metavar="SECONDS",
         help="pause this long between two item requests, one request a connection, as the"
-        " course's HW08 asks (2-3 s), for demonstrations; TCP only (default: 0, no pause)",
+        " course's HW08 asks (2-3 s), for demonstrations; TCP only (default: %(default)g,"
+        " no pause)",
     )
     trace_arg(c)
     c.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
@@ -154,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         bind=args.bind,
         max_items=args.max_items,
-        max_message=args.max_message << 20,
+        max_message=args.max_message * MIB,
         pace=args.pace,
         trace=stderr_tracer() if args.trace else None,
     )

@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 
-from ..core.ring import RING_DEFAULTS
 from .args import EXIT_OK, EXIT_USAGE, add_examples, fail, number, positive_float, positive_int
 
 __all__ = ["add_arguments", "run"]
@@ -52,6 +51,10 @@ EXAMPLES = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    # (the defaults are SimConfig's, written there alone)
+    from ..simulator import SimConfig
+
+    d = SimConfig(peers=1, items=1)
     add_examples(p, EXAMPLES)
     p.add_argument(
         "--peers",
@@ -70,52 +73,54 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--latency",
         type=_latency_arg,
-        default=(0.010, 0.0),
+        default=(d.latency, d.jitter),
         metavar="MS[:JITTER]",
-        help="one-way delay of every message, give or take JITTER (default: 10)",
+        help="one-way delay of every message, give or take JITTER (default:"
+        f" {d.latency * 1000:g}{f':{d.jitter * 1000:g}' if d.jitter else ''})",
     )
     p.add_argument(
         "--loss",
         type=_probability,
-        default=0.0,
+        default=d.loss,
         metavar="P",
-        help="chance a message is lost and sent again, as TCP does (default: 0)",
+        help="chance a message is lost and sent again, as TCP does (default: %(default)g)",
     )
     p.add_argument(
         "--churn",
         type=_rate,
-        default=0.0,
+        default=d.churn,
         metavar="RATE",
-        help="peers going down per second, each back --downtime s later with nothing (default: 0)",
+        help="peers going down per second, each back --downtime s later with nothing"
+        " (default: %(default)g)",
     )
     p.add_argument(
         "--downtime",
         type=positive_float,
-        default=5.0,
+        default=d.downtime,
         metavar="SECONDS",
-        help="how long a peer that went down stays down (default: 5)",
+        help="how long a peer that went down stays down (default: %(default)g)",
     )
     p.add_argument(
         "--ping-interval",
         type=positive_float,
-        default=RING_DEFAULTS.ping_interval,
+        default=d.ping_interval,
         metavar="SECONDS",
         help="the tracker's PINGs (default: %(default)g)",
     )
     p.add_argument(
         "--seed",
         type=int,
-        default=0,
+        default=d.seed,
         metavar="S",
         help="seeds every random choice (latency, loss, churn): the same seed, the same run"
-        " (default: 0)",
+        " (default: %(default)s)",
     )
     p.add_argument(
         "--limit",
         type=positive_float,
-        default=3600.0,
+        default=d.limit,
         metavar="SECONDS",
-        help="virtual seconds at most (default: 3600)",
+        help="virtual seconds at most (default: %(default)g)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 

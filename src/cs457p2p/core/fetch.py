@@ -39,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .addresses import format_address
+from .addresses import DEFAULT_HOST, DEFAULT_PORT, format_address
 from .answers import interpret_item
 from .collection import Collection
 from .decoder import DecodeError, Value
@@ -103,8 +103,8 @@ WAIT = "wait"
 
 @dataclass(frozen=True)
 class ClientConfig:
-    host: str = "localhost"
-    port: int = 7777
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
     transport: str = "tcp"
     #: seconds to wait for any one step: a connection, or the next bytes of an answer
     timeout: float = TIMEOUT
