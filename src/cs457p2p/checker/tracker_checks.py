@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import replace
+from typing import Any
 
 from ..core.wire import REGISTER, encode_position
 from .judges.tracker import (
@@ -82,47 +83,29 @@ GARBAGE: tuple[tuple[str, bytes], ...] = (
 )
 
 
-@dataclass
 class _Run:
-    """What one run asked so far (the transcript's fields, as they fill)."""
+    """One run as it goes: the link, the first client's view of the database, and the
+    transcript so far (each step's record added as it comes back)."""
 
-    link: Link
-    first: ClientRun
-    view: View
-    second: ClientRun | None = None
-    concurrent: tuple[ClientRun, ...] = ()
-    latency: tuple[Asked, ...] = ()
-    other: Asked | None = None
-    out_of_range: tuple[BadRequest, ...] = ()
-    garbage: tuple[BadRequest, ...] = ()
-    pipelining: Asked | None = None
-    ascii: Asked | None = None
-    after: list[tuple[str, Serves]] = field(default_factory=list)
-    late: list[str] = field(default_factory=list)
+    def __init__(self, link: Link, transcript: TrackerTranscript) -> None:
+        self.link = link
+        self.t = transcript
+        self.view = view_of(transcript.first)
 
-    def over(self) -> bool:
+    @property
+    def first(self) -> ClientRun:
+        return self.t.first
+
+    def record(self, **fields: Any) -> None:
+        self.t = replace(self.t, **fields)
+
+    def skipped_or_over(self, name: str) -> bool:
+        """True (and ``name`` recorded as not run) when the run's deadline has passed."""
         deadline = self.link.deadline
-        return deadline is not None and asyncio.get_running_loop().time() >= deadline
-
-    def transcript(self, deadline: float) -> TrackerTranscript:
-        link = self.link
-        return TrackerTranscript(
-            link.address,
-            link.transport,
-            link.timeout,
-            deadline,
-            self.first,
-            self.second,
-            self.concurrent,
-            self.latency,
-            self.other,
-            self.out_of_range,
-            self.garbage,
-            self.pipelining,
-            self.ascii,
-            tuple(self.after),
-            tuple(self.late),
-        )
+        if deadline is None or asyncio.get_running_loop().time() < deadline:
+            return False
+        self.record(late=(*self.t.late, name))
+        return True
 
 
 async def _look(link: Link, first: View) -> Serves:
@@ -194,28 +177,30 @@ async def _risky(run: _Run) -> None:
     info = min(link.timeout, INFO_TIMEOUT)
     out_of_range = [(f"position {n}", encode_position(n)), ("position -1", encode_position(-1))]
     for name in ("out-of-range", "garbage", "pipelining", "ascii-positions"):
-        if run.over():
-            run.late.append(name)
+        if run.skipped_or_over(name):
             continue
         result: CheckResult
         if name == "out-of-range":
-            run.out_of_range = await _bad_requests(link, first, out_of_range)
-            result = judge_bad_requests(name, first, run.out_of_range, link.transport, link.timeout)
+            bad = await _bad_requests(link, first, out_of_range)
+            run.record(out_of_range=bad)
+            result = judge_bad_requests(name, first, bad, link.transport, link.timeout)
         elif name == "garbage":
-            run.garbage = await _bad_requests(link, first, GARBAGE)
-            result = judge_bad_requests(name, first, run.garbage, link.transport, link.timeout)
+            bad = await _bad_requests(link, first, GARBAGE)
+            run.record(garbage=bad)
+            result = judge_bad_requests(name, first, bad, link.transport, link.timeout)
         elif name == "pipelining":
             two = n >= 2
             payload = encode_position(0) + encode_position(1) if two else REGISTER + REGISTER
-            run.pipelining = await ask(link, payload, want=2, timeout=info)
-            result = judge_pipelining(first, run.pipelining, link.transport)
+            pipelined = await ask(link, payload, want=2, timeout=info)
+            run.record(pipelining=pipelined)
+            result = judge_pipelining(first, pipelined, link.transport)
         else:
             if 0 in first.items:
-                run.ascii = await ask(link, b"0", timeout=info)
-            result = judge_ascii(first, run.ascii)
+                run.record(ascii=await ask(link, b"0", timeout=info))
+            result = judge_ascii(first, run.t.ascii)
         if not result.passed:
             look = await _look(link, first)
-            run.after.append((name, look))
+            run.record(after=(*run.t.after, (name, look)))
             if serves_problem(first, look) is not None:
                 return
 
@@ -241,29 +226,21 @@ async def record_tracker(
     n = view_of(first).n
     if n is not None:
         first = ClientRun(reg, await fetch(link, range(n), PARALLEL))
-    run = _Run(link, first, view_of(first))
+    run = _Run(link, TrackerTranscript(link.address, transport, timeout, deadline, first))
     if n is not None:
-        if run.over():
-            run.late.append("second-client")
-        else:
-            run.second = await _client(link, run, sorted(run.view.items), PARALLEL)
-        if run.over():
-            run.late.append("concurrent")
-        else:
+        if not run.skipped_or_over("second-client"):
+            run.record(second=await _client(link, run, sorted(run.view.items), PARALLEL))
+        if not run.skipped_or_over("concurrent"):
             positions = concurrent_positions(run.view)
             clients = (_client(link, run, positions, 1) for _ in range(CONCURRENT_CLIENTS))
-            run.concurrent = tuple(await asyncio.gather(*clients))
-    if run.over():
-        run.late.append("latency")
-    else:
-        run.latency = await _latency(link, run)
-    if run.over():
-        run.late.append("udp" if transport == "tcp" else "tcp")
-    else:
-        run.other = await _other_transport(link)
+            run.record(concurrent=tuple(await asyncio.gather(*clients)))
+    if not run.skipped_or_over("latency"):
+        run.record(latency=await _latency(link, run))
+    if not run.skipped_or_over("udp" if transport == "tcp" else "tcp"):
+        run.record(other=await _other_transport(link))
     if n is not None:
         await _risky(run)
-    return run.transcript(deadline)
+    return run.t
 
 
 async def run_tracker_checks(
