@@ -10,6 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cs457p2p.core.database import Database
+from cs457p2p.core.peer_rounds import (
+    END,
+    MAX_MESSAGE,
+    TELL,
+    over_limit,
+    query_answers,
+    read_limit,
+    round_answers,
+)
 from cs457p2p.core.peer_state import (
     NEIGHBOUR,
     ONE_SHOT_PARALLEL,
@@ -562,3 +571,69 @@ def test_the_next_timer_is_the_earliest_of_a_register_retry_and_the_next_ask() -
     assert peer.next_timer() == pytest.approx(REGISTER_PAUSE)
     peer.failed(ask, 0.0)  # back off 2 ms
     assert peer.next_timer() == pytest.approx(0.002)
+
+
+# ------------------------------------------------- core.peer_rounds: what an ask brought
+
+
+def test_one_exchange_reads_what_the_peer_may_still_hold_and_one_message_more() -> None:
+    peer = PeerState("alice", patience=1.0, max_bytes=10)
+    peer.registered_with(RegInit("bob", "127.0.0.3", 9402, 5, (4, "peaks")), 0.0)
+    assert read_limit(peer) == 10 - 5 + MAX_MESSAGE
+    ask = peer.next_ask(0.0)
+    assert ask is not None
+    peer.answered(ask, [QueryResult(0, "blue")], 0.0)
+    assert read_limit(peer) == 10 - 9 + MAX_MESSAGE
+    peer.max_bytes = 2  # (less than it holds: never less than one message)
+    assert read_limit(peer) == MAX_MESSAGE
+
+
+def test_a_one_shot_round_fails_only_when_nothing_came_and_its_first_connection_failed() -> None:
+    blue, skies = QueryResult(0, "blue"), QueryResult(1, "skies")
+    assert round_answers([None, None]) is None
+    assert round_answers([None, []]) is None
+    assert round_answers([None, [skies]]) == [skies]  # something came: answered
+    assert round_answers([[], None]) == []  # the first closed without an answer
+    assert round_answers([[blue], None, [skies]]) == [blue, skies]  # in order
+    assert round_answers([]) == []
+    assert round_answers([[Ping("x")], [BAD]]) == [BadMessage("?"), BAD]
+    # (what the driver does with it: a failed round is a failure, an empty one is not)
+    peer = registered()
+    ask = peer.next_ask(0.0)
+    assert ask is not None
+    peer.answered(ask, [blue], 0.0, connection=True)  # one, then closed: one-shot
+    ask = peer.next_ask(0.0)
+    assert ask is not None and ask.parallel
+    assert round_answers([None] * len(ask.seqs)) is None
+    peer.failed(ask, 0.0)
+    assert peer.counters.failures == 1
+
+
+def test_query_answers_are_results_refusals_or_bad_messages() -> None:
+    blue = QueryResult(0, "blue")
+    assert query_answers([blue, BAD, BadMessage("x"), Pong("bob")]) == [
+        blue,
+        BAD,
+        BadMessage("x"),
+        BadMessage("?"),
+    ]
+
+
+def test_a_neighbours_items_over_the_limit_are_told_once_the_trackers_end_the_run() -> None:
+    peer = PeerState("alice", patience=1.0, max_bytes=10)
+    peer.registered_with(RegInit("bob", "127.0.0.3", 9402, 5, (4, "peaks")), 0.0)
+    ask = peer.next_ask(0.0)
+    assert ask is not None and ask.target == NEIGHBOUR
+    assert peer.answered(ask, [QueryResult(0, "blue"), QueryResult(1, "skies")], 0.0) == 1
+    assert peer.too_large and over_limit(peer, ask) == TELL
+    assert not peer.too_large and over_limit(peer, ask) is None  # (cleared)
+    ask = peer.next_ask(0.1)
+    assert ask is not None and ask.target == NEIGHBOUR
+    peer.answered(ask, [QueryResult(1, "skies")], 0.1)
+    assert peer.too_large and over_limit(peer, ask) is None  # said once
+    assert peer.counters.asks_over_limit == 2
+    ask = Ask(TRACKER, (1, 2, 3))
+    peer.answered(ask, [QueryResult(1, "skies")], 0.2)
+    assert over_limit(peer, ask) == END  # the message cannot be whole
+    peer.answered(ask, [QueryResult(1, "a")], 0.3)  # (just within the limit)
+    assert over_limit(peer, ask) is None
