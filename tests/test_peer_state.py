@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cs457p2p.core.connection_rules import Limits
 from cs457p2p.core.database import Database
+from cs457p2p.core.peer_port import IDLE_TIMEOUTS, port_limits
 from cs457p2p.core.peer_rounds import (
     END,
     MAX_MESSAGE,
@@ -637,3 +639,10 @@ def test_a_neighbours_items_over_the_limit_are_told_once_the_trackers_end_the_ru
     assert over_limit(peer, ask) == END  # the message cannot be whole
     peer.answered(ask, [QueryResult(1, "a")], 0.3)  # (just within the limit)
     assert over_limit(peer, ask) is None
+
+
+def test_a_peers_port_closes_a_connection_idle_for_four_of_its_timeouts() -> None:
+    limits = port_limits(2.5)
+    assert IDLE_TIMEOUTS == 4
+    assert limits.request_timeout == 2.5 and limits.idle_timeout == 10.0
+    assert limits == Limits(request_timeout=2.5, idle_timeout=10.0)  # the rest the tracker's

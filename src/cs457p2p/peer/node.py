@@ -38,9 +38,9 @@ from typing import Any
 
 from ..core.admission import Admission
 from ..core.answers import AnswerParser
-from ..core.connection_rules import ABORT, CLOSE, ConnectionRules, Limits
+from ..core.connection_rules import ABORT, CLOSE, ConnectionRules
 from ..core.errors import RemoteProtocolError
-from ..core.peer_port import PeerPort
+from ..core.peer_port import PeerPort, port_limits
 from ..core.peer_rounds import (
     END,
     MAX_MESSAGE,
@@ -99,7 +99,7 @@ class Peer:
             max_items=config.max_items,
         )
         self.responder = PeerPort(self.state)  # (what its port answers)
-        self.limits = Limits(request_timeout=config.timeout, idle_timeout=4 * config.timeout)
+        self.limits = port_limits(config.timeout)
         self.admission = Admission(config.max_connections, config.max_per_address)
         self._open: dict[asyncio.StreamWriter, tuple[str, ConnectionRules]] = {}
         #: connections to its port turned away (over a limit), and evicted
