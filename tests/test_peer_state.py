@@ -33,7 +33,12 @@ from cs457p2p.core.peer_state import (
     Neighbour,
     PeerState,
 )
-from cs457p2p.core.peer_talk import HELD_EVERY, REGISTER_PAUSE, REGISTER_TRIES
+from cs457p2p.core.peer_talk import (
+    HELD_EVERY,
+    REGISTER_PAUSE,
+    REGISTER_TRIES,
+    tracker_addresses,
+)
 from cs457p2p.core.ring import Ring
 from cs457p2p.core.wire2 import (
     BadMessage,
@@ -646,3 +651,16 @@ def test_a_peers_port_closes_a_connection_idle_for_four_of_its_timeouts() -> Non
     assert IDLE_TIMEOUTS == 4
     assert limits.request_timeout == 2.5 and limits.idle_timeout == 10.0
     assert limits == Limits(request_timeout=2.5, idle_timeout=10.0)  # the rest the tracker's
+
+
+def test_the_tracker_speaks_from_its_addresses_any_loopback_for_a_loopback_one() -> None:
+    assert tracker_addresses(["10.0.0.7"]) == {"10.0.0.7"}
+    assert tracker_addresses(["127.0.0.5"]) == {"127.0.0.5", "127.0.0.1", "::1"}
+    assert tracker_addresses(["::1"]) == {"127.0.0.1", "::1"}
+    assert tracker_addresses(["::ffff:10.0.0.7"]) == {"::ffff:10.0.0.7", "10.0.0.7"}
+    assert tracker_addresses([]) == frozenset()  # (unresolved: any sender is taken)
+    peer = registered()
+    peer.tracker_addresses = tracker_addresses(["10.0.0.7"])
+    peer.answer(UpdateNbr("carol", "127.0.0.4", 9403), 0.1, "10.0.0.8")
+    assert peer.counters.untrusted_updates == 1 and peer.neighbour is not None
+    assert peer.neighbour.handle == "bob"

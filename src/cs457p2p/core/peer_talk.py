@@ -10,15 +10,19 @@ registered the first one (the course's would refuse a second as a taken handle).
 tracker that answers a QUERY (:meth:`PeerState.probe`) is ours: it hears a ``HELD``
 report (how many items the peer holds, for its dashboard) after an exchange that
 changed it, at most every :data:`HELD_EVERY` seconds, and once at the end.
+
+The tracker speaks from the addresses its name resolves to (:func:`tracker_addresses`:
+for a loopback tracker, from any of 127.0.0.1 and ::1); an UPDATE_NBR from elsewhere
+is not the tracker's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from .wire2 import BadMessage, Held, Join, Message, QueryResult
 
-__all__ = ["HELD_EVERY", "REGISTER_PAUSE", "REGISTER_TRIES", "TrackerTalk"]
+__all__ = ["HELD_EVERY", "REGISTER_PAUSE", "REGISTER_TRIES", "TrackerTalk", "tracker_addresses"]
 
 #: REGISTER attempts, and the seconds between two.
 REGISTER_TRIES = 3
@@ -79,3 +83,13 @@ class TrackerTalk:
             return None
         self.held_at, self.held_sent = now, held
         return Held(self.handle, held)
+
+
+def tracker_addresses(resolved: Iterable[str]) -> frozenset[str]:
+    """The addresses the tracker may speak from, given those its name ``resolved`` to:
+    those; for a loopback tracker, all of 127.0.0.1 and ::1 (it may speak from either);
+    and each IPv4-mapped one (``::ffff:a.b.c.d``) as ``a.b.c.d`` too."""
+    found = set(resolved)
+    if any(a.startswith("127.") or a == "::1" for a in found):
+        found |= {"127.0.0.1", "::1"}
+    return frozenset(found | {a[7:] for a in found if a.startswith("::ffff:")})

@@ -57,6 +57,7 @@ from ..core.peer_state import (
     Ask,
     PeerState,
 )
+from ..core.peer_talk import tracker_addresses
 from ..core.trace import ConnectionTrace, peer_name
 from ..core.wire2 import (
     BadMessage,
@@ -449,17 +450,15 @@ async def _write(
 
 
 async def _addresses_of(host: str) -> frozenset[str]:
-    """Every address ``host`` resolves to (the tracker speaks from one of them); for a
-    loopback tracker, all of 127.0.0.1 and ::1 (it may speak from either)."""
+    """The addresses the tracker at ``host`` may speak from, as the core's
+    :func:`~cs457p2p.core.peer_talk.tracker_addresses` says of those ``host`` resolves
+    to (none: it cannot be resolved, any sender is taken)."""
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except OSError:
         return frozenset()
-    found = {str(info[4][0]) for info in infos}
-    if any(a.startswith("127.") or a == "::1" for a in found):
-        found |= {"127.0.0.1", "::1"}
-    return frozenset(found | {a[7:] for a in found if a.startswith("::ffff:")})
+    return tracker_addresses(str(info[4][0]) for info in infos)
 
 
 def _host(writer: asyncio.StreamWriter) -> str:
