@@ -34,9 +34,12 @@ from cs457p2p.core.peer_state import (
     PeerState,
 )
 from cs457p2p.core.peer_talk import (
+    BROKEN,
     HELD_EVERY,
+    LOST,
     REGISTER_PAUSE,
     REGISTER_TRIES,
+    SILENT,
     tracker_addresses,
 )
 from cs457p2p.core.ring import Ring
@@ -664,3 +667,20 @@ def test_the_tracker_speaks_from_its_addresses_any_loopback_for_a_loopback_one()
     peer.answer(UpdateNbr("carol", "127.0.0.4", 9403), 0.1, "10.0.0.8")
     assert peer.counters.untrusted_updates == 1 and peer.neighbour is not None
     assert peer.neighbour.handle == "bob"
+
+
+def test_only_a_lost_register_is_sent_again_never_a_silent_or_broken_one() -> None:
+    for how in (SILENT, BROKEN):
+        peer = listening()
+        assert peer.talk is not None and peer.talk.next_register() is not None
+        assert not peer.talk.register_failed(how, 1.0)  # the run ends
+        assert peer.next_timer() is None and peer.talk.next_register() is None
+    peer = listening()
+    talk = peer.talk
+    assert talk is not None
+    for k in range(1, REGISTER_TRIES + 1):
+        assert talk.next_register() is not None
+        again = talk.register_failed(LOST, float(k))  # refused, or closed without an answer
+        assert again == (k < REGISTER_TRIES)
+        peer.on_timer(k + REGISTER_PAUSE)
+    assert talk.next_register() is None and talk.tries == REGISTER_TRIES

@@ -57,7 +57,7 @@ from ..core.peer_state import (
     Ask,
     PeerState,
 )
-from ..core.peer_talk import tracker_addresses
+from ..core.peer_talk import BROKEN, LOST, SILENT, tracker_addresses
 from ..core.trace import ConnectionTrace, peer_name
 from ..core.wire2 import (
     BadMessage,
@@ -162,25 +162,26 @@ class Peer:
                 await self._sleep_until(state.next_timer())
                 state.on_timer(self.now())
                 continue
-            why = ""
             try:
                 replies = await self._exchange(cfg.tracker, [join], want=1)
-            except RemoteProtocolError as e:
-                raise PeerError(f"cannot register with the tracker: {_why(e)}") from None
             except asyncio.TimeoutError:
+                how, why = SILENT, ""
+            except (ConnectionRefusedError, ConnectionResetError) as e:
+                how, why = LOST, _why(e)
+            except (OSError, RemoteProtocolError) as e:
+                how, why = BROKEN, _why(e)
+            else:
+                if replies:
+                    break
+                how, why = LOST, "closed the connection without an answer"
+            if talk.register_failed(how, self.now()):
+                self.on_event("error", f"REGISTER: {why}; trying again")
+                continue
+            if how == SILENT:
                 raise PeerError(
                     f"the tracker did not answer REGISTER within {cfg.timeout:g} s (--timeout)"
-                ) from None
-            except (ConnectionRefusedError, ConnectionResetError) as e:
-                why, replies = _why(e), []
-            except OSError as e:
-                raise PeerError(f"cannot register with the tracker: {_why(e)}") from None
-            if replies:
-                break
-            why = why or "closed the connection without an answer"
-            if not talk.register_lost(self.now()):
-                raise PeerError(f"cannot register with the tracker: {why}")
-            self.on_event("error", f"REGISTER: {why}; trying again")
+                )
+            raise PeerError(f"cannot register with the tracker: {why}")
         reply = replies[0]
         bad = state.counters.bad_neighbours
         verdict = state.reg_init(reply, self.now())
