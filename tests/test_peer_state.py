@@ -9,7 +9,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cs457p2p.core.connection_rules import Limits
 from cs457p2p.core.database import Database
+from cs457p2p.core.peer_port import IDLE_TIMEOUTS, port_limits
+from cs457p2p.core.peer_rounds import (
+    END,
+    MAX_MESSAGE,
+    TELL,
+    over_limit,
+    query_answers,
+    read_limit,
+    round_answers,
+)
 from cs457p2p.core.peer_state import (
     NEIGHBOUR,
     ONE_SHOT_PARALLEL,
@@ -22,7 +33,15 @@ from cs457p2p.core.peer_state import (
     Neighbour,
     PeerState,
 )
-from cs457p2p.core.peer_talk import HELD_EVERY, REGISTER_PAUSE, REGISTER_TRIES
+from cs457p2p.core.peer_talk import (
+    BROKEN,
+    HELD_EVERY,
+    LOST,
+    REGISTER_PAUSE,
+    REGISTER_TRIES,
+    SILENT,
+    tracker_addresses,
+)
 from cs457p2p.core.ring import Ring
 from cs457p2p.core.wire2 import (
     BadMessage,
@@ -562,3 +581,106 @@ def test_the_next_timer_is_the_earliest_of_a_register_retry_and_the_next_ask() -
     assert peer.next_timer() == pytest.approx(REGISTER_PAUSE)
     peer.failed(ask, 0.0)  # back off 2 ms
     assert peer.next_timer() == pytest.approx(0.002)
+
+
+# ------------------------------------------------- core.peer_rounds: what an ask brought
+
+
+def test_one_exchange_reads_what_the_peer_may_still_hold_and_one_message_more() -> None:
+    peer = PeerState("alice", patience=1.0, max_bytes=10)
+    peer.registered_with(RegInit("bob", "127.0.0.3", 9402, 5, (4, "peaks")), 0.0)
+    assert read_limit(peer) == 10 - 5 + MAX_MESSAGE
+    ask = peer.next_ask(0.0)
+    assert ask is not None
+    peer.answered(ask, [QueryResult(0, "blue")], 0.0)
+    assert read_limit(peer) == 10 - 9 + MAX_MESSAGE
+    peer.max_bytes = 2  # (less than it holds: never less than one message)
+    assert read_limit(peer) == MAX_MESSAGE
+
+
+def test_a_one_shot_round_fails_only_when_nothing_came_and_its_first_connection_failed() -> None:
+    blue, skies = QueryResult(0, "blue"), QueryResult(1, "skies")
+    assert round_answers([None, None]) is None
+    assert round_answers([None, []]) is None
+    assert round_answers([None, [skies]]) == [skies]  # something came: answered
+    assert round_answers([[], None]) == []  # the first closed without an answer
+    assert round_answers([[blue], None, [skies]]) == [blue, skies]  # in order
+    assert round_answers([]) == []
+    assert round_answers([[Ping("x")], [BAD]]) == [BadMessage("?"), BAD]
+    # (what the driver does with it: a failed round is a failure, an empty one is not)
+    peer = registered()
+    ask = peer.next_ask(0.0)
+    assert ask is not None
+    peer.answered(ask, [blue], 0.0, connection=True)  # one, then closed: one-shot
+    ask = peer.next_ask(0.0)
+    assert ask is not None and ask.parallel
+    assert round_answers([None] * len(ask.seqs)) is None
+    peer.failed(ask, 0.0)
+    assert peer.counters.failures == 1
+
+
+def test_query_answers_are_results_refusals_or_bad_messages() -> None:
+    blue = QueryResult(0, "blue")
+    assert query_answers([blue, BAD, BadMessage("x"), Pong("bob")]) == [
+        blue,
+        BAD,
+        BadMessage("x"),
+        BadMessage("?"),
+    ]
+
+
+def test_a_neighbours_items_over_the_limit_are_told_once_the_trackers_end_the_run() -> None:
+    peer = PeerState("alice", patience=1.0, max_bytes=10)
+    peer.registered_with(RegInit("bob", "127.0.0.3", 9402, 5, (4, "peaks")), 0.0)
+    ask = peer.next_ask(0.0)
+    assert ask is not None and ask.target == NEIGHBOUR
+    assert peer.answered(ask, [QueryResult(0, "blue"), QueryResult(1, "skies")], 0.0) == 1
+    assert peer.too_large and over_limit(peer, ask) == TELL
+    assert not peer.too_large and over_limit(peer, ask) is None  # (cleared)
+    ask = peer.next_ask(0.1)
+    assert ask is not None and ask.target == NEIGHBOUR
+    peer.answered(ask, [QueryResult(1, "skies")], 0.1)
+    assert peer.too_large and over_limit(peer, ask) is None  # said once
+    assert peer.counters.asks_over_limit == 2
+    ask = Ask(TRACKER, (1, 2, 3))
+    peer.answered(ask, [QueryResult(1, "skies")], 0.2)
+    assert over_limit(peer, ask) == END  # the message cannot be whole
+    peer.answered(ask, [QueryResult(1, "a")], 0.3)  # (just within the limit)
+    assert over_limit(peer, ask) is None
+
+
+def test_a_peers_port_closes_a_connection_idle_for_four_of_its_timeouts() -> None:
+    limits = port_limits(2.5)
+    assert IDLE_TIMEOUTS == 4
+    assert limits.request_timeout == 2.5 and limits.idle_timeout == 10.0
+    assert limits == Limits(request_timeout=2.5, idle_timeout=10.0)  # the rest the tracker's
+
+
+def test_the_tracker_speaks_from_its_addresses_any_loopback_for_a_loopback_one() -> None:
+    assert tracker_addresses(["10.0.0.7"]) == {"10.0.0.7"}
+    assert tracker_addresses(["127.0.0.5"]) == {"127.0.0.5", "127.0.0.1", "::1"}
+    assert tracker_addresses(["::1"]) == {"127.0.0.1", "::1"}
+    assert tracker_addresses(["::ffff:10.0.0.7"]) == {"::ffff:10.0.0.7", "10.0.0.7"}
+    assert tracker_addresses([]) == frozenset()  # (unresolved: any sender is taken)
+    peer = registered()
+    peer.tracker_addresses = tracker_addresses(["10.0.0.7"])
+    peer.answer(UpdateNbr("carol", "127.0.0.4", 9403), 0.1, "10.0.0.8")
+    assert peer.counters.untrusted_updates == 1 and peer.neighbour is not None
+    assert peer.neighbour.handle == "bob"
+
+
+def test_only_a_lost_register_is_sent_again_never_a_silent_or_broken_one() -> None:
+    for how in (SILENT, BROKEN):
+        peer = listening()
+        assert peer.talk is not None and peer.talk.next_register() is not None
+        assert not peer.talk.register_failed(how, 1.0)  # the run ends
+        assert peer.next_timer() is None and peer.talk.next_register() is None
+    peer = listening()
+    talk = peer.talk
+    assert talk is not None
+    for k in range(1, REGISTER_TRIES + 1):
+        assert talk.next_register() is not None
+        again = talk.register_failed(LOST, float(k))  # refused, or closed without an answer
+        assert again == (k < REGISTER_TRIES)
+        peer.on_timer(k + REGISTER_PAUSE)
+    assert talk.next_register() is None and talk.tries == REGISTER_TRIES

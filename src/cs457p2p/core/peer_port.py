@@ -3,18 +3,31 @@
 :class:`~cs457p2p.core.peer_state.PeerState`. The peer's connections run the same
 :class:`~cs457p2p.core.connection_rules.ConnectionRules` as the tracker's (one message
 alone: its answer, then close, as the course's programs expect; several: every answer,
-in order), so a peer has the tracker's limits against slow or flooding senders; it
-imports nothing of the tracker's (its database, its ring).
+in order), so a peer has the tracker's limits against slow or flooding senders
+(:func:`port_limits`: a request within the peer's timeout, an idle connection closed
+after :data:`IDLE_TIMEOUTS` of them); it imports nothing of the tracker's (its
+database, its ring).
 """
 
 from __future__ import annotations
 
+from .connection_rules import Limits
 from .errors import LocalProtocolError
 from .peer_state import PeerState
 from .requests import PositionRun, Request, RingMessage
 from .wire2 import bad_request, encode_message, parse
 
-__all__ = ["PeerPort"]
+__all__ = ["IDLE_TIMEOUTS", "PeerPort", "port_limits"]
+
+#: A connection to a peer's port idle for this many of its timeouts is closed.
+IDLE_TIMEOUTS = 4
+
+
+def port_limits(timeout: float) -> Limits:
+    """The limits of a connection to a peer's port: each request whole within
+    ``timeout`` seconds, an idle connection closed after :data:`IDLE_TIMEOUTS` times
+    that; the rest the tracker's."""
+    return Limits(request_timeout=timeout, idle_timeout=IDLE_TIMEOUTS * timeout)
 
 
 class PeerPort:

@@ -24,10 +24,11 @@ whose every item is hosted is peer-to-peer.
 With ``pace`` (the course's 2-3 s between item requests, for demonstrations), one
 SEQNUM is asked at a time, ``pace`` seconds after the last answer.
 
-Bounds on what it holds: N comes from the tracker (the driver refuses one too large);
-the VALUEs held add up to at most ``max_bytes`` characters (:attr:`PeerState.too_large`
-says when an answer would go over); a neighbour or a REG_INIT naming a port out of
-1..65535 or an address that is not one is ignored and counted.
+Bounds on what it holds: N comes from the tracker (over ``max_items``, refused); the
+VALUEs held add up to at most ``max_bytes`` characters (:attr:`PeerState.too_large`
+says when an answer would go over, :func:`~cs457p2p.core.peer_rounds.over_limit` what
+that means); a neighbour or a REG_INIT naming a port out of 1..65535 or an address that
+is not one is ignored and counted.
 
 Talking to the tracker beside QUERYs (REGISTER and its retries, whether the tracker is
 ours, HELD reports) is its :attr:`PeerState.talk`
@@ -173,6 +174,8 @@ class PeerCounters:
     untrusted_updates: int = 0  # UPDATE_NBRs from elsewhere than the tracker, ignored
     #: neighbours named with a port or an address that cannot be one, ignored
     bad_neighbours: int = 0
+    #: a neighbour's answers to an ask went over ``max_bytes`` (core.peer_rounds)
+    asks_over_limit: int = 0
 
 
 class PeerState:

@@ -1,6 +1,8 @@
 """A Part 2 peer on asyncio: a server and a fetcher around one
-:class:`~cs457p2p.core.peer_state.PeerState`, which decides everything: this module
-moves bytes, and wakes when the state's :meth:`~PeerState.next_timer` says.
+:class:`~cs457p2p.core.peer_state.PeerState`, which decides everything with
+:mod:`~cs457p2p.core.peer_rounds` (what an exchange brought) and
+:mod:`~cs457p2p.core.peer_port` (what its port answers): this module moves bytes, wakes
+when the state's :meth:`~PeerState.next_timer` says, and words what the core decided.
 
 * The server answers what comes to the peer's port: each connection runs
   :class:`~cs457p2p.core.connection_rules.ConnectionRules` with the peer's
@@ -15,11 +17,14 @@ moves bytes, and wakes when the state's :meth:`~PeerState.next_timer` says.
 * The fetcher sends what the state says (REGISTER, and again when its talk with the
   tracker says; the QUERYs of each ask, all on one connection or, for a target the
   state found answers one and closes, one a connection, as many at once as the ask
-  says; HELD reports), and tells it what came back.
+  says; HELD reports), and tells it what came back (a round of one-QUERY connections
+  as :func:`~cs457p2p.core.peer_rounds.round_answers` says; what went over the memory
+  limit as :func:`~cs457p2p.core.peer_rounds.over_limit` says).
 * Every outgoing connection leaves from the peer's listen address (peers on 127.0.0.2,
   127.0.0.3... are distinct hosts to the tracker) and carries whole messages, written
   at once; every exchange, connection and whole answers, is bounded by ``timeout``
-  however the bytes trickle in, and reads no more than the peer may still hold.
+  however the bytes trickle in, and reads no more than
+  :func:`~cs457p2p.core.peer_rounds.read_limit` says.
 """
 
 from __future__ import annotations
@@ -33,9 +38,18 @@ from typing import Any
 
 from ..core.admission import Admission
 from ..core.answers import AnswerParser
-from ..core.connection_rules import ABORT, CLOSE, ConnectionRules, Limits
+from ..core.connection_rules import ABORT, CLOSE, ConnectionRules
 from ..core.errors import RemoteProtocolError
-from ..core.peer_port import PeerPort
+from ..core.peer_port import PeerPort, port_limits
+from ..core.peer_rounds import (
+    END,
+    MAX_MESSAGE,
+    Answer,
+    over_limit,
+    query_answers,
+    read_limit,
+    round_answers,
+)
 from ..core.peer_state import (
     REFUSED,
     TOO_MANY,
@@ -43,12 +57,12 @@ from ..core.peer_state import (
     Ask,
     PeerState,
 )
+from ..core.peer_talk import BROKEN, LOST, SILENT, tracker_addresses
 from ..core.trace import ConnectionTrace, peer_name
 from ..core.wire2 import (
     BadMessage,
     Message,
     Query,
-    QueryResult,
     RegInit,
     Said,
     encode_message,
@@ -58,9 +72,6 @@ from ..net import describe_os_error, loop_error_kind, raise_fd_limit, source_add
 from .config import Address, PeerConfig
 
 __all__ = ["Peer", "PeerConfig", "PeerError"]
-
-#: Longest Part 2 message a peer reads (a QUERY_RESULT with a long VALUE).
-MAX_MESSAGE = 1 << 20
 
 
 class PeerError(Exception):
@@ -89,7 +100,7 @@ class Peer:
             max_items=config.max_items,
         )
         self.responder = PeerPort(self.state)  # (what its port answers)
-        self.limits = Limits(request_timeout=config.timeout, idle_timeout=4 * config.timeout)
+        self.limits = port_limits(config.timeout)
         self.admission = Admission(config.max_connections, config.max_per_address)
         self._open: dict[asyncio.StreamWriter, tuple[str, ConnectionRules]] = {}
         #: connections to its port turned away (over a limit), and evicted
@@ -97,7 +108,6 @@ class Peer:
         self.evicted = 0
         #: what went wrong, by kind (a connection's error, the loop's): counted, not printed
         self.errors: Counter[str] = Counter()
-        self._said_too_large = False
         self.on_event = on_event
         self.address: Address = ("", 0)
         self.done = asyncio.Event()
@@ -152,25 +162,26 @@ class Peer:
                 await self._sleep_until(state.next_timer())
                 state.on_timer(self.now())
                 continue
-            why = ""
             try:
                 replies = await self._exchange(cfg.tracker, [join], want=1)
-            except RemoteProtocolError as e:
-                raise PeerError(f"cannot register with the tracker: {_why(e)}") from None
             except asyncio.TimeoutError:
+                how, why = SILENT, ""
+            except (ConnectionRefusedError, ConnectionResetError) as e:
+                how, why = LOST, _why(e)
+            except (OSError, RemoteProtocolError) as e:
+                how, why = BROKEN, _why(e)
+            else:
+                if replies:
+                    break
+                how, why = LOST, "closed the connection without an answer"
+            if talk.register_failed(how, self.now()):
+                self.on_event("error", f"REGISTER: {why}; trying again")
+                continue
+            if how == SILENT:
                 raise PeerError(
                     f"the tracker did not answer REGISTER within {cfg.timeout:g} s (--timeout)"
-                ) from None
-            except (ConnectionRefusedError, ConnectionResetError) as e:
-                why, replies = _why(e), []
-            except OSError as e:
-                raise PeerError(f"cannot register with the tracker: {_why(e)}") from None
-            if replies:
-                break
-            why = why or "closed the connection without an answer"
-            if not talk.register_lost(self.now()):
-                raise PeerError(f"cannot register with the tracker: {why}")
-            self.on_event("error", f"REGISTER: {why}; trying again")
+                )
+            raise PeerError(f"cannot register with the tracker: {why}")
         reply = replies[0]
         bad = state.counters.bad_neighbours
         verdict = state.reg_init(reply, self.now())
@@ -261,19 +272,18 @@ class Peer:
         got = self.state.answered(ask, results, self.now(), connection=True)
         if got:
             self.on_event("items", f"{got} from {_who(ask)}")
-        if self.state.too_large:
-            self.state.too_large = False
+        verdict = over_limit(self.state, ask)
+        if verdict is not None:
             limit = f"more than {self.config.max_message:,} characters (--max-message)"
-            if ask.target == TRACKER:
+            if verdict == END:
                 raise PeerError(f"the tracker's items add up to {limit}")
-            if not self._said_too_large:
-                self._said_too_large = True
-                self.on_event("error", f"{_who(ask)}'s items would add up to {limit}: ignored")
+            self.on_event("error", f"{_who(ask)}'s items would add up to {limit}: ignored")
 
-    async def _query(self, target: Address, ask: Ask) -> list[QueryResult | Said | BadMessage]:
+    async def _query(self, target: Address, ask: Ask) -> list[Answer]:
         """The answers of ``target`` to the QUERYs of ``ask``: all on one connection, or
         one a connection, ``ask.parallel`` at once (a target that answers one and
-        closes: the state found it so)."""
+        closes: the state found it so); a round the core says failed raises its first
+        connection's error."""
         seqs = ask.seqs
         if ask.parallel:
             gate = asyncio.Semaphore(ask.parallel)
@@ -283,16 +293,13 @@ class Peer:
                     return await self._exchange(target, [Query(seq)], want=1)
 
             found = await asyncio.gather(*(one(s) for s in seqs), return_exceptions=True)
-            out: list[QueryResult | Said | BadMessage] = []
-            for r in found:
-                if isinstance(r, BaseException):
-                    continue
-                out.extend(_answers(r))
-            if not out and found and isinstance(found[0], BaseException):
+            out = round_answers([None if isinstance(r, BaseException) else r for r in found])
+            if out is None:
+                assert isinstance(found[0], BaseException)
                 raise found[0]
             return out
         replies = await self._exchange(target, [Query(s) for s in seqs], want=len(seqs))
-        return _answers(replies)
+        return query_answers(replies)
 
     async def _report_held(self, final: bool = False) -> None:
         """The ``HELD`` the state says is due (to our tracker, for its dashboard)."""
@@ -306,10 +313,10 @@ class Peer:
         self, target: Address, messages: Sequence[Message], want: int
     ) -> list[Message | BadMessage]:
         """One connection to ``target`` from the listen address: every message written
-        at once, then up to ``want`` answers read (fewer if it closes first, or once
-        more bytes came than the VALUEs it may still hold). The whole exchange must end
-        within ``timeout`` (asyncio.TimeoutError), however the bytes trickle in; bytes
-        the restricted decoder refuses raise
+        at once, then up to ``want`` answers read (fewer if it closes first, or once more
+        bytes came than :func:`~cs457p2p.core.peer_rounds.read_limit` says). The whole
+        exchange must end within ``timeout`` (asyncio.TimeoutError), however the bytes
+        trickle in; bytes the restricted decoder refuses raise
         :class:`~cs457p2p.core.errors.RemoteProtocolError`, the one base the fetcher
         catches for what the other side got wrong."""
         loop = asyncio.get_running_loop()
@@ -319,8 +326,7 @@ class Peer:
             self.config.timeout,
         )
         trace = self._traced(writer, initiated=True)
-        state = self.state
-        budget = max(0, state.max_bytes - state.value_bytes) + MAX_MESSAGE
+        budget = read_limit(self.state)
         try:
             data = b"".join(encode_message(m) for m in messages)
             writer.write(data)
@@ -445,23 +451,15 @@ async def _write(
 
 
 async def _addresses_of(host: str) -> frozenset[str]:
-    """Every address ``host`` resolves to (the tracker speaks from one of them); for a
-    loopback tracker, all of 127.0.0.1 and ::1 (it may speak from either)."""
+    """The addresses the tracker at ``host`` may speak from, as the core's
+    :func:`~cs457p2p.core.peer_talk.tracker_addresses` says of those ``host`` resolves
+    to (none: it cannot be resolved, any sender is taken)."""
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except OSError:
         return frozenset()
-    found = {str(info[4][0]) for info in infos}
-    if any(a.startswith("127.") or a == "::1" for a in found):
-        found |= {"127.0.0.1", "::1"}
-    return frozenset(found | {a[7:] for a in found if a.startswith("::ffff:")})
-
-
-def _answers(replies: Sequence[Message | BadMessage]) -> list[QueryResult | Said | BadMessage]:
-    return [
-        r if isinstance(r, (QueryResult, Said, BadMessage)) else BadMessage("?") for r in replies
-    ]
+    return tracker_addresses(str(info[4][0]) for info in infos)
 
 
 def _host(writer: asyncio.StreamWriter) -> str:
