@@ -112,6 +112,25 @@ def test_a_command_that_cannot_start_is_not_told_about_addresses(
     assert "hard-coded" not in result["detail"] + result["hint"]
 
 
+def test_a_program_that_stops_on_its_own_error_is_not_told_about_addresses(
+    run_cli: CliRunner, tmp_path: Path
+) -> None:
+    """A client that stops before connecting, on an import that the sandbox's Python does
+    not have, is told about that error, not that its address is hard-coded."""
+    program = tmp_path / "client.py"
+    program.write_text("import no_such_module_here\n")
+    report = check(
+        run_cli, "client", "--scenario=reference-db", "--", sys.executable, str(program),
+        "{host}", "{port}",
+    )  # fmt: skip
+    result = checks(report)["reference-db"]
+    assert not result["passed"]
+    assert result["detail"].startswith("the program stopped before it connected (exit 1)")
+    assert "No module named 'no_such_module_here'" in result["detail"]
+    assert result["hint"].startswith("the program stopped before it connected: fix the error")
+    assert "hard-coded" not in result["detail"] + result["hint"]
+
+
 def test_one_recv_per_answer_fails_chunked_answers(run_cli: CliRunner) -> None:
     report = check_client(run_cli, "single_recv_client", "reference-db", "chunked-answers")
     assert failed(report) == ["chunked-answers"]

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cs457p2p.checker.hints import stopped_before_connecting
 from cs457p2p.checker.judges import (
     HW08_REQUIRED,
     ClientTranscript,
@@ -110,6 +111,40 @@ def test_a_client_that_never_connects() -> None:
     register = judge_hw08([t])[0]
     assert not register.passed and "never connected to 127.0.0.1:7777" in register.detail
     assert "address" in register.detail
+
+
+def test_a_client_that_stopped_on_its_own_error_is_told_that_error() -> None:
+    stderr = "Traceback (most recent call last):\n  ...\nImportError: No module named numpy\n"
+    t = ClientTranscript(
+        "course-db", "127.0.0.1:7777", COURSE_P1_DB, (), ProgramRun(1, False, 0.1, "", stderr), 120
+    )
+    register = judge_hw08([t])[0]
+    assert not register.passed
+    assert register.detail == (
+        "course-db: the program stopped before it connected: ImportError: No module named numpy"
+    )
+    assert "fix the error on stderr" in register.hint and "address" not in register.hint
+
+
+@pytest.mark.parametrize(
+    ("stderr", "error"),
+    [
+        ("Traceback (most recent call last):\nModuleNotFoundError: No module named 'x'", True),
+        ('Traceback (most recent call last):\n  File "c.py", line 3\nSyntaxError: bad', True),
+        ("Traceback (most recent call last):\nsocket.error: [Errno 111] Connection refused", False),
+        ("Traceback (most recent call last):\nConnectionRefusedError: [Errno 111] refused", False),
+        ("Traceback (most recent call last):\nsocket.timeout: timed out", False),
+        ("ModuleNotFoundError: printed by the program, no traceback", False),
+        ("", False),
+    ],
+)
+def test_which_errors_are_the_programs_own(stderr: str, error: bool) -> None:
+    """A network error before any connection is what a written-in address looks like;
+    any other exception is the program's own."""
+    found = stopped_before_connecting(stderr)
+    assert (found is not None) == error
+    if error:
+        assert found == stderr.splitlines()[-1]
 
 
 def test_a_command_that_could_not_start_is_told_so() -> None:

@@ -18,7 +18,7 @@ from ..core.requests import Request
 from ..tracker.server import Address, Tracker, TrackerConfig
 from .course_client import Place, course_run
 from .guard import Guard
-from .hints import client_hint
+from .hints import client_hint, stopped_before_connecting
 from .judges.hw08 import judge
 from .judges.transcript import ProgramRun
 from .report import CheckResult, Report, plural, short, short_text
@@ -180,6 +180,8 @@ async def run_scenario(
     if not connections and run.exit in (126, 127) and not run.timed_out:
         # (the shell's and prlimit's word for a command not found or not executable)
         detail = f"the command could not be started (exit {run.exit})"
+    elif not connections and not run.timed_out and stopped_before_connecting(run.stderr):
+        detail = f"the program stopped before it connected (exit {run.exit})"
     elif not connections:
         reached = "sent a datagram to" if transport == "udp" else "connected to"
         detail = f"the client never {reached} 127.0.0.1:{port}: is the address hard-coded?"

@@ -108,6 +108,43 @@ CLIENT_HINTS = {
 }
 
 
+#: Exceptions a client raises when the tracker is not where it connects: a program that
+#: stopped with one of these never reached its tracker (a written-in address, often).
+_NETWORK_ERRORS = (
+    "ConnectionRefusedError",
+    "ConnectionResetError",
+    "ConnectionAbortedError",
+    "TimeoutError",
+    "OSError",
+    "error",  # (Python 2's socket.error)
+    "timeout",
+    "gaierror",
+    "herror",
+    "EOFError",
+)
+
+
+def stopped_before_connecting(stderr: str) -> str | None:
+    """The exception a program that never connected stopped with, when it is not about
+    the network (``ModuleNotFoundError: No module named 'numpy'``, a ``SyntaxError``...):
+    its last line of stderr; None when there is none, or it is a network error."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    if not lines or "Traceback" not in stderr:
+        return None
+    name = lines[-1].split(":", 1)[0].rsplit(".", 1)[-1]
+    if not name.isidentifier() or not name.endswith(("Error", "Exception", "error")):
+        return None
+    return None if name in _NETWORK_ERRORS else lines[-1]
+
+
+#: The hint for a program that stopped on an error of its own before it connected.
+STOPPED_EARLY_HINT = (
+    "the program stopped before it connected: fix the error on stderr (run it yourself"
+    " from the same folder; in the sandbox it sees the system's Python and its own folder"
+    " only, so a module installed elsewhere is missing)"
+)
+
+
 def client_hint(scenario: str, detail: str, *, requests: int = 0, needed: int = 0) -> str:
     """The hint for a failed client scenario, from what went wrong (its detail) and how
     far it got (``requests`` of the ``needed`` ones: REGISTER and one per item)."""
@@ -116,6 +153,8 @@ def client_hint(scenario: str, detail: str, *, requests: int = 0, needed: int = 
             "check the command after --: the interpreter and the file must exist there"
             " (run it yourself from the same folder first)"
         )
+    if "stopped before it connected" in detail:
+        return STOPPED_EARLY_HINT
     if "never connected" in detail or "never sent a datagram" in detail:
         return (
             "is the tracker's address written into the program? Take the host and port"

@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from ...core.py2 import loads_py2
-from ..report import CheckResult, plural, short
+from ..hints import STOPPED_EARLY_HINT, stopped_before_connecting
+from ..report import CheckResult, plural, short, short_text
 from .pacing import MAX_PAUSE, MIN_PAUSE, pauses
 from .printed import printed_in_order
 from .transcript import ClientTranscript, Connection
@@ -74,6 +75,14 @@ def _register(t: ClientTranscript) -> CheckResult:
             "check the command: the interpreter and the file must exist there (run it"
             " yourself from the same folder first)",
         )
+    if not t.connections and not t.run.timed_out:
+        error = stopped_before_connecting(t.run.stderr)
+        if error is not None:
+            return _fail(
+                "register",
+                f"{t.scenario}: the program stopped before it connected: {short_text(error, 120)}",
+                STOPPED_EARLY_HINT,
+            )
     if not t.connections:
         why = "never connected to " + t.address
         return _fail("register", f"{t.scenario}: {why}: is the address written in the program?")
