@@ -536,3 +536,31 @@ def test_valid_but_huge_answers_stop_at_the_message_limit() -> None:
         )
     assert (r.returncode, r.stdout) == (1, ""), r.stderr[-2000:]
     assert "add up to more than 16,777,216 bytes (--max-message)" in error_line(r.stderr)
+
+
+def test_a_pipelined_connection_waits_its_whole_timeout_from_when_it_is_made() -> None:
+    """The wait for the first answer starts when the connection is made, not when the
+    connection's state is built before the connect: a slow connect (here 0.3 s before
+    the connection exists, of a 1 s timeout) must not eat into it."""
+    from cs457p2p.client.pipeline import _Pipeline
+    from cs457p2p.core.fetch import Fetch
+
+    async def run() -> tuple[float, float]:
+        fetch = Fetch(ClientConfig(timeout=1.0))
+        fetch.registered(4)
+        loop = asyncio.get_running_loop()
+        pipe = _Pipeline(fetch, fetch.pipeline_reader())
+        await asyncio.sleep(0.3)  # (the connect)
+        ours, theirs = socket.socketpair()
+        try:
+            made = loop.time()
+            await loop.create_connection(lambda: pipe, sock=ours)
+            deadline = pipe.reader.next_timer()
+            assert deadline is not None
+            pipe.close()
+            return made, deadline
+        finally:
+            theirs.close()
+
+    made, deadline = asyncio.run(run())
+    assert deadline >= made + 1.0

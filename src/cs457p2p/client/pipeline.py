@@ -313,12 +313,14 @@ class _Pipeline(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self.loop = loop
         self.finished: asyncio.Future[None] = loop.create_future()
-        reader.start(loop.time())
         self.watchdog: asyncio.TimerHandle | None = None
         self.trace: ConnectionTrace | None = None  # --trace
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # (uvloop: not a subclass)
+        # (the wait for the first answer starts now, not before the connect: a slow
+        # connect must not eat into it)
+        self.reader.start(self.loop.time())
         if not self._refill():
             self._finish()
             return
