@@ -32,6 +32,7 @@ from cs457p2p.core.fetch import (
     PipelineReader,
     Probe,
     Registration,
+    waiting_error,
 )
 from cs457p2p.core.wire import (
     BAD_REQUEST,
@@ -272,8 +273,7 @@ def test_the_one_line_says_where_the_tracker_broke_the_protocol() -> None:
 
 
 def test_a_waiting_error_names_the_wait_and_the_address() -> None:
-    fetch = Fetch(ClientConfig(host="127.0.0.1", port=7777, timeout=2.5))
-    assert str(fetch.waiting_error("item 3")) == (
+    assert str(waiting_error(2.5, "item 3", "127.0.0.1:7777")) == (
         "timed out after 2.5 s waiting for item 3 from 127.0.0.1:7777"
     )
 

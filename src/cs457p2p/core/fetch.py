@@ -317,10 +317,6 @@ class Fetch:
 
     # ------------------------------------------------------------------ the outcome
 
-    def waiting_error(self, what: str) -> ClientError:
-        """Nothing came for ``--timeout`` seconds while waiting for ``what``."""
-        return waiting_error(self.config.timeout, what, self.address)
-
     def client_error(self, error: RemoteProtocolError) -> ClientError:
         """The tracker broke the protocol: the one line that says so."""
         return client_error(error, registering=self.phase == REGISTER_PHASE)

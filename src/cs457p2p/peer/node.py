@@ -219,11 +219,6 @@ class Peer:
             replies = []
         talk.probed(replies)
 
-    @property
-    def tracker_is_ours(self) -> bool:
-        """The tracker answered a QUERY: it hears HELD reports."""
-        return self.state.talk is not None and self.state.talk.ours
-
     async def _sleep_until(self, when: float | None) -> None:
         """Until ``when`` (None: until poked), or a poke (an UPDATE_NBR) comes."""
         self._poke.clear()
