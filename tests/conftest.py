@@ -48,7 +48,7 @@ def with_share(args: Sequence[str]) -> list[str]:
 LISTENING = re.compile(
     r"^listening on (?P<address>.+):(?P<port>\d+) \((?P<n>\d+) items(?:; faults: [^)]+)?\)$"
 )
-# (a tracker starts in well under a second, a 1,000,000-item one in about 2 s on a quiet
+# (a tracker starts in well under a second, a 1,000,000-item one in 3.1 s on a quiet
 # machine; 4.7 s was measured beside other work, and it once missed 10 s under load)
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 5.0
