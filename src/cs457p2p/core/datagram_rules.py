@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from .connection_rules import Pending, request_count
 from .requests import BadRequest, Request, RequestParser
 from .tracker_responder import TrackerResponder
-from .wire import MAX_DATAGRAM, MAX_REQUEST
+from .wire import AMPLIFICATION, MAX_DATAGRAM, MAX_REQUEST
 
 __all__ = ["AMPLIFICATION", "Datagram", "answer_datagram"]
 
-#: The most a request datagram may bring back, in multiples of its own size.
-AMPLIFICATION = 3
 #: Bytes of a request datagram parsed at a time (parsing stops once the answers to what
 #: is parsed fill the answer datagram).
 _DATAGRAM_SLICE = 2048

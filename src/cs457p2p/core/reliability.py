@@ -27,12 +27,9 @@ from dataclasses import dataclass
 
 from .collection import Collection
 from .errors import LocalProtocolError, RemoteProtocolError
-from .wire import MAX_DATAGRAM
+from .wire import AMPLIFICATION, MAX_DATAGRAM
 
 __all__ = ["AMPLIFICATION", "Attempt", "Channel", "Padding", "RttEstimator"]
-
-#: What a tracker sends back at most, in multiples of the request datagram's size.
-AMPLIFICATION = 3
 
 
 class RttEstimator:

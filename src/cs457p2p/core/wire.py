@@ -22,6 +22,7 @@ from itertools import accumulate, islice
 from .decoder import Value
 
 __all__ = [
+    "AMPLIFICATION",
     "ARG_SIZE",
     "BAD_REQUEST",
     "BAD_REQUEST_TEXT",
@@ -48,6 +49,9 @@ __all__ = [
 
 #: Largest answer datagram: the UDP payload limit over IPv4.
 MAX_DATAGRAM = 65507
+#: The most a request datagram may bring back, in multiples of its own size (the
+#: tracker's rule, which the client's padding must meet).
+AMPLIFICATION = 3
 
 #: The raw registration request (not pickled, no newline).
 REGISTER = b"REGISTER"
