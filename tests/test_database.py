@@ -286,3 +286,14 @@ def test_ascii_says_whether_every_value_is_ascii(tmp_path: Path) -> None:
     words.write_text("na\u00efve words\n", encoding="utf-8")
     assert not Database.from_file(words).ascii
     assert Database.from_message("").ascii
+
+
+def test_chosen_prefers_a_file_then_a_message_then_the_default(tmp_path: Path) -> None:
+    f = tmp_path / "db.txt"
+    f.write_text("file words\n")
+    assert Database.chosen(f, "a message", 1).message() == "file words"
+    assert Database.chosen(None, "a message", 1).message() == "a message"
+    assert Database.chosen(None, None).items == Database.default().items
+    assert Database.chosen(None, None, 7).items == Database.default(7).items
+    with pytest.raises(DatabaseError):
+        Database.chosen(tmp_path / "db.xml", None)

@@ -175,11 +175,7 @@ def load_db(args: argparse.Namespace) -> Database:
     stored in the order ``--shuffle-seed`` makes. Raises DatabaseError."""
     from ..core.database import Database
 
-    if args.db is not None:
-        return Database.from_file(args.db, args.shuffle_seed)
-    if args.message is not None:
-        return Database.from_message(args.message, args.shuffle_seed)
-    return Database.default(args.shuffle_seed)
+    return Database.chosen(args.db, args.message, args.shuffle_seed)
 
 
 def add_assignment(p: argparse.ArgumentParser, choices: tuple[str, ...], what: str) -> None:

@@ -167,6 +167,18 @@ class Database:
         return cls(_shuffled(DEFAULT_ITEMS, shuffle_seed))
 
     @classmethod
+    def chosen(
+        cls, path: str | Path | None, message: str | None, shuffle_seed: int | None = None
+    ) -> Database:
+        """The database a file names, else one made of a message's words, else the
+        default: the one choice every command that serves a database makes."""
+        if path is not None:
+            return cls.from_file(path, shuffle_seed)
+        if message is not None:
+            return cls.from_message(message, shuffle_seed)
+        return cls.default(shuffle_seed)
+
+    @classmethod
     def from_pairs(
         cls,
         pairs: Iterable[tuple[int, str]],

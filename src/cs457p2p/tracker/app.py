@@ -282,11 +282,7 @@ def _database(config: ServeConfig) -> Database:
     from ..core.database import Database, DatabaseError
 
     try:
-        if config.db is not None:
-            return Database.from_file(config.db, config.shuffle_seed)
-        if config.message is not None:
-            return Database.from_message(config.message, config.shuffle_seed)
-        return Database.default(config.shuffle_seed)
+        return Database.chosen(config.db, config.message, config.shuffle_seed)
     except DatabaseError as e:
         raise ConfigError(str(e)) from None
 
