@@ -137,6 +137,15 @@ def stopped_before_connecting(stderr: str) -> str | None:
     return None if name in _NETWORK_ERRORS else lines[-1]
 
 
+def tracker_not_running(address: str, detail: str) -> str:
+    """The one line for a tracker that nothing answered for (both parts' checks)."""
+    return f"nothing listens on {address} ({detail}): is the tracker running?"
+
+
+#: The hint beside that line.
+START_THE_TRACKER_HINT = "start the tracker first, listening on this host and port"
+
+
 #: The hint for a program that stopped on an error of its own before it connected.
 STOPPED_EARLY_HINT = (
     "the program stopped before it connected: fix the error on stderr (run it yourself"

@@ -26,6 +26,7 @@ every time is a number in the transcript.
 from __future__ import annotations
 
 from ...core.wire2 import BadMessage, Message, Ping, RegInit, Said, UpdateNbr
+from ..hints import START_THE_TRACKER_HINT, tracker_not_running
 from ..report import CheckResult, plural, short, shown
 from .transcript import (
     ANSWERED,
@@ -162,7 +163,7 @@ def nothing_listens(t: RingTrackerTranscript) -> str:
     """The one line that says nothing could be checked ("": something listened)."""
     if t.echo.kind != UNREACHABLE:
         return ""
-    return f"nothing listens on {t.address} ({t.echo.detail}): is the tracker running?"
+    return tracker_not_running(t.address, t.echo.detail)
 
 
 def _echo(t: RingTrackerTranscript) -> CheckResult:
@@ -345,9 +346,7 @@ def judge_ring_tracker(t: RingTrackerTranscript) -> list[CheckResult]:
     where they are measured. A run that found nothing listening, or got no REG_INIT
     for its first peer, has every check after that not run."""
     if t.echo.kind == UNREACHABLE:
-        head = _fail(
-            "echo", nothing_listens(t), "start the tracker first, listening on this host and port"
-        )
+        head = _fail("echo", nothing_listens(t), START_THE_TRACKER_HINT)
         return [head, *(_not_run(name, "nothing listens") for name in REQUIRED[1:])]
     checks = [_echo(t)]
     a = t.peers[0]
