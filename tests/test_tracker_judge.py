@@ -25,13 +25,14 @@ from cs457p2p.checker.judges.tracker import (
     CONCURRENT_SAMPLE,
     LATENCY_SAMPLES,
     REQUIRED,
+    judge_risky,
     message_of,
     nothing_listens,
     percentile,
     permutation_problem,
     sample,
 )
-from cs457p2p.checker.judges.tracker_answers import MAX_HELD, MAX_ITEMS, protocol_of
+from cs457p2p.checker.judges.tracker_answers import MAX_HELD, MAX_ITEMS, protocol_of, view_of
 from cs457p2p.checker.judges.tracker_transcript import (
     ANSWER,
     CLOSED,
@@ -917,3 +918,8 @@ def test_the_transcript_kinds_are_the_links_kinds() -> None:
         links.UNREACHABLE,
         links.UNDECODABLE,
     )
+
+
+def test_judge_risky_names_only_the_risky_checks() -> None:
+    with pytest.raises(ValueError, match="latency"):
+        judge_risky("latency", tracker(), view_of(tracker().first))

@@ -31,11 +31,10 @@ from .judges.tracker import (
     CONCURRENT_SAMPLE,
     LATENCY_SAMPLES,
     REQUIRED,
+    RISKY,
     bad_request_ends,
     concurrent_positions,
-    judge_ascii,
-    judge_bad_requests,
-    judge_pipelining,
+    judge_risky,
     judge_tracker,
     message_of,
     nothing_listens,
@@ -51,7 +50,7 @@ from .judges.tracker_transcript import (
     TrackerTranscript,
 )
 from .links import Link, TcpLink, UdpLink
-from .report import CheckResult, Report
+from .report import Report
 from .tracker_client import ask, expected, fetch, register, shared
 
 __all__ = [
@@ -179,28 +178,20 @@ async def _risky(run: _Run) -> None:
     n = first.n
     info = min(link.timeout, INFO_TIMEOUT)
     out_of_range = [(f"position {n}", encode_position(n)), ("position -1", encode_position(-1))]
-    for name in ("out-of-range", "garbage", "pipelining", "ascii-positions"):
+    for name in RISKY:
         if run.skipped_or_over(name):
             continue
-        result: CheckResult
         if name == "out-of-range":
-            bad = await _bad_requests(link, first, out_of_range)
-            run.record(out_of_range=bad)
-            result = judge_bad_requests(name, first, bad, link.transport, link.timeout)
+            run.record(out_of_range=await _bad_requests(link, first, out_of_range))
         elif name == "garbage":
-            bad = await _bad_requests(link, first, GARBAGE)
-            run.record(garbage=bad)
-            result = judge_bad_requests(name, first, bad, link.transport, link.timeout)
+            run.record(garbage=await _bad_requests(link, first, GARBAGE))
         elif name == "pipelining":
             two = n >= 2
             payload = encode_position(0) + encode_position(1) if two else REGISTER + REGISTER
-            pipelined = await ask(link, payload, want=2, timeout=info)
-            run.record(pipelining=pipelined)
-            result = judge_pipelining(first, pipelined, link.transport)
-        else:
-            if 0 in first.items:
-                run.record(ascii=await ask(link, b"0", timeout=info))
-            result = judge_ascii(first, run.t.ascii)
+            run.record(pipelining=await ask(link, payload, want=2, timeout=info))
+        elif 0 in first.items:
+            run.record(ascii=await ask(link, b"0", timeout=info))
+        result = judge_risky(name, run.t, first)
         if not result.passed:
             look = await _look(link, first)
             run.record(after=(*run.t.after, (name, look)))

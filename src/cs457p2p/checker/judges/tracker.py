@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ...core.wire import BAD_REQUEST_TEXT
-from ..hints import hint_for
+from ..hints import START_THE_TRACKER_HINT, hint_for, tracker_not_running
 from ..report import CheckResult, plural, short
 from .tracker_answers import (
     Item,
@@ -61,6 +61,7 @@ __all__ = [
     "judge_ascii",
     "judge_bad_requests",
     "judge_pipelining",
+    "judge_risky",
     "judge_tracker",
     "message_of",
     "nothing_listens",
@@ -414,8 +415,7 @@ def nothing_listens(t: TrackerTranscript) -> str:
     """The one line that says nothing could be checked ("": something listened)."""
     if t.first.register.kind != UNREACHABLE:
         return ""
-    detail = t.first.register.detail
-    return f"nothing listens on {t.address} ({detail}): is the tracker running?"
+    return tracker_not_running(t.address, t.first.register.detail)
 
 
 def message_of(checks: Sequence[CheckResult]) -> str | None:
@@ -425,6 +425,22 @@ def message_of(checks: Sequence[CheckResult]) -> str | None:
             message = c.data["message"]
             return message if isinstance(message, str) else None
     return None
+
+
+def judge_risky(name: str, t: TrackerTranscript, first: View) -> CheckResult:
+    """One of the :data:`RISKY` checks over what the transcript holds of it (the driver
+    asks it too, to know whether to look if the tracker still serves)."""
+    if name == "out-of-range":
+        return judge_bad_requests(name, first, t.out_of_range, t.transport, t.timeout)
+    if name == "garbage":
+        return judge_bad_requests(name, first, t.garbage, t.transport, t.timeout)
+    if name == "pipelining":
+        if t.pipelining is None:
+            return _not_run(name, "not asked", required=False)
+        return judge_pipelining(first, t.pipelining, t.transport)
+    if name == "ascii-positions":
+        return judge_ascii(first, t.ascii)
+    raise ValueError(f"{name!r} is not one of {RISKY}")
 
 
 def _risky(t: TrackerTranscript, first: View) -> dict[str, CheckResult]:
@@ -443,16 +459,7 @@ def _risky(t: TrackerTranscript, first: View) -> dict[str, CheckResult]:
             why = f"the tracker stopped serving during {dead_after}"
             results[name] = _not_run(name, why, required)
             continue
-        if name == "out-of-range":
-            result = judge_bad_requests(name, first, t.out_of_range, t.transport, t.timeout)
-        elif name == "garbage":
-            result = judge_bad_requests(name, first, t.garbage, t.transport, t.timeout)
-        elif name == "pipelining" and t.pipelining is not None:
-            result = judge_pipelining(first, t.pipelining, t.transport)
-        elif name == "pipelining":
-            result = _not_run(name, "not asked", required)
-        else:
-            result = judge_ascii(first, t.ascii)
+        result = judge_risky(name, t, first)
         results[name] = result
         look = after.get(name)
         if not result.passed and look is not None and serves_problem(first, look) is not None:
@@ -469,7 +476,7 @@ def judge_tracker(t: TrackerTranscript) -> list[CheckResult]:
             True,
             False,
             nothing_listens(t),
-            hint="start the tracker first, listening on this host and port",
+            hint=START_THE_TRACKER_HINT,
         )
         return [first_row, *(_not_run(name, "nothing listens") for name in REQUIRED[1:])]
     first = view_of(t.first)
