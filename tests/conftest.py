@@ -25,6 +25,14 @@ import pytest
 
 import cs457p2p
 
+# Ctrl-C reaches the commands these tests start only if SIGINT is not ignored: a shell
+# without job control starts a background job (`pytest &` in a script) with SIGINT
+# ignored, every child inherits that, and a Python program started so never raises
+# KeyboardInterrupt (seen: the tests that send SIGINT waited out their bound). The tests
+# are the terminal's user here, so their children start with Ctrl-C's usual meaning.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 #: The command line of the package, in whatever venv runs the tests.
 CLI = [sys.executable, "-m", "cs457p2p"]
 #: The folder the package under test is imported from. The student-style programs of
