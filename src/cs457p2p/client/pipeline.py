@@ -246,7 +246,11 @@ class AsyncClient:
         count = max(1, self.config.connections)
         tasks = [asyncio.ensure_future(self._worker()) for _ in range(count)]
         try:
-            await asyncio.gather(*tasks)
+            # (asyncio.wait, not gather: cancelled, this returns at once, even when a
+            # worker's own cancellation is lost, and the finally below stops them all)
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for t in done:
+                t.result()  # (the first error of any worker)
         finally:
             # Workers also stop by themselves once told (a cancellation can be lost
             # when it races with a completing wait on Python 3.11).
