@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cs457p2p.core.collection import Collection, CollectionError
+from cs457p2p.core.collection import Collection, CollectionError, is_run
 from cs457p2p.core.database import DEFAULT_ITEMS, DEFAULT_MESSAGE
 
 
@@ -257,3 +257,10 @@ def test_the_values_may_add_up_to_max_bytes_and_no_more() -> None:
     coll.place_run(1, [1], [b"efgh"])
     with pytest.raises(CollectionError, match="more than 10 bytes"):
         coll.place(2, 2, "ijk")
+
+
+def test_is_run_needs_every_position_in_order() -> None:
+    assert is_run([5]) and is_run([5, 6, 7])
+    assert not is_run([]) and not is_run([7, 6, 5])
+    assert not is_run([47, *range(32, 40), *range(56, 62)])  # (ends 14 after it starts)
+    assert not is_run([2, 5, 4])

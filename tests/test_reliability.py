@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cs457p2p.core.collection import Collection, CollectionError
 from cs457p2p.core.errors import RemoteProtocolError
@@ -130,3 +132,27 @@ def test_rto_never_below_minimum() -> None:
     for _ in range(20):
         est.sample(0.0001)
     assert est.rto == pytest.approx(0.02)
+
+
+def test_a_reply_to_scattered_positions_places_each_at_its_own() -> None:
+    # (first and last 2 apart, as for 3 consecutive positions: they are not consecutive)
+    coll = Collection(6)
+    ch = Channel()
+    ch.start([2, 5, 4], now=0.0)
+    assert ch.on_reply(coll, *reply(2, 5, 4)) == []
+    assert [coll.is_answered(p) for p in range(6)] == [False, False, True, False, True, True]
+
+
+@given(st.permutations(range(6)), st.integers(1, 6), st.integers(0, 6))
+def test_any_attempt_is_placed_where_it_asked(order: list[int], k: int, got: int) -> None:
+    positions, got = order[:k], min(got, k)
+    coll = Collection(6)
+    ch = Channel()
+    ch.start(positions, now=0.0)
+    left = ch.on_reply(coll, *reply(*positions[:got]))
+    if got:
+        assert left == positions[got:]
+    answered = {p for p in range(6) if coll.is_answered(p)}
+    assert answered == set(positions[:got])
+    for p in answered:
+        assert coll.has(STORED[p])

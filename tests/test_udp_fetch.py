@@ -4,14 +4,16 @@ sockets, no clock): REGISTER, the batches, the session's silence timeout."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from cs457p2p.core.errors import RemoteProtocolError
 from cs457p2p.core.fetch import ClientConfig, ClientError
+from cs457p2p.core.requests import Position, PositionRun, RequestParser
 from cs457p2p.core.udp_fetch import FIRST_BATCH, MAX_BATCH, UdpFetch, decode_datagram
 from cs457p2p.core.wire import (
     BAD_REQUEST,
+    MAX_REQUEST,
     REGISTER,
     encode_count,
     encode_item,
@@ -131,3 +133,32 @@ def test_the_batch_is_always_between_one_and_the_most(
     session.answered(size, answers, [], None, 0.0)
     assert 1 <= session.batch <= MAX_BATCH
     assert session.batch <= max(1, n // (lanes * 4))
+
+
+# Seen under load (a client stalled for its whole timeout): positions given back come in
+# any order, and [47, 32..39, 56..61] starts at 47 and ends 14 later, as 47..61 would.
+GIVEN_BACK = [47, *range(32, 40), *range(56, 62)]
+
+
+def asked(request: bytes, n: int = 1000) -> list[int]:
+    """The positions a request datagram asks for, in order, as a tracker parses them."""
+    parser = RequestParser(MAX_REQUEST, run_limit=n)
+    out: list[int] = []
+    for r in parser.feed(request.rstrip(b" ")) + parser.flush():
+        if isinstance(r, PositionRun):
+            out += range(r.start, r.start + r.count)
+        else:
+            assert isinstance(r, Position)
+            out.append(r.index)
+    return out
+
+
+def test_a_request_asks_exactly_its_positions_whatever_their_order() -> None:
+    session = registered(1000)
+    assert asked(session.request(GIVEN_BACK)) == GIVEN_BACK
+
+
+@given(st.lists(st.integers(0, 999), min_size=1, max_size=MAX_BATCH, unique=True))
+@example(GIVEN_BACK)
+def test_every_request_asks_exactly_its_positions(positions: list[int]) -> None:
+    assert asked(registered(1000).request(positions)) == positions

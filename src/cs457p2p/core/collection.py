@@ -18,11 +18,23 @@ from .decoder import describe
 from .errors import RemoteProtocolError
 from .speedups import FillValues, c_fill_values
 
-__all__ = ["Collection", "CollectionError", "fill_values_py"]
+__all__ = ["Collection", "CollectionError", "fill_values_py", "is_run"]
 
 
 class CollectionError(RemoteProtocolError):
     """The answers cannot make a correct message (conflict or missing SEQNUM)."""
+
+
+def is_run(positions: Sequence[int]) -> bool:
+    """True when ``positions`` are consecutive and ascending (``[5, 6, 7]``): asked and
+    placed in bulk. Their first and last alone do not tell: positions given back come
+    in any order, and ``[47, 32, ..., 39, 56, ..., 61]`` also ends 14 after it starts."""
+    if not positions:
+        return False
+    first = positions[0]
+    return positions[-1] == first + len(positions) - 1 and list(positions) == list(
+        range(first, first + len(positions))
+    )
 
 
 def _show(value: bytes) -> str:

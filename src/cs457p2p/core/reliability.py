@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .collection import Collection
+from .collection import Collection, is_run
 from .errors import LocalProtocolError, RemoteProtocolError
 from .wire import AMPLIFICATION, MAX_DATAGRAM
 
@@ -147,9 +147,8 @@ class Channel:
             )
         a.answered = True
         self.firsts.add(seqs[0])
-        first = a.positions[0]
-        if a.positions[k - 1] == first + k - 1:  # consecutive positions: in bulk
-            coll.place_run(first, seqs, texts)
+        if is_run(a.positions[:k]):  # consecutive positions: in bulk
+            coll.place_run(a.positions[0], seqs, texts)
         else:
             for position, seq, text in zip(a.positions, seqs, texts, strict=False):
                 coll.place(position, seq, text)

@@ -18,7 +18,7 @@ tracker breaks the protocol); what UDP adds is here:
 from __future__ import annotations
 
 from .answers import AnswerParser, interpret_count
-from .collection import Collection
+from .collection import Collection, is_run
 from .decoder import Value
 from .errors import RemoteProtocolError
 from .fetch import ClientConfig, ClientError, Fetch, FetchResult, Progress, check_count
@@ -133,7 +133,7 @@ class UdpFetch:
         """The datagram that asks for ``positions``, padded so that the answers fit (a
         tracker answers at most three times what it receives)."""
         k = len(positions)
-        if positions[-1] == positions[0] + k - 1:  # consecutive: built in bulk
+        if is_run(positions):  # consecutive: built in bulk
             request = position_run_bytes(positions[0], k)
         else:
             request = b"".join(map(encode_position, positions))
