@@ -497,6 +497,15 @@ def test_the_ring_acts_on_a_message_once_when_its_answer_is_taken() -> None:
     assert bytes(b"".join(step.answers)) == encode_message(QueryResult(0, "w0")) * 2
 
 
+def test_a_message_still_waiting_for_room_when_the_connection_is_aborted_never_acts() -> None:
+    ring = Ring(DB)
+    r = ConnectionRules(Limits(queue=1000), TrackerResponder(DB, ring), 0.0, peer="127.0.0.2")
+    r.received(encode_message(Query(0)) * 2, 1.0, spare=0)  # parsed; no room to answer
+    assert r.expired(r.deadline, writing=True) == Step((), [], ABORT, "idle")
+    assert r.closed and ring.counters.queries == 0
+    assert r.resume(70.0, queued=0).answers == [] and ring.counters.queries == 0
+
+
 def test_eof_after_a_backlog_answers_it_all_then_closes() -> None:
     r = rules(limits=SMALL)
     got: list[Request] = []

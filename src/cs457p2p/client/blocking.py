@@ -24,7 +24,6 @@ from ..core.fetch import (
     FetchResult,
     Progress,
 )
-from ..core.trace import peer_name
 from ..net import Target
 from .oneshot import OneShotFetcher
 from .sockets import connect_first, resolve, run_exchange
@@ -81,14 +80,7 @@ class BlockingClient:
         fetch.connections += 1
         if self.target is None:
             self.target = target
-        tracer = self.config.trace
-        trace = None if tracer is None else tracer.connection(peer_name(target[1]), True)
-        try:
-            with sock:
-                run_exchange(sock, exchange, exchange.request(), trace)
-        finally:
-            if trace is not None:
-                trace.closed()
+        run_exchange(sock, exchange, target, self.config.trace)
         fetch.ended(exchange)
 
 

@@ -10,13 +10,11 @@ system call, so a few of them keep a one-connection-at-a-time tracker busy.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 
 from ..core.decoder import Value
 from ..core.fetch import ClientError, Fetch
-from ..core.trace import peer_name
 from ..net import Target
 from .sockets import connect_blocking, run_exchange
 
@@ -125,13 +123,6 @@ class OneShotFetcher:
             sock = connect_blocking(self.target, fetch.config, fetch.address)
         except OSError:
             return _NOT_CONNECTED
-        tracer = fetch.config.trace
-        trace = None if tracer is None else tracer.connection(peer_name(self.target[1]), True)
         exchange = fetch.one_answer(position)
-        try:
-            with contextlib.closing(sock):
-                run_exchange(sock, exchange, exchange.request(), trace)
-        finally:
-            if trace is not None:
-                trace.closed()
+        run_exchange(sock, exchange, self.target, fetch.config.trace)
         return exchange.value if exchange.done else _CLOSED

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..core.exchanges import Exchange
 from ..core.fetch import ClientConfig, ClientError
-from ..core.trace import ConnectionTrace
+from ..core.trace import ConnectionTrace, Tracer, peer_name
 from ..net import Target
 
 __all__ = [
@@ -126,12 +126,24 @@ def connect_first(
 
 
 def run_exchange(
-    sock: socket.socket, exchange: Exchange, request: bytes, trace: ConnectionTrace | None
+    sock: socket.socket, exchange: Exchange, target: Target, tracer: Tracer | None
 ) -> None:
-    """Write ``request`` at once on a blocking ``sock``, then read into ``exchange`` while
-    it wants data, waking at its timer at the latest (a wait run out raises its
-    ClientError). A reset counts as the connection's end: what was not answered is asked
-    again."""
+    """Write the exchange's request at once on a blocking ``sock`` connected to
+    ``target``, then read into ``exchange`` while it wants data, waking at its timer at
+    the latest (a wait run out raises its ClientError); the socket is closed after. A
+    reset counts as the connection's end: what was not answered is asked again.
+    ``tracer`` (--trace) sees the connection's bytes."""
+    trace = None if tracer is None else tracer.connection(peer_name(target[1]), True)
+    try:
+        with contextlib.closing(sock):
+            _exchange_on(sock, exchange, trace)
+    finally:
+        if trace is not None:
+            trace.closed()
+
+
+def _exchange_on(sock: socket.socket, exchange: Exchange, trace: ConnectionTrace | None) -> None:
+    request = exchange.request()
     with contextlib.suppress(OSError):
         sock.sendall(request)  # (closed already: the reads below see it)
     if trace is not None:
