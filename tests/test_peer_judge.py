@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cs457p2p.checker.hints import STOPPED_EARLY_HINT
 from cs457p2p.checker.judges.pacing import MIN_PAUSE
 from cs457p2p.checker.judges.peer import (
     HW09_REQUIRED,
@@ -415,6 +416,34 @@ def test_a_peer_that_exits_before_it_registers() -> None:
         good(), to_tracker=(), register_wait=Moment(0.3, 0), pings=(), served=None
     )
     assert rows(t)["register"].detail == "the peer exited (code 0) before it registered"
+
+
+def test_a_peer_that_stops_on_its_own_error_before_it_registers_is_told_so() -> None:
+    stderr = (
+        'Traceback (most recent call last):\n  File "peer.py", line 1, in <module>\n'
+        "ModuleNotFoundError: No module named 'numpy'\n"
+    )
+    good_run = good()
+    t = dataclasses.replace(
+        good_run,
+        to_tracker=(),
+        register_wait=Moment(0.3, 1),
+        pings=(),
+        served=None,
+        run=dataclasses.replace(good_run.run, exit=1, stderr=stderr),
+    )
+    register = rows(t)["register"]
+    assert register.detail == (
+        "the peer stopped before it registered: ModuleNotFoundError: No module named 'numpy'"
+    )
+    assert register.hint == STOPPED_EARLY_HINT
+    # (a network error is the network's, not a mistake of the program's own)
+    refused = stderr.replace(
+        "ModuleNotFoundError: No module named 'numpy'",
+        "ConnectionRefusedError: [Errno 111] Connection refused",
+    )
+    t = dataclasses.replace(t, run=dataclasses.replace(t.run, stderr=refused))
+    assert rows(t)["register"].detail == "the peer exited (code 1) before it registered"
 
 
 @pytest.mark.parametrize(("timeout", "within"), [(60.0, "30 s"), (3.0, "3 s")])

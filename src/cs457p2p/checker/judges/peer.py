@@ -34,6 +34,7 @@ from ...core.wire2 import (
     as_pong,
     parse,
 )
+from ..hints import STOPPED_EARLY_HINT, stopped_before_connecting
 from ..report import CheckResult, short, short_text, shown
 from .pacing import MAX_PAUSE, MIN_PAUSE, pauses
 from .peer_transcript import Moment, PeerTranscript, Probe, Received, Served
@@ -202,6 +203,10 @@ def _register(t: PeerTranscript) -> tuple[CheckResult, Received | None]:
     elif joined is not None and joined.message is not None:
         detail = f"the tracker got {shown(joined.message)} first, not a REGISTER"
     elif t.register_wait.exit is not None:
+        error = stopped_before_connecting(t.run.stderr)
+        if error is not None:
+            detail = f"the peer stopped before it registered: {short_text(error, 120)}"
+            return _fail("register", detail, STOPPED_EARLY_HINT), None
         detail = f"the peer exited (code {t.register_wait.exit}) before it registered"
     else:
         detail = f"no REGISTER reached the tracker within {min(t.timeout, REGISTER_WAIT):g} s"
