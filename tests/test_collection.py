@@ -264,3 +264,11 @@ def test_is_run_needs_every_position_in_order() -> None:
     assert not is_run([]) and not is_run([7, 6, 5])
     assert not is_run([47, *range(32, 40), *range(56, 62)])  # (ends 14 after it starts)
     assert not is_run([2, 5, 4])
+
+
+def test_answered_positions_given_back_are_not_queued_again() -> None:
+    coll = Collection(4)
+    taken = coll.take(4)
+    coll.place(0, 0, "a")
+    coll.give_back(taken)
+    assert coll.queued == 3 and coll.take(4) == [1, 2, 3]

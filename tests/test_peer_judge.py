@@ -502,6 +502,11 @@ def test_a_port_out_of_range_fails_register_and_the_checks_go_on() -> None:
     )
 
 
+def test_port_0_is_not_a_port_to_register() -> None:
+    t = dataclasses.replace(good(), to_tracker=(sent(0.05, ("REGISTER", "peer1", 0)),))
+    assert rows(t)["register"].detail == "REGISTER gave port 0, not in 1..65535"
+
+
 # --------------------------------------------------------------- the steps that follow
 
 

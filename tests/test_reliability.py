@@ -61,6 +61,16 @@ def test_second_copy_of_the_current_reply_is_ignored() -> None:
     assert coll.answered == 2
 
 
+def test_a_second_different_reply_to_an_answered_attempt_is_ignored() -> None:
+    # (one request, one reply: another reply to it, not a copy, is a stray or a lie)
+    coll = Collection(6)
+    ch = Channel()
+    ch.start(coll.take(2), now=0.0)
+    assert ch.on_reply(coll, *reply(0, 1)) == []
+    assert ch.on_reply(coll, *reply(4, 5)) is None
+    assert coll.answered == 2 and not coll.is_answered(4)
+
+
 def test_retired_channel_gives_positions_back_and_still_accepts_its_late_reply() -> None:
     coll = Collection(6)
     ch = Channel()

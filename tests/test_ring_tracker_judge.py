@@ -395,6 +395,8 @@ def test_a_reg_init_without_an_item() -> None:
     assert judged(ring(item=lambda k: None))["register"].detail == (
         "REG_INIT gives no item to host, with N = 5"
     )
+    one = judged(ring(n=1, item=lambda k: None))  # (the edge: one item, none to host)
+    assert one["register"].detail == "REG_INIT gives no item to host, with N = 1"
     empty = judged(ring(n=0))  # (an empty database: nothing to host, rightly)
     assert empty["register"].passed and empty["register"].detail == "REG_INIT: N = 0, hosting None"
     assert empty["hosted-items"].detail == "every hosted item is in range"
