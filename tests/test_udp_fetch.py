@@ -83,7 +83,7 @@ def test_silence_for_longer_than_the_timeout_ends_the_session() -> None:
 def test_requests_ask_runs_in_bulk_and_are_padded() -> None:
     session = registered(100)
     positions = session.take()
-    assert positions == list(range(FIRST_BATCH))
+    assert positions == range(FIRST_BATCH)  # (one run: a range, asked in bulk)
     request = session.request(positions)
     assert request.startswith(position_run_bytes(0, FIRST_BATCH))
     assert len(request) * 3 >= FIRST_BATCH * 64  # room for the answers it asks for
@@ -162,3 +162,14 @@ def test_a_request_asks_exactly_its_positions_whatever_their_order() -> None:
 @example(GIVEN_BACK)
 def test_every_request_asks_exactly_its_positions(positions: list[int]) -> None:
     assert asked(registered(1000).request(positions)) == positions
+
+
+def test_positions_given_back_out_of_order_are_taken_as_a_list_in_that_order() -> None:
+    session = registered(1000)
+    assert session.coll is not None
+    taken = [session.take() for _ in range(8)]  # 8 batches of 8: 0..63
+    session.coll.give_back(taken[4])  # (32..39 lost)
+    session.coll.give_back([47])  # (then 47 alone: a cut reply left it out)
+    again = session.take()
+    assert again == [47, *range(32, 39)]
+    assert asked(session.request(again)) == again

@@ -29,6 +29,8 @@ def is_run(positions: Sequence[int]) -> bool:
     """True when ``positions`` are consecutive and ascending (``[5, 6, 7]``): asked and
     placed in bulk. Their first and last alone do not tell: positions given back come
     in any order, and ``[47, 32, ..., 39, 56, ..., 61]`` also ends 14 after it starts."""
+    if isinstance(positions, range):
+        return len(positions) > 0 and positions.step == 1
     if not positions:
         return False
     first = positions[0]

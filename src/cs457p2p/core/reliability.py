@@ -23,6 +23,7 @@ spaces so that the answers it asks for fit, from the size the answers turn out t
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .collection import Collection, is_run
@@ -93,7 +94,7 @@ class Padding:
 class Attempt:
     """One request datagram: the positions asked, in order, and when."""
 
-    positions: list[int]
+    positions: Sequence[int]
     sent_at: float
     answered: bool = False
 
@@ -113,7 +114,7 @@ class Channel:
     def can_send(self) -> bool:
         return not self.retired and (self.attempt is None or self.attempt.answered)
 
-    def start(self, positions: list[int], now: float) -> Attempt:
+    def start(self, positions: Sequence[int], now: float) -> Attempt:
         if not positions:
             raise LocalProtocolError("an attempt needs at least one position")
         if not self.can_send:
@@ -154,4 +155,4 @@ class Channel:
                 coll.place(position, seq, text)
         if self.retired:
             return []  # its positions were already given back when it timed out
-        return a.positions[k:]
+        return list(a.positions[k:])

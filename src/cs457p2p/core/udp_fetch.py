@@ -17,6 +17,8 @@ tracker breaks the protocol); what UDP adds is here:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .answers import AnswerParser, interpret_count
 from .collection import Collection, is_run
 from .decoder import Value
@@ -123,13 +125,19 @@ class UdpFetch:
 
     # ------------------------------------------------------------------- the items
 
-    def take(self) -> list[int]:
-        """The positions of the next request (none: every one is asked or answered)."""
+    def take(self) -> Sequence[int]:
+        """The positions of the next request (none: every one is asked or answered): a
+        ``range`` when they are one run of consecutive positions (the usual case, then
+        asked and placed in bulk without looking at each), else a list."""
         coll = self.coll
         assert coll is not None
-        return coll.take(self.batch)
+        runs = coll.take_runs(self.batch)
+        if len(runs) == 1:
+            start, count = runs[0]
+            return range(start, start + count)
+        return [p for start, count in runs for p in range(start, start + count)]
 
-    def request(self, positions: list[int]) -> bytes:
+    def request(self, positions: Sequence[int]) -> bytes:
         """The datagram that asks for ``positions``, padded so that the answers fit (a
         tracker answers at most three times what it receives)."""
         k = len(positions)
