@@ -25,6 +25,7 @@ from typing import Any
 
 from ..core.wire2 import Echo, encode_message
 from ..net import free_port, listening_ports
+from ..waits import wait_for
 from .assignments import run_hw08
 from .client_checks import run_client_checks
 from .interpreters import PLACEHOLDER, Interpreters, choose
@@ -413,13 +414,13 @@ async def _listens(program: Program, port: int, within: float, part: int = 1) ->
 
 async def _answers_register(port: int, part: int = 1) -> bool:
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1.0)
+        reader, writer = await wait_for(asyncio.open_connection("127.0.0.1", port), 1.0)
     except (OSError, asyncio.TimeoutError):
         return False
     try:
         # (Part 2: a pickled ECHO; raw Part 1 bytes stop the course's Part 2 tracker)
         writer.write(b"REGISTER" if part == 1 else encode_message(Echo("grader")))
-        await asyncio.wait_for(reader.read(1024), 2.0)
+        await wait_for(reader.read(1024), 2.0)
     except (OSError, asyncio.TimeoutError):
         pass
     finally:

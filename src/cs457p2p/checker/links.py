@@ -15,6 +15,7 @@ from ..core.answers import AnswerParser
 from ..core.decoder import DecodeError, Malformed, RefusedCode, Value
 from ..core.wire import MAX_ANSWER, MAX_DATAGRAM, REGISTER
 from ..net import describe_os_error
+from ..waits import wait_for
 from .report import plural, short
 
 #: Bytes a UDP request is padded to.
@@ -111,7 +112,7 @@ class TcpLink(Link):
             return Reply(TIMEOUT, detail="not asked: the overall deadline passed")
         start = loop.time()
         try:
-            reader, writer = await asyncio.wait_for(
+            reader, writer = await wait_for(
                 asyncio.open_connection(
                     self.host, self.port, local_addr=(self.source, 0) if self.source else None
                 ),
@@ -133,7 +134,7 @@ class TcpLink(Link):
                 if left <= 0:
                     raise asyncio.TimeoutError
                 try:
-                    data = await asyncio.wait_for(reader.read(1 << 16), left)
+                    data = await wait_for(reader.read(1 << 16), left)
                 except asyncio.TimeoutError:
                     raise  # (an OSError on Python 3.11+: handled below)
                 except OSError as e:  # reset
@@ -198,7 +199,7 @@ class UdpLink(Link):
         sent on it directly: asyncio's ``sendto`` drops an empty datagram.)"""
         if self._addr is None:
             loop = asyncio.get_running_loop()
-            infos = await asyncio.wait_for(
+            infos = await wait_for(
                 loop.getaddrinfo(self.host, self.port, type=socket.SOCK_DGRAM), limit
             )
             self._addr = (infos[0][0], infos[0][4])
@@ -255,7 +256,7 @@ class UdpLink(Link):
                     )
                 until = start + limit if values else min(next_send, start + limit)
                 try:
-                    item = await asyncio.wait_for(inbox.queue.get(), max(until - now, 0.0))
+                    item = await wait_for(inbox.queue.get(), max(until - now, 0.0))
                 except asyncio.TimeoutError:
                     if not values and loop.time() >= next_send:
                         send()

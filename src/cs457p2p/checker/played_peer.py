@@ -35,6 +35,7 @@ from ..core.wire2 import (
     parse,
     welcome,
 )
+from ..waits import wait_for
 from .guard import Guard
 from .links import ANSWER, Reply, TcpLink, decode_problem
 
@@ -130,7 +131,7 @@ class _Listener:
                 return None
             self._changed.clear()
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), left)
+                await wait_for(self._changed.wait(), left)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self.guard.admit():  # (bounded: a program may hoard connections)
@@ -147,7 +148,7 @@ class _Listener:
         heard: Heard | None = None
         try:
             while heard is None:
-                data = await asyncio.wait_for(reader.read(1 << 16), READ_TIMEOUT)
+                data = await wait_for(reader.read(1 << 16), READ_TIMEOUT)
                 if not data:
                     problem = f"closed after {raw[:40]!r}" if raw else "an empty connection"
                     heard = Heard(loop.time(), sender, None, problem, raw)
@@ -166,7 +167,7 @@ class _Listener:
             answer = self.reply(heard)
             if answer:
                 writer.write(answer)
-                await asyncio.wait_for(writer.drain(), READ_TIMEOUT)
+                await wait_for(writer.drain(), READ_TIMEOUT)
         except (OSError, asyncio.TimeoutError):
             pass
         finally:

@@ -15,6 +15,7 @@ from ..core.ring import PEERS_PER_ADDRESS
 from ..net import loopback_hosts
 from ..peer import Peer, PeerConfig, PeerError
 from ..tracker.server import Tracker, TrackerConfig
+from ..waits import wait_for
 from .args import EXIT_FAILURE, EXIT_OK, add_examples, fail, positive_int
 from .client import report
 
@@ -88,7 +89,7 @@ async def _ring_demo(count: int) -> tuple[str, str]:
             await node.start()
             nodes.append(node)
         joined = loop.time()
-        await asyncio.wait_for(asyncio.gather(*(n.run() for n in nodes)), RING_TIMEOUT)
+        await wait_for(asyncio.gather(*(n.run() for n in nodes)), RING_TIMEOUT)
         took = loop.time() - joined
         messages = {n.state.message() for n in nodes}
         if len(messages) != 1:

@@ -33,6 +33,7 @@ from ..core.fetch import (
 )
 from ..core.trace import ConnectionTrace, peer_name
 from ..net import Target
+from ..waits import wait_for
 from .oneshot import OneShotFetcher
 from .sockets import connect_error, new_socket, numeric_target, targets_of
 
@@ -65,7 +66,7 @@ async def _connect(
     sock = new_socket(target, config, address)
     try:
         sock.setblocking(False)
-        await asyncio.wait_for(loop.sock_connect(sock, target[1]), timeout)
+        await wait_for(loop.sock_connect(sock, target[1]), timeout)
     except asyncio.TimeoutError:  # (not a TimeoutError before Python 3.11)
         sock.close()
         raise TimeoutError from None
@@ -208,7 +209,7 @@ class AsyncClient:
                     exchange.on_timer(loop.time())
                     continue
                 try:
-                    data = await asyncio.wait_for(reader.read(1 << 16), left)
+                    data = await wait_for(reader.read(1 << 16), left)
                 except asyncio.TimeoutError:
                     exchange.on_timer(loop.time())
                     continue

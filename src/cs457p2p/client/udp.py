@@ -21,6 +21,7 @@ from ..core.fetch import ClientConfig, ClientError, FetchResult, Progress
 from ..core.reliability import Channel
 from ..core.trace import peer_name
 from ..core.udp_fetch import UdpFetch
+from ..waits import wait_for
 
 __all__ = ["UdpClient"]
 
@@ -149,7 +150,7 @@ class UdpClient:
         loop = asyncio.get_running_loop()
         left = self.session.next_timer() - loop.time()
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), max(0.0, min(seconds, left) + 0.001))
+            await wait_for(self._wake.wait(), max(0.0, min(seconds, left) + 0.001))
         self._check()
 
     def _check(self) -> None:
@@ -189,7 +190,7 @@ class UdpClient:
                 sock.waiter = waiter
                 sock.send(session.request(positions))
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(waiter), session.rto)
+                    await wait_for(asyncio.shield(waiter), session.rto)
                 if not attempt.answered:
                     session.attempt_timed_out(sock.channel.timed_out())
                     self._retire(sock)

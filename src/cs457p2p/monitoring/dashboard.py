@@ -39,6 +39,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from ..core.monitor import FAULT_KINDS, LATENCY_BUCKETS, Monitor, TrackerCounters
 from ..core.ring import Ring
 from ..net import bind_host
+from ..waits import wait_for
 from .reporting import Reporter
 
 __all__ = ["Dashboard", "MonitorCollector"]
@@ -360,10 +361,10 @@ class Dashboard:
             while not self._closing:
                 tick = self.reporter.next_tick()
                 message += b"data: " + self.status_json() + b"\n\n"
-                await asyncio.wait_for(response.write(message), WRITE_TIMEOUT)
+                await wait_for(response.write(message), WRITE_TIMEOUT)
                 message = b""
                 await tick.wait()
-            await asyncio.wait_for(response.write_eof(), WRITE_TIMEOUT)
+            await wait_for(response.write_eof(), WRITE_TIMEOUT)
         except asyncio.TimeoutError:
             if request.transport is not None:  # a page that stopped reading
                 request.transport.abort()

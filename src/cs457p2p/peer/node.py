@@ -69,6 +69,7 @@ from ..core.wire2 import (
     parse,
 )
 from ..net import describe_os_error, loop_error_kind, raise_fd_limit, source_address
+from ..waits import wait_for
 from .config import Address, PeerConfig
 
 __all__ = ["Peer", "PeerConfig", "PeerError"]
@@ -146,7 +147,7 @@ class Peer:
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+                await wait_for(self._server.wait_closed(), 1.0)
         for task in list(self._handlers):
             task.cancel()
 
@@ -224,7 +225,7 @@ class Peer:
         self._poke.clear()
         timeout = None if when is None else max(0.0, when - self.now())
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._poke.wait(), timeout)
+            await wait_for(self._poke.wait(), timeout)
 
     # -------------------------------------------------------------------- fetching
 
@@ -316,7 +317,7 @@ class Peer:
         catches for what the other side got wrong."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.timeout
-        reader, writer = await asyncio.wait_for(
+        reader, writer = await wait_for(
             asyncio.open_connection(target[0], target[1], local_addr=(self.address[0], 0)),
             self.config.timeout,
         )
@@ -334,7 +335,7 @@ class Peer:
                 left = deadline - loop.time()
                 if left <= 0:
                     raise asyncio.TimeoutError
-                data = await asyncio.wait_for(reader.read(1 << 16), left)
+                data = await wait_for(reader.read(1 << 16), left)
                 if trace is not None:
                     trace.received(data)
                 if not data:
@@ -395,7 +396,7 @@ class Peer:
         try:
             while not rules.closed:
                 try:
-                    data = await asyncio.wait_for(
+                    data = await wait_for(
                         reader.read(1 << 16), max(0.0, rules.deadline - loop.time())
                     )
                 except asyncio.TimeoutError:
@@ -442,7 +443,7 @@ async def _write(
     writer.write(data)
     if trace is not None:
         trace.sent(data)
-    await asyncio.wait_for(writer.drain(), timeout)
+    await wait_for(writer.drain(), timeout)
 
 
 async def _addresses_of(host: str) -> frozenset[str]:

@@ -34,6 +34,7 @@ from ..core.course_model import (
 from ..core.decoder import Value
 from ..core.py2 import dumps_py2, loads_py2
 from ..core.trace import ConnectionTrace, Tracer, peer_name
+from ..waits import wait_for
 
 __all__ = ["CourseTracker", "Exchange", "is_part2"]
 
@@ -159,7 +160,7 @@ class CourseTracker:
         read = reader.read(RECV_SIZE)
         trace = self._traced(writer.get_extra_info("peername"), False)
         try:
-            ex.data = await asyncio.wait_for(read, self.read_timeout)
+            ex.data = await wait_for(read, self.read_timeout)
         except asyncio.TimeoutError:
             self._say(
                 f"{ex.ip}: nothing within {self.read_timeout:g} s; the course's tracker"
@@ -181,7 +182,7 @@ class CourseTracker:
             writer.write(answer.reply)
             if trace is not None:
                 trace.sent(answer.reply)
-            await asyncio.wait_for(writer.drain(), UPDATE_TIMEOUT * 5)
+            await wait_for(writer.drain(), UPDATE_TIMEOUT * 5)
         for peer, message in updates:  # (before this connection is closed, as the course's)
             await self._send(peer, message)
 
@@ -204,7 +205,7 @@ class CourseTracker:
         if where is None:
             return None
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(*where), timeout)
+            reader, writer = await wait_for(asyncio.open_connection(*where), timeout)
         except (OSError, asyncio.TimeoutError):
             return None
         return reader, writer, where
@@ -220,7 +221,7 @@ class CourseTracker:
             trace = self._traced(where, True)
             if trace is not None:
                 trace.sent(message)
-            await asyncio.wait_for(writer.drain(), UPDATE_TIMEOUT)
+            await wait_for(writer.drain(), UPDATE_TIMEOUT)
         writer.close()
         return True
 
@@ -236,7 +237,7 @@ class CourseTracker:
             writer.write(ping)
             if trace is not None:
                 trace.sent(ping)
-            answer = await asyncio.wait_for(reader.read(RECV_SIZE), PING_TIMEOUT)
+            answer = await wait_for(reader.read(RECV_SIZE), PING_TIMEOUT)
             if trace is not None:
                 trace.received(answer)
             return True

@@ -29,6 +29,7 @@ from ..core.ring import Ring
 from ..core.trace import Tracer, peer_name
 from ..core.wire2 import Ping, encode_message
 from ..net import describe_os_error
+from ..waits import wait_for
 
 __all__ = ["RingKeeper"]
 
@@ -184,7 +185,7 @@ class RingKeeper:
         assert call.message is not None
         data = encode_message(call.message)
         try:
-            await asyncio.wait_for(_deliver(call.to, data, trace=self.trace), self.notify_timeout)
+            await wait_for(_deliver(call.to, data, trace=self.trace), self.notify_timeout)
         except (OSError, asyncio.TimeoutError):
             return False
         return True
@@ -217,7 +218,7 @@ class RingKeeper:
         data = encode_message(Ping(time.asctime()))  # (as the course's: any text will do)
         timeout = self.pings.timeout
         try:
-            await asyncio.wait_for(_deliver(call.to, data, answer=True, trace=self.trace), timeout)
+            await wait_for(_deliver(call.to, data, answer=True, trace=self.trace), timeout)
         except asyncio.TimeoutError:
             return f"no answer to a PING within {timeout:g} s"
         except OSError as e:

@@ -38,6 +38,7 @@ from ..core.ring import Ring
 from ..core.trace import ConnectionTrace, peer_name
 from ..core.tracker_responder import TrackerResponder
 from ..net import SocketPair, bind_host, raise_fd_limit
+from ..waits import wait_for
 from .config import TrackerConfig
 from .datagrams import Datagrams
 from .ring_keeper import RingKeeper
@@ -543,7 +544,7 @@ class Tracker:
         if self._connections and self._all_closed is not None:
             self._all_closed.clear()
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._all_closed.wait(), self.config.drain_timeout)
+                await wait_for(self._all_closed.wait(), self.config.drain_timeout)
         for conn in list(self._connections):
             if conn.transport is not None:
                 conn.transport.abort()

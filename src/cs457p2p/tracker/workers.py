@@ -38,6 +38,7 @@ from typing import Any, NoReturn
 
 from ..core.database import Database
 from ..net import SocketPair, bind_addresses, close_pairs, passive_addresses, retry_port
+from ..waits import wait_for
 from .server import Tracker, TrackerConfig
 
 __all__ = [
@@ -303,7 +304,7 @@ class _Supervisor:
 
     async def _wait(self, timeout: float | None) -> None:
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+            await wait_for(self._wake.wait(), timeout)
         self._wake.clear()
 
     def _on_stop_signal(self) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from ...waits import wait_for
 from . import netns
 from .cgroups import RunCgroup
 from .policy import CommandError, SandboxPolicy, Support, support
@@ -156,7 +157,7 @@ class Jail:
                 os.close(fd)
         if cgroup is not None:
             try:
-                pid = await asyncio.wait_for(asyncio.to_thread(_child_pid, info_r), 20)
+                pid = await wait_for(asyncio.to_thread(_child_pid, info_r), 20)
                 if pid is not None:
                     cgroup.add(pid)
             except (OSError, asyncio.TimeoutError):
@@ -184,7 +185,7 @@ class Jail:
             spawned.cgroup.kill()
             hit = spawned.cgroup.hit()
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(proc.wait(), 10)
+            await wait_for(proc.wait(), 10)
         said = spawned.said()
         os.close(spawned.status)
         if spawned.cgroup is not None:
