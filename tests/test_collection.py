@@ -272,3 +272,11 @@ def test_answered_positions_given_back_are_not_queued_again() -> None:
     coll.place(0, 0, "a")
     coll.give_back(taken)
     assert coll.queued == 3 and coll.take(4) == [1, 2, 3]
+
+
+def test_take_batch_is_a_range_for_one_run_else_a_list_in_queue_order() -> None:
+    c = Collection(10)
+    assert c.take_batch(4) == range(4)
+    c.give_back([2, 3])
+    c.give_back([0])
+    assert c.take_batch(3) == [0, 2, 3]

@@ -143,7 +143,16 @@ class Collection:
 
     def take(self, k: int) -> list[int]:
         """Up to ``k`` unanswered positions to request next (removed from the queue)."""
-        return [p for a, m in self.take_runs(k) for p in range(a, a + m)]
+        return list(self.take_batch(k))
+
+    def take_batch(self, k: int) -> Sequence[int]:
+        """As :meth:`take`, but a ``range`` when the positions are one run of
+        consecutive ones (the usual case: :func:`is_run` then knows at once)."""
+        runs = self.take_runs(k)
+        if len(runs) == 1:
+            start, count = runs[0]
+            return range(start, start + count)
+        return [p for start, count in runs for p in range(start, start + count)]
 
     def is_answered(self, position: int) -> bool:
         return bool(self._answered[position])

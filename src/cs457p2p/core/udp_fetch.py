@@ -131,11 +131,7 @@ class UdpFetch:
         asked and placed in bulk without looking at each), else a list."""
         coll = self.coll
         assert coll is not None
-        runs = coll.take_runs(self.batch)
-        if len(runs) == 1:
-            start, count = runs[0]
-            return range(start, start + count)
-        return [p for start, count in runs for p in range(start, start + count)]
+        return coll.take_batch(self.batch)
 
     def request(self, positions: Sequence[int]) -> bytes:
         """The datagram that asks for ``positions``, padded so that the answers fit (a
